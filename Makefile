@@ -1,0 +1,48 @@
+# civic: `make up` starts everything, `make test` runs every test. Both set up .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEVENV := $(BIN)/python -m civic.devenv --
+
+.PHONY: up test lint typecheck unit contracts bench-bus bench-registration bench-surveys bench-notifications bench-content clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.lock
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
+	touch $(STAMP)
+
+up: $(STAMP)
+	$(DEVENV) $(BIN)/python -m civic.up
+
+test: $(STAMP) lint typecheck
+	$(DEVENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check civic shared services tests bench
+	$(BIN)/ruff format --check civic shared services tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+contracts: $(STAMP)
+	$(BIN)/civic contracts
+
+bench-bus: $(STAMP)
+	$(DEVENV) $(BIN)/python -m bench.bus
+
+bench-registration: $(STAMP)
+	$(DEVENV) $(BIN)/python -m bench.registration
+
+bench-surveys: $(STAMP)
+	$(DEVENV) $(BIN)/python -m bench.surveys
+
+bench-notifications: $(STAMP)
+	$(DEVENV) $(BIN)/python -m bench.notifications
+
+bench-content: $(STAMP)
+	$(DEVENV) $(BIN)/python -m bench.content
+
+clean:
+	rm -rf .civic .pytest_cache .mypy_cache .ruff_cache

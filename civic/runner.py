@@ -1,0 +1,23 @@
+"""Start services in this process: the HTTP API of each, under /api/<name>/, plus their bus loops."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from civic.services import select
+from shared.http.app import create_app
+from shared.logs import configure_logging
+from shared.settings import get_settings
+
+
+def build_app(services: str | list[str] | None = None) -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(select(services), settings)
+
+
+def app() -> FastAPI:
+    """Factory for ``uvicorn --factory civic.runner:app``; CIVIC_SERVICES picks the services."""
+    import os
+
+    return build_app(os.environ.get("CIVIC_SERVICES") or None)

@@ -1,0 +1,1 @@
+"""civic's four services; each imports shared/ and never another service."""

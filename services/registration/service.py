@@ -1,0 +1,18 @@
+"""How the registration service plugs into the runtime: routes, subscription list, migrations, loops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+
+from shared.service import ServiceDefinition
+
+router = APIRouter(tags=["registration"])
+
+definition = ServiceDefinition(
+    name="registration",
+    router=router,
+    migrations=Path(__file__).parent / "migrations",
+    subscriptions={},
+)

@@ -1,0 +1,141 @@
+"""Periodic upkeep of a service's share of the bus.
+
+- Watermarks: per stream the service produces, the first entry some consumer group has not acknowledged;
+  kept in PostgreSQL so that, after Redis loses its data, the outbox is published again from there.
+- Trimming: streams are trimmed only below that watermark, so no group ever loses an unacknowledged entry.
+- Retention: published outbox rows below the watermark and old processed-event records are deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from shared.bus.backoff import Backoff
+from shared.bus.errors import TRANSIENT
+from shared.bus.streams import Keys, parse_entry_id
+from shared.clock import Clock, SystemClock
+from shared.contracts.registry import REGISTRY
+from shared.metrics import CONSUMER_LAG, CONSUMER_PENDING, OUTBOX_LAG
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GroupState:
+    name: str
+    pending: int
+    lag: int | None
+    last_delivered: tuple[int, int]
+    first_pending: tuple[int, int] | None
+
+    @property
+    def first_unconfirmed(self) -> tuple[int, int]:
+        if self.first_pending is not None:
+            return self.first_pending
+        ms, seq = self.last_delivered
+        return ms, seq + 1
+
+
+async def group_states(redis: aioredis.Redis, key: str) -> list[GroupState]:
+    try:
+        groups = await redis.xinfo_groups(key)
+    except ResponseError:
+        return []  # no such stream (yet, or any more)
+    states = []
+    for g in groups:
+        name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
+        first_pending = None
+        if g["pending"]:
+            summary = await redis.xpending(key, name)
+            first_pending = parse_entry_id(summary["min"])
+        states.append(
+            GroupState(name, int(g["pending"]), g.get("lag"), parse_entry_id(g["last-delivered-id"]), first_pending)
+        )
+    return states
+
+
+class Maintenance:
+    def __init__(
+        self,
+        service: str,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        *,
+        keys: Keys,
+        interval: float = 5.0,
+        outbox_retention: timedelta = timedelta(days=7),
+        processed_retention: timedelta = timedelta(days=30),
+        trim: bool = True,
+        clock: Clock | None = None,
+    ) -> None:
+        self.service = service
+        self.pool = pool
+        self.redis = redis
+        self.keys = keys
+        self.interval = interval
+        self.outbox_retention = outbox_retention
+        self.processed_retention = processed_retention
+        self.trim = trim
+        self.clock = clock or SystemClock()
+        self.streams = sorted({s.stream for s in REGISTRY if s.producer == service})
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = Backoff(0.5, 10)
+        while not stop.is_set():
+            try:
+                await self.run_once()
+                backoff.reset()
+            except TRANSIENT as exc:
+                log.warning("maintenance postponed", extra={"error": repr(exc)})
+                await backoff.wait(stop)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
+
+    async def run_once(self) -> None:
+        for stream in self.streams:
+            await self.watermark_and_trim(stream)
+        now = self.clock.now()
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "delete from outbox o using stream_watermarks w where o.stream = w.stream "
+                "and o.published_at is not null and o.published_at < $1 "
+                "and (o.stream_ms, o.stream_seq) < (w.first_ms, w.first_seq)",
+                now - self.outbox_retention,
+            )
+            await conn.execute("delete from processed_events where processed_at < $1", now - self.processed_retention)
+            OUTBOX_LAG.labels(self.service).set(
+                await conn.fetchval("select count(*) from outbox where published_at is null")
+            )
+
+    async def watermark_and_trim(self, stream: str) -> tuple[int, int] | None:
+        key = self.keys.stream(stream)
+        states = await group_states(self.redis, key)
+        if not states:
+            return None  # nobody consumes yet: nothing confirmed, nothing may be trimmed
+        for s in states:
+            CONSUMER_PENDING.labels(s.name, stream).set(s.pending)
+            if s.lag is not None:
+                CONSUMER_LAG.labels(s.name, stream).set(s.lag)
+        first = min(s.first_unconfirmed for s in states)
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "insert into stream_watermarks (stream, first_ms, first_seq) values ($1, $2, $3) "
+                "on conflict (stream) do update set first_ms = excluded.first_ms, first_seq = excluded.first_seq,"
+                " updated_at = now()",
+                stream,
+                first[0],
+                first[1],
+            )
+        if self.trim:
+            # Approximate MINID trims whole nodes strictly below the id, never at or above it.
+            await self.redis.xtrim(key, minid=f"{first[0]}-{first[1]}", approximate=True)
+        return first

@@ -1,0 +1,59 @@
+"""Redis key names and consumer-group management."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Where things live in Redis; the prefix separates installations (and test runs) sharing a server."""
+
+    prefix: str = "civic"
+
+    def stream(self, logical: str) -> str:
+        return f"{self.prefix}:stream:{logical}"
+
+    def dead_letters(self, service: str) -> str:
+        return f"{self.prefix}:dlq:{service}"
+
+    def alive(self, service: str) -> str:
+        """Set by a producer when it first talks to a Redis; its absence later means Redis lost its data."""
+        return f"{self.prefix}:alive:{service}"
+
+
+def consumer_name(explicit: str | None = None) -> str:
+    """Unique per process, so two replicas never share a pending-entries list."""
+    return explicit or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def parse_entry_id(entry_id: str | bytes) -> tuple[int, int]:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    return aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=10)
+
+
+async def ensure_group(redis: aioredis.Redis, stream_key: str, group: str) -> bool:
+    """Create the group at the start of the stream (creating the stream too); True if it was created.
+
+    At ``0``, not ``$``: a group created after events were published (or recreated after Redis lost its data
+    and the outbox published them again) must still see them. Duplicates are absorbed by processed-event
+    records; missed events would be lost for good.
+    """
+    try:
+        await redis.xgroup_create(stream_key, group, id="0", mkstream=True)
+        return True
+    except ResponseError as exc:
+        if "BUSYGROUP" in str(exc):
+            return False
+        raise

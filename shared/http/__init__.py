@@ -1,0 +1,1 @@
+"""HTTP conventions every service follows: problem details, staff tokens, request ids, health and metrics."""

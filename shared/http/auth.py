@@ -1,0 +1,89 @@
+"""Staff authentication: a bearer JWT carrying the tenant and roles, verified with a configured key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+
+from shared.http.problems import Problem
+from shared.settings import Settings, get_settings
+
+ROLES = ("staff", "admin", "checkin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    tenant: str
+    roles: frozenset[str]
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles & set(roles)) or "admin" in self.roles
+
+
+def mint_token(
+    *,
+    tenant: str,
+    roles: list[str],
+    subject: str = "dev",
+    settings: Settings | None = None,
+    ttl: timedelta = timedelta(hours=12),
+) -> str:
+    s = settings or get_settings()
+    now = datetime.now(UTC)
+    claims = {"sub": subject, "tenant": tenant, "roles": roles, "iat": now, "exp": now + ttl, "aud": "civic"}
+    return jwt.encode(claims, s.jwt_secret, algorithm=s.jwt_algorithm)
+
+
+def verify_token(token: str, settings: Settings | None = None) -> Principal:
+    s = settings or get_settings()
+    key = s.jwt_public_key or s.jwt_secret
+    try:
+        claims = jwt.decode(
+            token, key, algorithms=[s.jwt_algorithm], audience="civic", options={"require": ["exp", "sub", "aud"]}
+        )
+    except jwt.PyJWTError as exc:
+        raise Problem(
+            401,
+            "Unauthorized",
+            type_="invalid-token",
+            detail=str(exc),
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from None
+    tenant = claims.get("tenant")
+    roles = claims.get("roles") or []
+    if not isinstance(tenant, str) or not tenant or not isinstance(roles, list):
+        raise Problem(401, "Unauthorized", type_="invalid-token", detail="token lacks tenant or roles")
+    return Principal(str(claims["sub"]), tenant, frozenset(str(r) for r in roles))
+
+
+def current_principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem(
+            401,
+            "Unauthorized",
+            type_="missing-token",
+            detail="a staff bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return verify_token(token.strip())
+
+
+def require(*roles: str):  # type: ignore[no-untyped-def]
+    """Dependency: a principal holding one of ``roles`` (admins hold all)."""
+
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.has(*roles):
+            raise Problem(403, "Forbidden", type_="forbidden", detail=f"needs one of the roles {list(roles)}")
+        return principal
+
+    return dependency
+
+
+Staff = Annotated[Principal, Depends(require("staff"))]

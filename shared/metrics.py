@@ -1,0 +1,16 @@
+"""Prometheus metrics of the bus, labelled by service and stream."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_PUBLISHED = Counter("civic_events_published_total", "Events the relay published", ["service", "stream"])
+EVENTS_CONSUMED = Counter("civic_events_consumed_total", "Events handled with effect", ["service", "stream"])
+EVENTS_DUPLICATE = Counter("civic_events_duplicate_total", "Redeliveries absorbed", ["service", "stream"])
+EVENTS_FAILED = Counter("civic_events_failed_total", "Handler failures (left pending)", ["service", "stream"])
+EVENTS_DEAD_LETTERED = Counter("civic_events_dead_lettered_total", "Entries dead-lettered", ["service", "stream"])
+OUTBOX_LAG = Gauge("civic_outbox_lag", "Outbox rows not yet published", ["service"])
+CONSUMER_LAG = Gauge("civic_consumer_lag", "Entries not yet delivered to the group", ["service", "stream"])
+CONSUMER_PENDING = Gauge("civic_consumer_pending", "Entries delivered but not acknowledged", ["service", "stream"])
+HANDLER_SECONDS = Histogram("civic_handler_seconds", "Handler latency", ["service", "type"])
+REDIS_DATA_LOSS = Counter("civic_redis_data_loss_total", "Times Redis was found to have lost its data", ["service"])

@@ -1,0 +1,185 @@
+"""What a service is made of, and the runtime that starts its parts in a process.
+
+A service hands the runtime a ``ServiceDefinition``: its HTTP router, its subscription list (event type ->
+handler), its migrations and any background loops of its own. The runtime adds what every service has: a
+pool on its own schema and role, the outbox relay, the consumer, bus maintenance and the deadline scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Request
+
+from shared import db
+from shared.bus.consumer import Consumer, Handler
+from shared.bus.deadlines import DeadlineScheduler
+from shared.bus.maintenance import Maintenance
+from shared.bus.outbox import Outbox
+from shared.bus.relay import Relay
+from shared.bus.streams import Keys, consumer_name, redis_client
+from shared.clock import Clock, SystemClock
+from shared.contracts.registry import Event
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Loop = Callable[[asyncio.Event], Awaitable[None]]
+
+
+@dataclass
+class ServiceContext:
+    """Everything a service's code needs at run time, created once per process."""
+
+    name: str
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    outbox: Outbox
+    clock: Clock
+    keys: Keys
+
+
+ServiceHandler = Callable[[ServiceContext, db.Conn, Event], Awaitable[None]]
+
+
+def bind(ctx: ServiceContext, handlers: Mapping[str, ServiceHandler]) -> dict[str, Handler]:
+    def bound(handler: ServiceHandler) -> Handler:
+        async def run(conn: db.Conn, event: Event) -> None:
+            await handler(ctx, conn, event)
+
+        return run
+
+    return {t: bound(h) for t, h in handlers.items()}
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    router: APIRouter
+    migrations: Path
+    #: The subscription list: event type -> handler(ctx, conn, event), readable in one screen.
+    subscriptions: Mapping[str, ServiceHandler] = field(default_factory=dict)
+    #: Loops of the service's own (publishing scheduled content, sending mail ...).
+    background: Callable[[ServiceContext], list[Loop]] = field(default=lambda ctx: [])
+    #: Routes outside /api/<name>/ (such as QR short links), mounted at the root.
+    root_router: APIRouter | None = None
+    pool_size: int = 10
+
+    @property
+    def schema(self) -> str:
+        return self.name
+
+    def all_migrations(self) -> list[db.Migration]:
+        return db.load_migrations(db.BUS_MIGRATIONS, self.migrations)
+
+
+def context_of(request: Request, name: str) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.civic[name]
+    return ctx
+
+
+class ServiceRuntime:
+    """One service inside a process: its pool, Redis client and bus loops."""
+
+    def __init__(
+        self,
+        definition: ServiceDefinition,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        background: bool = True,
+    ) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.background = background
+        self.ctx: ServiceContext | None = None
+        self.consumer: Consumer | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> ServiceContext:
+        d, s = self.definition, self.settings
+        pool = await db.create_pool(s.database_url, d.schema, max_size=d.pool_size)
+        redis = redis_client(s.redis_url)
+        keys = Keys(s.stream_prefix)
+        self.ctx = ServiceContext(d.name, s, pool, redis, Outbox(d.name, clock=self.clock), self.clock, keys)
+        self.consumer = Consumer(
+            d.name,
+            pool,
+            redis,
+            bind(self.ctx, d.subscriptions),
+            keys=keys,
+            name=consumer_name(s.consumer_name),
+            batch_size=s.consumer_batch_size,
+            block_ms=s.consumer_block_ms,
+            reclaim_idle_ms=s.reclaim_idle_ms,
+            reclaim_interval=s.reclaim_interval_seconds,
+            max_deliveries=s.max_deliveries,
+        )
+        if self.background:
+            loops: list[Loop] = [
+                Relay(
+                    d.name,
+                    pool,
+                    redis,
+                    database_url=s.database_url,
+                    keys=keys,
+                    batch_size=s.relay_batch_size,
+                    poll_seconds=s.relay_poll_seconds,
+                ).run,
+                self.consumer.run,
+                Maintenance(
+                    d.name,
+                    pool,
+                    redis,
+                    keys=keys,
+                    interval=s.maintenance_interval_seconds,
+                    outbox_retention=timedelta(hours=s.outbox_retention_hours),
+                    processed_retention=timedelta(hours=s.processed_retention_hours),
+                    clock=self.clock,
+                ).run,
+                DeadlineScheduler(
+                    pool,
+                    self.ctx.outbox,
+                    clock=self.clock,
+                    interval=s.deadline_interval_seconds,
+                    late_after=timedelta(seconds=s.deadline_late_after_seconds),
+                ).run,
+                *d.background(self.ctx),
+            ]
+            self._tasks = [asyncio.create_task(self._guard(loop)) for loop in loops]
+        return self.ctx
+
+    async def _guard(self, loop: Loop) -> None:
+        """A loop that crashes on a bug is logged and started again, not silently lost."""
+        while not self._stop.is_set():
+            try:
+                await loop(self._stop)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background loop crashed; restarting", extra={"service": self.definition.name})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 1.0)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for t in self._tasks:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(t, 5)
+        if self.ctx is not None:
+            with contextlib.suppress(Exception):
+                await self.ctx.redis.aclose()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ctx.pool.close(), 5)
