@@ -32,7 +32,9 @@ from shared.http.auth import mint_token
 from shared.service import ServiceContext, bind
 from shared.settings import get_settings
 
-DOCS_EVENTS = Path(__file__).resolve().parent.parent / "docs" / "events"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS_EVENTS = ROOT / "docs" / "events"
+SAMPLES = ROOT / "tests" / "contracts" / "samples"
 
 
 async def migrate(names: str | None) -> None:
@@ -176,7 +178,25 @@ def contracts(check: bool) -> int:
         print("event documents are up to date")
     else:
         print(f"wrote {len(files)} files to {DOCS_EVENTS}")
+        written = write_missing_samples()
+        if written:
+            print("new payload samples (commit them; they are never rewritten):", *written, sep="\n  ")
     return 0
+
+
+def write_missing_samples() -> list[str]:
+    """Keep one payload per event type as first published, for the compatibility test. Never overwritten:
+    an incompatible change must fail against the old sample, not replace it."""
+    from shared.contracts.samples import example_payload
+
+    SAMPLES.mkdir(parents=True, exist_ok=True)
+    written = []
+    for spec in REGISTRY:
+        path = SAMPLES / f"{spec.type}.json"
+        if not path.exists():
+            path.write_text(json.dumps(example_payload(spec.payload), indent=2, ensure_ascii=False) + "\n")
+            written.append(path.name)
+    return written
 
 
 def serve(names: str | None, host: str, port: int) -> None:

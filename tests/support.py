@@ -53,3 +53,21 @@ async def running(*loops: Loop) -> AsyncIterator[asyncio.Event]:
         for t in tasks:
             if not t.done():
                 t.cancel()
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[Any]:
+    """An httpx client talking to ``app`` in-process, with the app's lifespan (migrations, bus loops) running."""
+    import httpx
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://civic.test") as client:
+            yield client
+
+
+def staff_headers(tenant: str, *roles: str, settings: Any = None) -> dict[str, str]:
+    from shared.http.auth import mint_token
+
+    token = mint_token(tenant=tenant, roles=list(roles or ("staff",)), settings=settings)
+    return {"Authorization": f"Bearer {token}"}

@@ -32,7 +32,9 @@ async def record_effect(conn: Conn, event: Event) -> None:
     assert isinstance(event.payload, QrScannedV1)
     await conn.execute(
         "insert into effects (event_id, code, scans) values ($1, $2, $3)",
-        event.envelope.id, event.payload.code, event.payload.scans,
+        event.envelope.id,
+        event.payload.code,
+        event.payload.scans,
     )
 
 
@@ -47,14 +49,28 @@ class BusRig:
     consumer_group: str
 
     def relay(self, **kw: object) -> Relay:
-        return Relay("content", self.producer_pool, self.redis, database_url=self.settings.database_url,
-                     keys=self.keys, batch_size=int(kw.get("batch_size", 100)), poll_seconds=0.2)
+        return Relay(
+            "content",
+            self.producer_pool,
+            self.redis,
+            database_url=self.settings.database_url,
+            keys=self.keys,
+            batch_size=int(kw.get("batch_size", 100)),
+            poll_seconds=0.2,
+        )
 
     def consumer(self, name: str = "c1", handler: Handler = record_effect, **kw: object) -> Consumer:
         return Consumer(
-            self.consumer_group, self.consumer_pool, self.redis, {QR_SCANNED: handler}, keys=self.keys,
-            name=name, batch_size=int(kw.get("batch_size", 50)), block_ms=100,
-            reclaim_idle_ms=int(kw.get("reclaim_idle_ms", 300)), reclaim_interval=0.1,
+            self.consumer_group,
+            self.consumer_pool,
+            self.redis,
+            {QR_SCANNED: handler},
+            keys=self.keys,
+            name=name,
+            batch_size=int(kw.get("batch_size", 50)),
+            block_ms=100,
+            reclaim_idle_ms=int(kw.get("reclaim_idle_ms", 300)),
+            reclaim_interval=0.1,
             max_deliveries=int(kw.get("max_deliveries", 3)),
         )
 
@@ -67,8 +83,10 @@ class BusRig:
             for i in range(n):
                 async with conn.transaction():
                     env = await self.outbox.record(
-                        conn, QrScannedV1(code=f"c{i}", target_kind="survey", day=date(2021, 10, 1), scans=i),
-                        tenant=tenant, subject=f"qr/c{i % 7}",
+                        conn,
+                        QrScannedV1(code=f"c{i}", target_kind="survey", day=date(2021, 10, 1), scans=i),
+                        tenant=tenant,
+                        subject=f"qr/c{i % 7}",
                     )
                     ids.append(str(env.id))
         return ids

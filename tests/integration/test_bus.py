@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -67,9 +66,17 @@ async def test_malformed_entry_goes_to_dead_letters_at_once(rig: BusRig) -> None
     await rig.relay().publish_batch()
     key = rig.keys.stream("content")
     await rig.redis.xadd(key, {"event": b"{not json"})
-    bad = json.dumps({"specversion": "1.0", "id": "8b0f0c1e-7c4a-4c7b-9d35-1f1f7a1b2c3d", "source": "/x",
-                      "type": "civic.content.qr.scanned.v1", "time": "2021-10-01T00:00:00Z",
-                      "tenant": "t", "data": {"code": 5}})
+    bad = json.dumps(
+        {
+            "specversion": "1.0",
+            "id": "8b0f0c1e-7c4a-4c7b-9d35-1f1f7a1b2c3d",
+            "source": "/x",
+            "type": "civic.content.qr.scanned.v1",
+            "time": "2021-10-01T00:00:00Z",
+            "tenant": "t",
+            "data": {"code": 5},
+        }
+    )
     await rig.redis.xadd(key, {"event": bad})
     consumer = rig.consumer()
     async with running(consumer.run):
@@ -175,5 +182,3 @@ async def _dead(rig: BusRig, n: int) -> bool:
 
 async def _watermark_set(rig: BusRig) -> bool:
     return bool(await rig.producer_pool.fetchval("select count(*) from stream_watermarks"))
-
-
