@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -75,8 +76,11 @@ def current_principal(request: Request) -> Principal:
     return verify_token(token.strip())
 
 
-def require(*roles: str):  # type: ignore[no-untyped-def]
-    """Dependency: a principal holding one of ``roles`` (admins hold all)."""
+def require(*roles: str) -> Callable[[Principal], Principal]:
+    """Dependency: a principal holding one of ``roles`` (admins hold all).
+
+    Use as ``Annotated[Principal, Depends(require("checkin"))]``.
+    """
 
     def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if not principal.has(*roles):
@@ -87,3 +91,4 @@ def require(*roles: str):  # type: ignore[no-untyped-def]
 
 
 Staff = Annotated[Principal, Depends(require("staff"))]
+CheckIn = Annotated[Principal, Depends(require("checkin", "staff"))]
