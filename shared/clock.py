@@ -31,3 +31,40 @@ class FrozenClock:
 
     def set(self, at: datetime) -> None:
         self._now = at
+
+
+class FileClock:
+    """Real time plus an offset read from a file: lets a test move time in service processes it started.
+
+    The file holds an ISO 8601 instant the clock jumps to (it then runs on from there). Only for tests:
+    the runtime refuses it in production mode.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._mtime = -1.0
+        self._offset = timedelta(0)
+
+    def now(self) -> datetime:
+        import os
+
+        real = datetime.now(UTC)
+        try:
+            mtime = os.stat(self.path).st_mtime
+        except FileNotFoundError:
+            return real + self._offset
+        if mtime != self._mtime:
+            with open(self.path) as f:
+                text = f.read().strip()
+            if text:
+                self._offset = datetime.fromisoformat(text) - real
+            self._mtime = mtime
+        return real + self._offset
+
+
+def clock_from_settings(clock_file: str | None, production: bool) -> Clock:
+    if clock_file:
+        if production:
+            raise RuntimeError("CIVIC_CLOCK_FILE is for tests and refused in production mode")
+        return FileClock(clock_file)
+    return SystemClock()

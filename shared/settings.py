@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-secret-change-me-in-production-0123456789"
 
 
 class Settings(BaseSettings):
@@ -17,7 +20,7 @@ class Settings(BaseSettings):
     consumer_name: str | None = None
     public_base_url: str = "http://localhost:8000"
 
-    jwt_secret: str = "dev-only-secret-change-me-in-production-0123456789"
+    jwt_secret: str = DEV_JWT_SECRET
     jwt_algorithm: str = "HS256"
     jwt_public_key: str | None = None
     production: bool = False
@@ -35,8 +38,20 @@ class Settings(BaseSettings):
     deadline_interval_seconds: float = 10.0
     deadline_late_after_seconds: int = 300
 
+    #: Tests only: a file holding the instant "now" should be (see shared/clock.py FileClock).
+    clock_file: str | None = None
+
     log_level: str = "INFO"
     log_json: bool = True
+
+    @model_validator(mode="after")
+    def _no_development_defaults_in_production(self) -> Self:
+        if self.production:
+            if self.jwt_secret == DEV_JWT_SECRET and not self.jwt_public_key:
+                raise ValueError("CIVIC_JWT_SECRET (or CIVIC_JWT_PUBLIC_KEY) must be set in production mode")
+            if len(self.jwt_secret) < 32 and not self.jwt_public_key:
+                raise ValueError("CIVIC_JWT_SECRET must have at least 32 characters")
+        return self
 
 
 @lru_cache

@@ -30,3 +30,25 @@ def test_frozen_clock_moves_only_when_told() -> None:
 def test_entry_ids_order_numerically() -> None:
     assert parse_entry_id(b"1700000000000-12") > parse_entry_id("1700000000000-2")
     assert Keys("civic").stream("registration") == "civic:stream:registration"
+
+
+def test_file_clock_jumps_to_the_instant_written(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from shared.clock import FileClock, clock_from_settings
+
+    path = tmp_path / "now"
+    clock = FileClock(str(path))
+    assert abs((clock.now() - datetime.now(UTC)).total_seconds()) < 1
+    path.write_text("2021-10-24T18:00:00+00:00")
+    assert abs((clock.now() - datetime(2021, 10, 24, 18, tzinfo=UTC)).total_seconds()) < 1
+    with pytest.raises(RuntimeError):
+        clock_from_settings(str(path), production=True)
+
+
+def test_production_mode_refuses_the_development_secret() -> None:
+    from pydantic import ValidationError
+
+    from shared.settings import Settings
+
+    with pytest.raises(ValidationError):
+        Settings(production=True)
+    assert Settings(production=True, jwt_secret="x" * 40).production
