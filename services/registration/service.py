@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
-
+from services.registration.api import router
+from services.registration.privacy import retention_loop
 from shared.service import ServiceDefinition
-
-router = APIRouter(tags=["registration"])
 
 definition = ServiceDefinition(
     name="registration",
     router=router,
     migrations=Path(__file__).parent / "migrations",
+    # The registration service consumes no events: it is the source of what it owns.
     subscriptions={},
+    background=lambda ctx: [retention_loop(ctx)],
 )

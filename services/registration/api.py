@@ -1,0 +1,295 @@
+"""HTTP API under /api/registration/: public routes for citizens, staff routes under /staff/ (bearer token)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+
+from services.registration import checkin, commands, domain, exports, meetings, privacy, store
+from services.registration.schemas import (
+    CancelIn,
+    CheckinIn,
+    ErasureIn,
+    MeetingIn,
+    MeetingPatch,
+    RegistrationIn,
+    StaffRegistrationIn,
+)
+from services.registration.views import meeting_view, registration_view
+from shared.http.auth import Principal, Staff, require
+from shared.http.problems import Problem
+from shared.service import ServiceContext, context_of
+
+router = APIRouter(tags=["registration"])
+
+CheckinStaff = Annotated[Principal, Depends(require("checkin", "staff"))]
+
+
+def ctx_of(request: Request) -> ServiceContext:
+    return context_of(request, "registration")
+
+
+Ctx = Annotated[ServiceContext, Depends(ctx_of)]
+
+
+def applicant_of(body: RegistrationIn, channel: commands.Channel = "online") -> commands.Applicant:
+    errors: list[domain.FieldError] = []
+    phone = None
+    if body.phone:
+        try:
+            phone = domain.normalise_phone(body.phone)
+        except domain.InvalidPhone as exc:
+            errors.append(domain.FieldError("/phone", f"not a phone number we can call: {exc}", "phone"))
+    if not body.privacy_consent:
+        errors.append(domain.FieldError("/privacy_consent", "consent to the privacy notice is required", "missing"))
+    if errors:
+        raise commands.invalid(errors)
+    return commands.Applicant(
+        name=body.name.strip(),
+        email=domain.normalise_email(str(body.email)) if body.email else None,
+        phone=phone,
+        privacy_consent=body.privacy_consent,
+        companions=body.companions,
+        answers=body.answers,
+        attestations=body.attestations,
+        slot_id=body.slot_id,
+        age=body.age,
+        guardian_consent=body.guardian_consent,
+        locale=body.locale,
+        channel=channel,
+    )
+
+
+def outcome_response(ctx: ServiceContext, out: commands.Outcome) -> JSONResponse:
+    reg = out.registration
+    view = registration_view(reg, position=out.position, manage_url=commands.manage_url(ctx, reg["secret"]))
+    view["secret"] = reg["secret"]
+    return JSONResponse(jsonable_encoder(view), status_code=201 if out.created else 200)
+
+
+# --- public ------------------------------------------------------------------------------------------------------
+
+
+@router.get("/meetings")
+async def list_published(ctx: Ctx, tenant: Annotated[str, Query(min_length=1, max_length=63)]) -> list[dict[str, Any]]:
+    async with ctx.pool.acquire() as conn:
+        found = await store.meetings(conn, tenant, statuses=("published",))
+        return [await meeting_view(conn, m) for m in found]
+
+
+@router.get("/meetings/{meeting_id}")
+async def get_meeting(ctx: Ctx, meeting_id: UUID) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        m = await store.meeting(conn, meeting_id)
+        if m is None or m.status == "draft":
+            raise Problem(404, "Not found", detail="no such meeting")
+        return await meeting_view(conn, m)
+
+
+@router.post("/meetings/{meeting_id}/registrations", status_code=201)
+async def register(ctx: Ctx, meeting_id: UUID, body: RegistrationIn) -> JSONResponse:
+    """Register without an account. 201 for a new registration, 200 when this person was already registered."""
+    out = await commands.register(ctx, meeting_id, applicant_of(body))
+    return outcome_response(ctx, out)
+
+
+@router.get("/registrations/{secret}")
+async def own_registration(ctx: Ctx, secret: str) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        reg = await store.registration_by_secret(conn, secret)
+        if reg is None:
+            raise Problem(404, "Not found", detail="no such registration")
+        position = await store.waitlist_position(conn, reg)
+        m = await store.meeting(conn, reg["meeting_id"])
+        assert m is not None
+        view = registration_view(reg, position=position, manage_url=commands.manage_url(ctx, secret))
+        view["meeting"] = {
+            "id": m.id,
+            "title": m.title,
+            "starts_at": m.starts_at,
+            "ends_at": m.ends_at,
+            "venue": m.venue,
+            "status": m.status,
+        }
+        return view
+
+
+@router.delete("/registrations/{secret}")
+async def cancel_own(ctx: Ctx, secret: str) -> dict[str, Any]:
+    reg = await commands.cancel(ctx, by="citizen", secret=secret)
+    return registration_view(reg, position=None, manage_url=None)
+
+
+# --- check-in (staff at the door) --------------------------------------------------------------------------------
+
+
+@router.post("/meetings/{meeting_id}/checkins")
+async def check_in(ctx: Ctx, who: CheckinStaff, meeting_id: UUID, body: CheckinIn) -> dict[str, Any]:
+    return await checkin.check_in(ctx, who.tenant, meeting_id, body.ticket, body.nonce)
+
+
+@router.get("/meetings/{meeting_id}/revoked")
+async def revoked(ctx: Ctx, who: CheckinStaff, meeting_id: UUID) -> dict[str, Any]:
+    """The revocation list for scanners that verify tickets offline: cancelled registrations of the meeting."""
+    async with ctx.pool.acquire() as conn:
+        m = await store.meeting(conn, meeting_id, tenant=who.tenant)
+        if m is None:
+            raise Problem(404, "Not found", detail="no such meeting")
+        rows = await conn.fetch(
+            "select id from registrations where meeting_id = $1 and status = 'cancelled' and ticket_code is not null",
+            meeting_id,
+        )
+        return {"meeting_id": meeting_id, "public_key": m.public_key.hex(), "revoked": [r["id"] for r in rows]}
+
+
+# --- staff -------------------------------------------------------------------------------------------------------
+
+
+@router.post("/staff/meetings", status_code=201)
+async def create_meeting(ctx: Ctx, who: Staff, body: MeetingIn) -> dict[str, Any]:
+    m = await meetings.create(ctx, who.tenant, body)
+    async with ctx.pool.acquire() as conn:
+        return await meeting_view(conn, m, staff=True)
+
+
+@router.get("/staff/meetings")
+async def list_meetings(ctx: Ctx, who: Staff) -> list[dict[str, Any]]:
+    async with ctx.pool.acquire() as conn:
+        found = await store.meetings(conn, who.tenant, statuses=("draft", "published", "cancelled"))
+        return [await meeting_view(conn, m, staff=True) for m in found]
+
+
+async def _staff_meeting(ctx: ServiceContext, who: Principal, meeting_id: UUID) -> store.Meeting:
+    async with ctx.pool.acquire() as conn:
+        m = await store.meeting(conn, meeting_id, tenant=who.tenant)
+    if m is None:
+        raise Problem(404, "Not found", detail="no such meeting")
+    return m
+
+
+@router.get("/staff/meetings/{meeting_id}")
+async def staff_meeting(ctx: Ctx, who: Staff, meeting_id: UUID) -> dict[str, Any]:
+    m = await _staff_meeting(ctx, who, meeting_id)
+    async with ctx.pool.acquire() as conn:
+        return await meeting_view(conn, m, staff=True)
+
+
+@router.patch("/staff/meetings/{meeting_id}")
+async def edit_meeting(ctx: Ctx, who: Staff, meeting_id: UUID, body: MeetingPatch) -> dict[str, Any]:
+    """Change any fields; the merged meeting is validated as a whole, bad fields listed."""
+    current = await _staff_meeting(ctx, who, meeting_id)
+    merged = meetings.as_input(current)
+    merged.update({k: getattr(body, k) for k in body.model_fields_set})
+    try:
+        full = MeetingIn.model_validate(merged)
+    except ValidationError as exc:
+        raise Problem(
+            422,
+            "Invalid request",
+            type_="validation",
+            detail="Some fields are missing or invalid.",
+            errors=[
+                {
+                    "in": "body",
+                    "pointer": "/" + "/".join(str(p) for p in e["loc"]),
+                    "detail": e["msg"],
+                    "code": e["type"],
+                }
+                for e in exc.errors()
+            ],
+        ) from None
+    m = await meetings.update(ctx, who.tenant, meeting_id, full)
+    async with ctx.pool.acquire() as conn:
+        return await meeting_view(conn, m, staff=True)
+
+
+@router.post("/staff/meetings/{meeting_id}/publish")
+async def publish_meeting(ctx: Ctx, who: Staff, meeting_id: UUID) -> dict[str, Any]:
+    m = await meetings.publish(ctx, who.tenant, meeting_id)
+    async with ctx.pool.acquire() as conn:
+        return await meeting_view(conn, m, staff=True)
+
+
+@router.post("/staff/meetings/{meeting_id}/cancel")
+async def cancel_meeting(ctx: Ctx, who: Staff, meeting_id: UUID, body: CancelIn) -> dict[str, Any]:
+    m = await meetings.cancel(ctx, who.tenant, meeting_id, body.reason)
+    async with ctx.pool.acquire() as conn:
+        return await meeting_view(conn, m, staff=True)
+
+
+@router.get("/staff/meetings/{meeting_id}/registrations")
+async def list_registrations(ctx: Ctx, who: Staff, meeting_id: UUID) -> list[dict[str, Any]]:
+    await _staff_meeting(ctx, who, meeting_id)
+    async with ctx.pool.acquire() as conn:
+        rows = await conn.fetch(
+            f"select {store.REGISTRATION_COLUMNS} from registrations where meeting_id = $1 and tenant = $2 "
+            "order by seq",
+            meeting_id,
+            who.tenant,
+        )
+        out = []
+        for r in rows:
+            reg = store.registration_dict(r)
+            out.append(registration_view(reg, position=await store.waitlist_position(conn, reg), manage_url=None))
+        return out
+
+
+@router.post("/staff/meetings/{meeting_id}/registrations", status_code=201)
+async def staff_register(ctx: Ctx, who: Staff, meeting_id: UUID, body: StaffRegistrationIn) -> JSONResponse:
+    """Register someone who called, wrote or came by; the channel is recorded."""
+    out = await commands.register(
+        ctx, meeting_id, applicant_of(body, body.channel), tenant=who.tenant, ignore_window=body.ignore_window
+    )
+    return outcome_response(ctx, out)
+
+
+@router.post("/staff/registrations/{registration_id}/cancel")
+async def staff_cancel(ctx: Ctx, who: Staff, registration_id: UUID) -> dict[str, Any]:
+    reg = await commands.cancel(ctx, by="staff", registration_id=registration_id, tenant=who.tenant)
+    return registration_view(reg, position=None, manage_url=None)
+
+
+@router.get("/staff/meetings/{meeting_id}/stats")
+async def stats(ctx: Ctx, who: CheckinStaff, meeting_id: UUID) -> dict[str, Any]:
+    return await checkin.attendance(ctx, who.tenant, meeting_id)
+
+
+@router.get("/staff/meetings/{meeting_id}/registrations.csv")
+async def export_csv(ctx: Ctx, who: Staff, meeting_id: UUID) -> Response:
+    m = await _staff_meeting(ctx, who, meeting_id)
+    return exports.csv_response(ctx, m, attendance=False)
+
+
+@router.get("/staff/meetings/{meeting_id}/attendance.csv")
+async def export_attendance_csv(ctx: Ctx, who: Staff, meeting_id: UUID) -> Response:
+    m = await _staff_meeting(ctx, who, meeting_id)
+    return exports.csv_response(ctx, m, attendance=True)
+
+
+@router.get("/staff/meetings/{meeting_id}/registrations.xlsx")
+async def export_xlsx(ctx: Ctx, who: Staff, meeting_id: UUID) -> Response:
+    m = await _staff_meeting(ctx, who, meeting_id)
+    return await exports.xlsx_response(ctx, m)
+
+
+@router.post("/staff/erasures")
+async def erase(ctx: Ctx, who: Staff, body: ErasureIn) -> dict[str, Any]:
+    """Erase a person's data across all registrations of the tenant, found by e-mail and/or phone."""
+    errors: list[domain.FieldError] = []
+    phone = None
+    if not body.email and not body.phone:
+        errors.append(domain.FieldError("/email", "give an e-mail address or a phone number", "missing"))
+    if body.phone:
+        try:
+            phone = domain.normalise_phone(body.phone)
+        except domain.InvalidPhone as exc:
+            errors.append(domain.FieldError("/phone", str(exc), "phone"))
+    if errors:
+        raise commands.invalid(errors)
+    email = domain.normalise_email(str(body.email)) if body.email else None
+    return await privacy.erase_person(ctx, who.tenant, email=email, phone=phone)

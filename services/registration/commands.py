@@ -1,0 +1,395 @@
+"""Commands that change registrations: register, cancel, promote. Each runs in one transaction with its events.
+
+Seats are guarded by a transaction-scoped advisory lock per meeting (pretix's way): whoever counts the seats
+and inserts holds the lock until commit, so two registrations can never both see the last seat. Staff changes
+to a meeting (capacity, cancel) take the same lock.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from services.registration import domain, store, tickets
+from services.registration.store import Meeting
+from shared.contracts.envelope import Payload
+from shared.contracts.registration import (
+    Contact,
+    RegistrationCancelledV1,
+    RegistrationConfirmedV1,
+    RegistrationPromotedV1,
+    RegistrationReceivedV1,
+    RegistrationWaitlistedV1,
+    SeatsChangedV1,
+)
+from shared.db import Conn
+from shared.http.problems import Problem
+from shared.service import ServiceContext
+
+Channel = Literal["online", "email", "phone", "in_person"]
+CancelledBy = Literal["citizen", "staff", "meeting_cancelled"]
+
+#: A wait for the meeting's lock longer than this becomes a clean 503 rather than a hung request.
+LOCK_TIMEOUT = "5s"
+
+
+async def lock_meeting(conn: Conn, meeting_id: UUID) -> None:
+    if not conn.is_in_transaction():
+        raise RuntimeError("the meeting lock is transaction-scoped; take it inside a transaction")
+    await conn.execute(f"set local lock_timeout = '{LOCK_TIMEOUT}'")
+    try:
+        await conn.execute(
+            "select pg_advisory_xact_lock(hashtextextended($1, 0))", f"registration/meeting/{meeting_id}"
+        )
+    except asyncpg.LockNotAvailableError:
+        raise Problem(
+            503, "Busy", type_="busy", detail="too many registrations at once; try again", headers={"Retry-After": "1"}
+        ) from None
+
+
+def manage_url(ctx: ServiceContext, secret: str) -> str:
+    return f"{ctx.settings.public_base_url.rstrip('/')}/api/registration/registrations/{secret}"
+
+
+def contact_of(reg: dict[str, Any]) -> Contact:
+    return Contact(name=reg["name"] or "", email=reg["email"], phone=reg["phone"], locale=reg["locale"])
+
+
+def ticket_for(meeting: Meeting, registration_id: UUID, slot_id: UUID | None) -> str:
+    slot = meeting.slot(slot_id)
+    day = domain.local_day(slot.starts_at if slot else meeting.starts_at)
+    return tickets.sign(meeting.signing_key, registration_id, meeting.id, day)
+
+
+async def seats_event(conn: Conn, meeting: Meeting) -> SeatsChangedV1:
+    whole = await store.counts(conn, meeting.id, whole=True)
+    capacity = meeting_capacity(meeting)
+    return SeatsChangedV1(
+        meeting_id=meeting.id,
+        capacity=capacity,
+        confirmed=whole.confirmed_seats,
+        waitlisted=whole.waitlisted,
+        seats_left=domain.seats_left(capacity, whole.confirmed_seats),
+    )
+
+
+def meeting_capacity(meeting: Meeting) -> int | None:
+    """The meeting's capacity; for a series of slots the sum of theirs (unlimited if any slot is)."""
+    if not meeting.slots:
+        return meeting.capacity
+    caps = [s.capacity for s in meeting.slots]
+    return None if any(c is None for c in caps) else sum(c for c in caps if c is not None)
+
+
+async def record(ctx: ServiceContext, conn: Conn, meeting: Meeting, events: list[Payload]) -> None:
+    subject = f"meeting/{meeting.id}"
+    await ctx.outbox.record_many(conn, [(e, meeting.tenant, subject) for e in events])
+
+
+# --- register ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Applicant:
+    """A registration as submitted, contact details already normalised."""
+
+    name: str
+    email: str | None
+    phone: str | None
+    privacy_consent: bool
+    companions: int = 0
+    answers: dict[str, Any] = field(default_factory=dict)
+    attestations: list[str] = field(default_factory=list)
+    slot_id: UUID | None = None
+    age: int | None = None
+    guardian_consent: bool = False
+    locale: str = "de"
+    channel: Channel = "online"
+
+
+@dataclass
+class Outcome:
+    registration: dict[str, Any]
+    created: bool
+    position: int | None = None
+    seats_left: int | None = None
+
+
+def check_applicant(meeting: Meeting, a: Applicant) -> list[domain.FieldError]:
+    errors: list[domain.FieldError] = []
+    if not a.email and not a.phone:
+        errors.append(domain.FieldError("/email", "give an e-mail address or a phone number", "missing"))
+    if not a.privacy_consent:
+        errors.append(domain.FieldError("/privacy_consent", "consent to the privacy notice is required", "missing"))
+    if a.companions > meeting.max_companions:
+        errors.append(
+            domain.FieldError("/companions", f"at most {meeting.max_companions} companions allowed", "too_many")
+        )
+    required = {att["id"] for att in meeting.attestations}
+    missing = sorted(required - set(a.attestations))
+    if missing:
+        errors.append(domain.FieldError("/attestations", f"please confirm {missing}", "missing"))
+    unknown = sorted(set(a.attestations) - required)
+    if unknown:
+        errors.append(domain.FieldError("/attestations", f"unknown attestations {unknown}", "unknown"))
+    if meeting.slots:
+        if a.slot_id is None:
+            errors.append(domain.FieldError("/slot_id", "choose a time slot", "missing"))
+        elif meeting.slot(a.slot_id) is None:
+            errors.append(domain.FieldError("/slot_id", "no such time slot", "unknown"))
+    elif a.slot_id is not None:
+        errors.append(domain.FieldError("/slot_id", "this meeting has no time slots", "unexpected"))
+    errors += domain.check_answers(meeting.question_rules(), a.answers)
+    errors += domain.check_age(a.age, meeting.min_age, meeting.max_age, meeting.guardian_consent, a.guardian_consent)
+    return errors
+
+
+def invalid(errors: list[domain.FieldError]) -> Problem:
+    return Problem(
+        422,
+        "Invalid request",
+        type_="validation",
+        detail="Some fields are missing or invalid.",
+        errors=[e.as_problem_entry() for e in errors],
+    )
+
+
+def check_window(meeting: Meeting, now: datetime) -> None:
+    state = domain.window_state(now, meeting.registration_opens_at, meeting.closes_at)
+    if state == "open":
+        return
+    # Berlin wall-clock times: what the citizen reads on the meeting's page.
+    opens_at = meeting.registration_opens_at
+    opens = opens_at.astimezone(domain.BERLIN).isoformat() if opens_at else None
+    closes = meeting.closes_at.astimezone(domain.BERLIN).isoformat()
+    raise Problem(
+        409,
+        "Registration closed" if state == "closed" else "Registration not yet open",
+        type_="registration-window",
+        detail=f"registration is open from {opens or 'publication'} until {closes}",
+        window={"opens_at": opens, "closes_at": closes},
+        state=state,
+    )
+
+
+async def register(
+    ctx: ServiceContext,
+    meeting_id: UUID,
+    applicant: Applicant,
+    *,
+    tenant: str | None = None,
+    ignore_window: bool = False,
+    lock: bool = True,
+    race_delay: float = 0.0,
+) -> Outcome:
+    """Register someone for a meeting: confirmed while seats remain, else waitlisted, else refused.
+
+    ``lock=False`` (with ``race_delay`` widening the gap between counting and inserting) exists only so the
+    concurrency test can prove it sees the race that the lock prevents.
+    """
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if lock:
+            await lock_meeting(conn, meeting_id)
+        meeting = await store.meeting(conn, meeting_id, tenant=tenant)
+        if meeting is None or (meeting.status == "draft" and tenant is None):
+            raise Problem(404, "Not found", detail="no such meeting")
+        if meeting.status != "published":
+            raise Problem(
+                409,
+                "Meeting not open for registration",
+                type_="meeting-not-published",
+                detail=f"the meeting is {meeting.status}",
+            )
+        errors = check_applicant(meeting, applicant)
+        if errors:
+            raise invalid(errors)
+        if not ignore_window:
+            check_window(meeting, now)
+
+        existing = await conn.fetchrow(
+            f"select {store.REGISTRATION_COLUMNS} from registrations where meeting_id = $1 "
+            "and slot_id is not distinct from $2 and status <> 'cancelled' "
+            "and ((email is not null and email = $3) or (phone is not null and phone = $4)) order by seq limit 1",
+            meeting.id,
+            applicant.slot_id,
+            applicant.email,
+            applicant.phone,
+        )
+        if existing is not None:
+            reg = store.registration_dict(existing)
+            return Outcome(reg, False, await store.waitlist_position(conn, reg))
+
+        seats = 1 + applicant.companions
+        before = await store.counts(conn, meeting.id, applicant.slot_id)
+        capacity = meeting.capacity_of(applicant.slot_id)
+        status = domain.allocate(capacity, before.confirmed_seats, seats, waitlist=meeting.waitlist)
+        if status == "refused":
+            raise Problem(
+                409,
+                "Meeting full",
+                type_="meeting-full",
+                detail="all seats are taken and this meeting has no waiting list",
+                seats_left=domain.seats_left(capacity, before.confirmed_seats),
+            )
+        if race_delay:
+            await conn.execute("select pg_sleep($1)", race_delay)
+        rid = uuid4()
+        secret = secrets.token_urlsafe(24)
+        code = ticket_for(meeting, rid, applicant.slot_id) if status == "confirmed" else None
+        row = await conn.fetchrow(
+            "insert into registrations (id, tenant, meeting_id, slot_id, secret, status, seats, companions, channel, "
+            "name, email, phone, locale, age, guardian_consent, answers, attestations, privacy_consent_at, "
+            "ticket_code, created_at, confirmed_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+            "$14, $15, $16, $17, $18, $19, $18, case when $6 = 'confirmed' then $18::timestamptz end) "
+            f"returning {store.REGISTRATION_COLUMNS}",
+            rid,
+            meeting.tenant,
+            meeting.id,
+            applicant.slot_id,
+            secret,
+            status,
+            seats,
+            applicant.companions,
+            applicant.channel,
+            applicant.name,
+            applicant.email,
+            applicant.phone,
+            applicant.locale,
+            applicant.age,
+            applicant.guardian_consent,
+            json.dumps(applicant.answers),
+            json.dumps(applicant.attestations),
+            now,
+            code,
+        )
+        reg = store.registration_dict(row)
+        contact = contact_of(reg)
+        url = manage_url(ctx, secret)
+        events: list[Payload] = [
+            RegistrationReceivedV1(registration_id=rid, meeting_id=meeting.id, channel=applicant.channel)
+        ]
+        position = None
+        left = domain.seats_left(capacity, before.confirmed_seats + (seats if status == "confirmed" else 0))
+        if status == "confirmed":
+            assert code is not None
+            events.append(
+                RegistrationConfirmedV1(
+                    registration_id=rid,
+                    meeting_id=meeting.id,
+                    contact=contact,
+                    companions=applicant.companions,
+                    ticket_code=code,
+                    manage_url=url,
+                    seats_left=left,
+                )
+            )
+        else:
+            position = before.waitlisted + 1
+            events.append(
+                RegistrationWaitlistedV1(
+                    registration_id=rid, meeting_id=meeting.id, contact=contact, position=position, manage_url=url
+                )
+            )
+        events.append(await seats_event(conn, meeting))
+        await record(ctx, conn, meeting, events)
+        return Outcome(reg, True, position, left)
+
+
+# --- cancel and promote ------------------------------------------------------------------------------------------
+
+
+async def promote(ctx: ServiceContext, conn: Conn, meeting: Meeting, slot_id: UUID | None) -> list[Payload]:
+    """Move waiting people up, first in first out, while seats remain (caller holds the meeting lock)."""
+    if meeting.status != "published":
+        return []
+    capacity = meeting.capacity_of(slot_id)
+    c = await store.counts(conn, meeting.id, slot_id)
+    waiting = await conn.fetch(
+        "select id, seats from registrations where meeting_id = $1 and slot_id is not distinct from $2 "
+        "and status = 'waitlisted' order by seq",
+        meeting.id,
+        slot_id,
+    )
+    chosen = domain.promotable(capacity, c.confirmed_seats, [domain.Waiting(r["id"], r["seats"]) for r in waiting])
+    events: list[Payload] = []
+    taken = c.confirmed_seats
+    now = ctx.clock.now()
+    for rid in chosen:
+        code = ticket_for(meeting, rid, slot_id)
+        row = await conn.fetchrow(
+            "update registrations set status = 'confirmed', confirmed_at = $2, ticket_code = $3 where id = $1 "
+            f"returning {store.REGISTRATION_COLUMNS}",
+            rid,
+            now,
+            code,
+        )
+        reg = store.registration_dict(row)
+        taken += reg["seats"]
+        events.append(
+            RegistrationPromotedV1(
+                registration_id=rid,
+                meeting_id=meeting.id,
+                contact=contact_of(reg),
+                ticket_code=code,
+                manage_url=manage_url(ctx, reg["secret"]),
+                seats_left=domain.seats_left(capacity, taken),
+            )
+        )
+    return events
+
+
+async def cancel(
+    ctx: ServiceContext,
+    *,
+    by: CancelledBy,
+    secret: str | None = None,
+    registration_id: UUID | None = None,
+    tenant: str | None = None,
+) -> dict[str, Any]:
+    """Cancel one registration (by the citizen's secret or by staff), free its seats, promote the waiting list."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if secret is not None:
+            found = await store.registration_by_secret(conn, secret)
+        else:
+            assert registration_id is not None
+            found = await store.registration(conn, registration_id, tenant=tenant)
+        if found is None:
+            raise Problem(404, "Not found", detail="no such registration")
+        await lock_meeting(conn, found["meeting_id"])
+        reg = await store.registration(conn, found["id"])
+        assert reg is not None
+        if reg["status"] == "cancelled":
+            return reg
+        meeting = await store.meeting(conn, reg["meeting_id"])
+        assert meeting is not None
+        now = ctx.clock.now()
+        row = await conn.fetchrow(
+            "update registrations set status = 'cancelled', cancelled_at = $2, cancelled_by = $3 where id = $1 "
+            f"returning {store.REGISTRATION_COLUMNS}",
+            reg["id"],
+            now,
+            by,
+        )
+        cancelled = store.registration_dict(row)
+        promoted = await promote(ctx, conn, meeting, reg["slot_id"])
+        c = await store.counts(conn, meeting.id, reg["slot_id"])
+        events: list[Payload] = [
+            RegistrationCancelledV1(
+                registration_id=reg["id"],
+                meeting_id=meeting.id,
+                contact=contact_of(reg) if reg["name"] or reg["email"] or reg["phone"] else None,
+                cancelled_by=by,
+                seats_left=domain.seats_left(meeting.capacity_of(reg["slot_id"]), c.confirmed_seats),
+            ),
+            *promoted,
+            await seats_event(conn, meeting),
+        ]
+        await record(ctx, conn, meeting, events)
+        return cancelled

@@ -1,0 +1,107 @@
+"""Personal data: erasure on request, and anonymisation once the retention period after a meeting ran out.
+
+Both blank the personal fields and keep the row (seat counts and attendance figures stay right), and both
+publish an event so other services erase what they hold about these registrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.registration import domain
+from shared.contracts.registration import PersonErasedV1, RegistrationsAnonymisedV1
+from shared.service import Loop, ServiceContext
+
+log = logging.getLogger(__name__)
+
+BLANK = (
+    "name = null, email = null, phone = null, age = null, answers = '{}', attestations = '[]', "
+    "ticket_code = case when status = 'confirmed' then ticket_code end"
+)
+
+
+class RetentionSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CIVIC_REGISTRATION_", extra="ignore")
+
+    #: Days after a meeting ended until its registrations are anonymised.
+    retention_days: int = 30
+    retention_interval_seconds: float = 3600.0
+
+
+async def erase_person(ctx: ServiceContext, tenant: str, *, email: str | None, phone: str | None) -> dict[str, Any]:
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            f"update registrations set {BLANK}, erased_at = $4 where tenant = $1 and erased_at is null "
+            "and ((email is not null and email = $2) or (phone is not null and phone = $3)) returning id",
+            tenant,
+            email,
+            phone,
+            now,
+        )
+        ids: list[UUID] = [r["id"] for r in rows]
+        erasure_id = uuid4()
+        await ctx.outbox.record(
+            conn,
+            PersonErasedV1(
+                erasure_id=erasure_id,
+                registration_ids=ids,
+                email_sha256=domain.contact_hash(email) if email else None,
+                phone_sha256=domain.contact_hash(phone) if phone else None,
+            ),
+            tenant=tenant,
+            subject=f"erasure/{erasure_id}",
+        )
+    return {"erasure_id": erasure_id, "registration_ids": ids}
+
+
+async def anonymise_due(ctx: ServiceContext, retention_days: int) -> list[tuple[UUID, int]]:
+    """Anonymise registrations of every meeting that ended more than ``retention_days`` ago; one event per
+    meeting. Several processes may run it: the row lock with SKIP LOCKED hands each meeting to one of them."""
+    now = ctx.clock.now()
+    done: list[tuple[UUID, int]] = []
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        meetings = await conn.fetch(
+            "select id, tenant from meetings where anonymised_at is null and ends_at < $1 "
+            "order by ends_at limit 50 for update skip locked",
+            now - timedelta(days=retention_days),
+        )
+        for m in meetings:
+            rows = await conn.fetch(
+                f"update registrations set {BLANK}, anonymised_at = $2 where meeting_id = $1 "
+                "and anonymised_at is null returning id",
+                m["id"],
+                now,
+            )
+            await conn.execute("update meetings set anonymised_at = $2 where id = $1", m["id"], now)
+            ids = [r["id"] for r in rows]
+            await ctx.outbox.record(
+                conn,
+                RegistrationsAnonymisedV1(meeting_id=m["id"], registration_ids=ids),
+                tenant=m["tenant"],
+                subject=f"meeting/{m['id']}",
+            )
+            done.append((m["id"], len(ids)))
+    return done
+
+
+def retention_loop(ctx: ServiceContext, settings: RetentionSettings | None = None) -> Loop:
+    s = settings or RetentionSettings()
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await anonymise_due(ctx, s.retention_days)
+            except Exception:
+                log.exception("retention run failed; trying again later")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), s.retention_interval_seconds)
+
+    return run

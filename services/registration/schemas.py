@@ -1,0 +1,173 @@
+"""Request and response bodies of the registration API (pydantic validates each field; 422 lists them all)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from services.registration import domain
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VenueIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    street: str | None = Field(default=None, max_length=200)
+    postal_code: str | None = Field(default=None, pattern=r"^\d{5}$")
+    city: str | None = Field(default=None, max_length=100)
+
+
+class AttestationIn(Strict):
+    id: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")
+    text: str = Field(min_length=1, max_length=1000)
+
+
+class QuestionIn(Strict):
+    id: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")
+    label: str = Field(min_length=1, max_length=500)
+    kind: domain.QuestionKind
+    required: bool = False
+    options: list[str] = Field(default_factory=list, max_length=50)
+
+
+class SlotIn(Strict):
+    id: UUID | None = None
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int | None = Field(default=None, ge=0, le=100_000)
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _berlin(cls, v: datetime) -> datetime:
+        return domain.as_berlin(v)
+
+
+class MeetingIn(Strict):
+    """A meeting as staff write it; times without an offset are Europe/Berlin wall-clock times."""
+
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=20_000)
+    venue: VenueIn | None = None
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int | None = Field(default=None, ge=0, le=100_000)
+    waitlist: bool = True
+    registration_opens_at: datetime | None = None
+    registration_closes_at: datetime | None = None
+    attestations: list[AttestationIn] = Field(default_factory=list, max_length=10)
+    questions: list[QuestionIn] = Field(default_factory=list, max_length=50)
+    max_companions: int = Field(default=0, ge=0, le=20)
+    min_age: int | None = Field(default=None, ge=0, le=120)
+    max_age: int | None = Field(default=None, ge=0, le=120)
+    guardian_consent: bool = False
+    slots: list[SlotIn] = Field(default_factory=list, max_length=500)
+    reminder_offsets_hours: list[int] = Field(default_factory=lambda: [72, 24], max_length=10)
+    process_id: UUID | None = None
+
+    @field_validator("starts_at", "ends_at", "registration_opens_at", "registration_closes_at")
+    @classmethod
+    def _berlin(cls, v: datetime | None) -> datetime | None:
+        return domain.as_berlin(v) if v is not None else None
+
+    @field_validator("reminder_offsets_hours")
+    @classmethod
+    def _offsets(cls, v: list[int]) -> list[int]:
+        if any(h <= 0 or h > 24 * 60 for h in v):
+            raise ValueError("offsets are hours between 1 and 1440")
+        return v
+
+    def rule_errors(self) -> list[domain.FieldError]:
+        """Rules spanning several fields, each reported at the field that breaks it."""
+        errors: list[domain.FieldError] = []
+        if self.ends_at <= self.starts_at:
+            errors.append(domain.FieldError("/ends_at", "must be after starts_at", "order"))
+        if (
+            self.registration_opens_at
+            and self.registration_closes_at
+            and self.registration_closes_at <= self.registration_opens_at
+        ):
+            errors.append(domain.FieldError("/registration_closes_at", "must be after registration_opens_at", "order"))
+        if self.registration_closes_at and self.registration_closes_at > self.ends_at:
+            errors.append(domain.FieldError("/registration_closes_at", "must not be after the meeting ends", "order"))
+        if self.min_age is not None and self.max_age is not None and self.max_age < self.min_age:
+            errors.append(domain.FieldError("/max_age", "must not be below min_age", "order"))
+        if self.slots and self.capacity is not None:
+            errors.append(
+                domain.FieldError("/capacity", "a meeting with time slots has capacities per slot", "unexpected")
+            )
+        for i, s in enumerate(self.slots):
+            if s.ends_at <= s.starts_at:
+                errors.append(domain.FieldError(f"/slots/{i}/ends_at", "must be after starts_at", "order"))
+            if s.starts_at < self.starts_at or s.ends_at > self.ends_at:
+                errors.append(domain.FieldError(f"/slots/{i}", "must lie within the meeting", "range"))
+        ids = [a.id for a in self.attestations]
+        if len(set(ids)) != len(ids):
+            errors.append(domain.FieldError("/attestations", "attestation ids must be unique", "duplicate"))
+        errors += domain.check_questions(
+            [domain.Question(q.id, q.label, q.kind, q.required, tuple(q.options)) for q in self.questions]
+        )
+        return errors
+
+
+class MeetingPatch(BaseModel):
+    """Any subset of a meeting's fields; the result must again be a valid meeting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Any = None
+    description: Any = None
+    venue: Any = None
+    starts_at: Any = None
+    ends_at: Any = None
+    capacity: Any = None
+    waitlist: Any = None
+    registration_opens_at: Any = None
+    registration_closes_at: Any = None
+    attestations: Any = None
+    questions: Any = None
+    max_companions: Any = None
+    min_age: Any = None
+    max_age: Any = None
+    guardian_consent: Any = None
+    slots: Any = None
+    reminder_offsets_hours: Any = None
+    process_id: Any = None
+
+
+class CancelIn(Strict):
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class RegistrationIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr | None = None
+    phone: str | None = Field(default=None, max_length=40)
+    privacy_consent: bool
+    companions: int = Field(default=0, ge=0, le=20)
+    answers: dict[str, Any] = Field(default_factory=dict)
+    attestations: list[str] = Field(default_factory=list, max_length=10)
+    slot_id: UUID | None = None
+    age: int | None = Field(default=None, ge=0, le=120)
+    guardian_consent: bool = False
+    locale: Literal["de", "en"] = "de"
+
+
+class StaffRegistrationIn(RegistrationIn):
+    channel: Literal["phone", "email", "in_person"]
+    #: Staff may take a registration that came in by post or phone after the online window closed.
+    ignore_window: bool = False
+
+
+class CheckinIn(Strict):
+    ticket: str = Field(min_length=1, max_length=400)
+    nonce: str = Field(min_length=8, max_length=100)
+
+
+class ErasureIn(Strict):
+    email: EmailStr | None = None
+    phone: str | None = Field(default=None, max_length=40)

@@ -1,0 +1,195 @@
+"""Reading meetings, slots and registrations (SQL only; the rules are in domain.py)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from services.registration import domain
+from shared.db import Conn
+
+
+@dataclass
+class Slot:
+    id: UUID
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int | None
+
+
+@dataclass
+class Meeting:
+    id: UUID
+    tenant: str
+    status: str
+    title: str
+    description: str
+    venue: dict[str, Any] | None
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int | None
+    waitlist: bool
+    registration_opens_at: datetime | None
+    registration_closes_at: datetime | None
+    attestations: list[dict[str, str]]
+    questions: list[dict[str, Any]]
+    max_companions: int
+    min_age: int | None
+    max_age: int | None
+    guardian_consent: bool
+    reminder_offsets: list[int]
+    process_id: UUID | None
+    signing_key: bytes
+    public_key: bytes
+    cancel_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    slots: list[Slot] = field(default_factory=list)
+
+    @property
+    def closes_at(self) -> datetime:
+        return domain.default_closes_at(self.starts_at, self.registration_closes_at)
+
+    def question_rules(self) -> list[domain.Question]:
+        return [
+            domain.Question(q["id"], q["label"], q["kind"], bool(q.get("required")), tuple(q.get("options") or ()))
+            for q in self.questions
+        ]
+
+    def slot(self, slot_id: UUID | None) -> Slot | None:
+        return next((s for s in self.slots if s.id == slot_id), None)
+
+    def capacity_of(self, slot_id: UUID | None) -> int | None:
+        if slot_id is None:
+            return self.capacity
+        s = self.slot(slot_id)
+        return s.capacity if s else None
+
+
+MEETING_COLUMNS = (
+    "id, tenant, status, title, description, venue, starts_at, ends_at, capacity, waitlist, registration_opens_at, "
+    "registration_closes_at, attestations, questions, max_companions, min_age, max_age, guardian_consent, "
+    "reminder_offsets, process_id, signing_key, public_key, cancel_reason, created_at, updated_at"
+)
+
+
+def _meeting(row: Any) -> Meeting:
+    d = dict(row)
+    d["venue"] = json.loads(d["venue"]) if d["venue"] else None
+    d["attestations"] = json.loads(d["attestations"])
+    d["questions"] = json.loads(d["questions"])
+    d["reminder_offsets"] = list(d["reminder_offsets"])
+    return Meeting(**d)
+
+
+async def meeting(conn: Conn, meeting_id: UUID, *, tenant: str | None = None) -> Meeting | None:
+    """A meeting with its slots; ``tenant`` restricts to one tenant's meetings (staff)."""
+    row = await conn.fetchrow(
+        f"select {MEETING_COLUMNS} from meetings where id = $1 and ($2::text is null or tenant = $2)",
+        meeting_id,
+        tenant,
+    )
+    if row is None:
+        return None
+    m = _meeting(row)
+    m.slots = [
+        Slot(r["id"], r["starts_at"], r["ends_at"], r["capacity"])
+        for r in await conn.fetch(
+            "select id, starts_at, ends_at, capacity from slots where meeting_id = $1 order by starts_at, id",
+            meeting_id,
+        )
+    ]
+    return m
+
+
+async def meetings(conn: Conn, tenant: str, *, statuses: tuple[str, ...]) -> list[Meeting]:
+    rows = await conn.fetch(
+        f"select {MEETING_COLUMNS} from meetings where tenant = $1 and status = any($2::text[]) order by starts_at, id",
+        tenant,
+        list(statuses),
+    )
+    out = [_meeting(r) for r in rows]
+    if out:
+        slots = await conn.fetch(
+            "select id, meeting_id, starts_at, ends_at, capacity from slots where meeting_id = any($1::uuid[]) "
+            "order by starts_at, id",
+            [m.id for m in out],
+        )
+        by_meeting: dict[UUID, list[Slot]] = {}
+        for r in slots:
+            by_meeting.setdefault(r["meeting_id"], []).append(
+                Slot(r["id"], r["starts_at"], r["ends_at"], r["capacity"])
+            )
+        for m in out:
+            m.slots = by_meeting.get(m.id, [])
+    return out
+
+
+@dataclass(frozen=True)
+class Counts:
+    confirmed_seats: int
+    confirmed: int
+    waitlisted: int
+    checked_in: int = 0
+
+
+async def counts(conn: Conn, meeting_id: UUID, slot_id: UUID | None = None, *, whole: bool = False) -> Counts:
+    """Seats taken and people waiting, for one slot (or the meeting without slots), or the ``whole`` meeting."""
+    row = await conn.fetchrow(
+        "select coalesce(sum(seats) filter (where status = 'confirmed'), 0) as seats, "
+        "count(*) filter (where status = 'confirmed') as confirmed, "
+        "count(*) filter (where status = 'waitlisted') as waitlisted "
+        "from registrations where meeting_id = $1 and status <> 'cancelled' "
+        "and ($3 or slot_id is not distinct from $2)",
+        meeting_id,
+        slot_id,
+        whole,
+    )
+    assert row is not None
+    return Counts(int(row["seats"]), int(row["confirmed"]), int(row["waitlisted"]))
+
+
+REGISTRATION_COLUMNS = (
+    "id, seq, tenant, meeting_id, slot_id, secret, status, seats, companions, channel, name, email, phone, locale, "
+    "age, guardian_consent, answers, attestations, ticket_code, created_at, confirmed_at, cancelled_at, "
+    "cancelled_by, erased_at, anonymised_at"
+)
+
+
+def registration_dict(row: Any) -> dict[str, Any]:
+    d = dict(row)
+    d["answers"] = json.loads(d["answers"]) if isinstance(d.get("answers"), str) else d.get("answers")
+    d["attestations"] = (
+        json.loads(d["attestations"]) if isinstance(d.get("attestations"), str) else d.get("attestations")
+    )
+    return d
+
+
+async def registration_by_secret(conn: Conn, secret: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"select {REGISTRATION_COLUMNS} from registrations where secret = $1", secret)
+    return registration_dict(row) if row else None
+
+
+async def registration(conn: Conn, registration_id: UUID, *, tenant: str | None = None) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        f"select {REGISTRATION_COLUMNS} from registrations where id = $1 and ($2::text is null or tenant = $2)",
+        registration_id,
+        tenant,
+    )
+    return registration_dict(row) if row else None
+
+
+async def waitlist_position(conn: Conn, reg: dict[str, Any]) -> int | None:
+    if reg["status"] != "waitlisted":
+        return None
+    value = await conn.fetchval(
+        "select count(*) from registrations where meeting_id = $1 and slot_id is not distinct from $2 "
+        "and status = 'waitlisted' and seq <= $3",
+        reg["meeting_id"],
+        reg["slot_id"],
+        reg["seq"],
+    )
+    return int(value)
