@@ -4,15 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
-
+from services.content import projections
+from services.content.api import router, short_links
+from services.content.publishing import publishing_loop
 from shared.service import ServiceDefinition
-
-router = APIRouter(tags=["content"])
 
 definition = ServiceDefinition(
     name="content",
     router=router,
     migrations=Path(__file__).parent / "migrations",
-    subscriptions={},
+    # The live state of referenced meetings and surveys on public process pages (see projections.py).
+    subscriptions={
+        "civic.registration.meeting.published.v1": projections.meeting_snapshot,
+        "civic.registration.meeting.changed.v1": projections.meeting_snapshot,
+        "civic.registration.meeting.cancelled.v1": projections.meeting_cancelled,
+        "civic.registration.meeting.seats_changed.v1": projections.seats_changed,
+        "civic.registration.registration.confirmed.v1": projections.seats_changed,
+        "civic.registration.registration.promoted.v1": projections.seats_changed,
+        "civic.registration.registration.cancelled.v1": projections.seats_changed,
+        "civic.surveys.survey.published.v1": projections.survey_published,
+        "civic.surveys.survey.opened.v1": projections.survey_opened,
+        "civic.surveys.survey.closed.v1": projections.survey_closed,
+    },
+    # Scheduled publishing, phase starts and aggregated QR scan reports (see publishing.py).
+    background=lambda ctx: [publishing_loop(ctx)],
+    root_router=short_links,
 )

@@ -1,0 +1,153 @@
+"""Request bodies of the content API (validated by pydantic; every bad field is listed in the 422 problem)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator, model_validator
+
+Slug = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+class Text(BaseModel):
+    """A text in German (required) and English (optional; reads fall back to German)."""
+
+    model_config = ConfigDict(extra="forbid")
+    de: str = Field(min_length=1, max_length=100_000)
+    en: str | None = Field(default=None, max_length=100_000)
+
+
+class FundingFact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: Text
+    amount: int = Field(ge=0, description="whole euros")
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    source: Text | None = None
+    period: Text | None = None
+
+
+class ProcessIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slug: str = Slug
+    title: Text
+    motto: Text | None = None
+    summary: Text | None = None
+    funding: list[FundingFact] = Field(default_factory=list, max_length=50)
+
+
+class ProcessPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slug: str | None = Slug
+    title: Text | None = None
+    motto: Text | None = None
+    summary: Text | None = None
+    funding: list[FundingFact] | None = Field(default=None, max_length=50)
+
+
+class PublishIn(BaseModel):
+    """Publish now (no ``publish_at``) or at a time; a time in the past publishes with the next loop run."""
+
+    model_config = ConfigDict(extra="forbid")
+    publish_at: datetime | None = None
+
+    @field_validator("publish_at")
+    @classmethod
+    def aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("publish_at needs a time zone offset")
+        return v
+
+
+class PhaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: Text
+    description: Text | None = None
+    starts_on: date
+    ends_on: date | None = None
+    position: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def ordered(self) -> PhaseIn:
+        if self.ends_on is not None and self.ends_on < self.starts_on:
+            raise ValueError("ends_on must not be before starts_on")
+        return self
+
+
+class StepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    number: str = Field(pattern=r"^\d+(\.\d+)*$", max_length=20, examples=["1.1"])
+    kind: Literal["step", "measure", "quick_project"] = "step"
+    title: Text
+    body: Text | None = Field(default=None, description="Markdown")
+
+
+class ArticleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["page", "news"]
+    slug: str = Slug
+    process_id: UUID | None = None
+    title: Text
+    summary: Text | None = None
+    body: Text = Field(description="Markdown, rendered to sanitised HTML")
+
+
+class ArticlePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slug: str | None = Slug
+    title: Text | None = None
+    summary: Text | None = None
+    body: Text | None = None
+
+
+class ContactIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    role: Text | None = None
+    unit: Text | None = None
+    email: EmailStr | None = None
+    phone: str | None = Field(default=None, max_length=50)
+    address: str | None = Field(default=None, max_length=500)
+    opening_hours: Text | None = None
+    position: int | None = Field(default=None, ge=0)
+
+
+class AttachmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: Text
+    url: HttpUrl
+    media_type: str | None = Field(default=None, max_length=100)
+    position: int | None = Field(default=None, ge=0)
+
+
+class RefIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["meeting", "survey"]
+    ref_id: UUID
+    position: int | None = Field(default=None, ge=0)
+
+
+TargetKind = Literal["survey", "meeting", "page", "url", "app"]
+EC = Literal["L", "M", "Q", "H"]
+
+
+class QrIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target_kind: TargetKind
+    target_url: HttpUrl = Field(description="where the short link redirects (a survey, meeting, page, app store)")
+    target_id: UUID | None = None
+    label: str | None = Field(default=None, max_length=200)
+    error_correction: EC = "M"
+
+
+class QrPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target_kind: TargetKind | None = None
+    target_url: HttpUrl | None = None
+    target_id: UUID | None = None
+    label: str | None = Field(default=None, max_length=200)
+    error_correction: EC | None = None
+
+
+Lang = Literal["de", "en"]
