@@ -8,7 +8,8 @@ from services.content.rendering import render_markdown, render_text
 
 
 def test_markdown_renders() -> None:
-    html = render_markdown("# Schritt 1.1\n\n**Digitalisierungsstrategie** [mehr](https://example.org/a)\n\n- eins\n- zwei")
+    source = "# Schritt 1.1\n\n**Digitalisierungsstrategie** [mehr](https://example.org/a)\n\n- eins\n- zwei"
+    html = render_markdown(source)
     assert "<h1>Schritt 1.1</h1>" in html
     assert "<strong>Digitalisierungsstrategie</strong>" in html
     assert '<a href="https://example.org/a" rel="noopener noreferrer nofollow">mehr</a>' in html
@@ -25,7 +26,7 @@ def test_markdown_renders() -> None:
         ("[klick](javascript:alert(1))", ['href="javascript']),
         ('<a href="javascript:alert(1)">klick</a>', ["javascript:"]),
         ('<a href="JaVaScRiPt:alert(1)">klick</a>', ["javascript:", "JaVaScRiPt:"]),
-        ("<a href=\"&#106;avascript:alert(1)\">x</a>", ["avascript:"]),
+        ('<a href="&#106;avascript:alert(1)">x</a>', ["avascript:"]),
         ('<iframe src="https://evil.example"></iframe>', ["<iframe"]),
         ('<svg onload="alert(1)"></svg>', ["<svg", "onload"]),
         ("![x](data:text/html;base64,PHNjcmlwdD4=)", ['src="data:']),
