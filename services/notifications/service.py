@@ -4,15 +4,62 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from services.notifications.api import build_router
+from services.notifications.handlers import Handlers
+from services.notifications.rendering import Templates
+from services.notifications.sender import EmailSender
+from services.notifications.settings import NotificationSettings
+from services.notifications.webhooks import WebhookSender
+from shared.contracts.registry import REGISTRY
+from shared.service import ServiceDefinition, ServiceHandler
 
-from shared.service import ServiceDefinition
+_R, _S, _C = "civic.registration", "civic.surveys", "civic.content"
 
-router = APIRouter(tags=["notifications"])
 
-definition = ServiceDefinition(
-    name="notifications",
-    router=router,
-    migrations=Path(__file__).parent / "migrations",
-    subscriptions={},
-)
+def subscriptions(h: Handlers) -> dict[str, ServiceHandler]:
+    """What the service reacts to. Every event (but our own) may also go to webhook endpoints."""
+    specific: dict[str, ServiceHandler] = {
+        f"{_R}.meeting.published.v1": h.meeting_snapshot,
+        f"{_R}.meeting.changed.v1": h.meeting_snapshot,
+        f"{_R}.meeting.cancelled.v1": h.meeting_cancelled,
+        f"{_R}.registration.confirmed.v1": h.registration_confirmed,
+        f"{_R}.registration.promoted.v1": h.registration_confirmed,
+        f"{_R}.registration.waitlisted.v1": h.registration_waitlisted,
+        f"{_R}.registration.cancelled.v1": h.registration_cancelled,
+        f"{_R}.registration.checked_in.v1": h.registration_checked_in,
+        f"{_R}.person.erased.v1": h.person_erased,
+        f"{_R}.registrations.anonymised.v1": h.person_erased,
+        f"{_R}.deadline.approaching.v1": h.deadline_approaching,
+        f"{_S}.survey.published.v1": h.survey_snapshot,
+        f"{_S}.survey.opened.v1": h.survey_snapshot,
+        f"{_S}.deadline.approaching.v1": h.deadline_approaching,
+        f"{_C}.content.published.v1": h.content_published,
+    }
+    webhook_types = [s.type for s in REGISTRY if s.producer != "notifications"]
+    return {t: with_webhooks(specific.get(t), h.webhooks) for t in webhook_types}
+
+
+def with_webhooks(handler: ServiceHandler | None, webhooks: ServiceHandler) -> ServiceHandler:
+    if handler is None:
+        return webhooks
+
+    async def both(ctx, conn, event):  # type: ignore[no-untyped-def]
+        await handler(ctx, conn, event)
+        await webhooks(ctx, conn, event)
+
+    return both
+
+
+def build_definition(settings: NotificationSettings | None = None) -> ServiceDefinition:
+    s = settings or NotificationSettings()
+    templates = Templates(s.template_overrides_dir)
+    return ServiceDefinition(
+        name="notifications",
+        router=build_router(s),
+        migrations=Path(__file__).parent / "migrations",
+        subscriptions=subscriptions(Handlers(s)),
+        background=lambda ctx: [EmailSender(ctx, s, templates).run, WebhookSender(ctx, s).run],
+    )
+
+
+definition = build_definition()

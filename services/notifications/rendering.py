@@ -1,0 +1,144 @@
+"""Turning a delivery into a mail: templates per locale (overridable per tenant), QR ticket, calendar file."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime as rfc2822_date
+from pathlib import Path
+from typing import Any
+
+import icalendar
+import qrcode
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, Template
+
+BUILT_IN = Path(__file__).parent / "templates"
+LOCALES = ("de", "en")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+class Templates:
+    """One Jinja environment per (tenant, locale): the tenant's folder first, then the built-in templates."""
+
+    def __init__(self, overrides_dir: str | None = None) -> None:
+        self.overrides = Path(overrides_dir) if overrides_dir else None
+        self._envs: dict[tuple[str, str], Environment] = {}
+
+    def env(self, tenant: str, locale: str) -> Environment:
+        locale = locale if locale in LOCALES else "de"
+        key = (tenant, locale)
+        env = self._envs.get(key)
+        if env is None:
+            folders = []
+            if self.overrides is not None and "/" not in tenant and not tenant.startswith("."):
+                folders.append(FileSystemLoader(self.overrides / tenant / locale))
+            folders.append(FileSystemLoader(BUILT_IN / locale))
+            # Autoescaping is switched on inside each template's html block; the text parts stay verbatim.
+            env = Environment(loader=ChoiceLoader(folders), autoescape=False)
+            self._envs[key] = env
+        return env
+
+    def render(self, tenant: str, locale: str, name: str, context: dict[str, Any]) -> Rendered:
+        env = self.env(tenant, locale)
+        tpl = env.get_template(f"{name}.j2")
+        subject = " ".join(_block(tpl, "subject", context).split())
+        text = _block(tpl, "text", context).strip() + "\n"
+        body = _block(tpl, "html", context).strip()
+        html = env.get_template("_layout.html.j2").render(context | {"subject": subject, "body": body})
+        return Rendered(subject, text, html)
+
+
+def _block(tpl: Template, name: str, context: dict[str, Any]) -> str:
+    return "".join(tpl.blocks[name](tpl.new_context(context)))
+
+
+def qr_png(code: str) -> bytes:
+    img = qrcode.make(code, box_size=6, border=2)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def meeting_ics(
+    *,
+    uid: str,
+    title: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    location: str | None,
+    url: str | None,
+    stamp: datetime,
+    cancelled: bool = False,
+) -> bytes:
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//civic//notifications//DE")
+    cal.add("version", "2.0")
+    cal.add("method", "CANCEL" if cancelled else "PUBLISH")
+    ev = icalendar.Event()
+    ev.add("uid", uid)
+    ev.add("dtstamp", stamp)
+    ev.add("dtstart", starts_at)
+    ev.add("dtend", ends_at)
+    ev.add("summary", title)
+    if location:
+        ev.add("location", location)
+    if url:
+        ev.add("url", url)
+    if cancelled:
+        ev.add("status", "CANCELLED")
+    cal.add_component(ev)
+    return bytes(cal.to_ical())
+
+
+@dataclass(frozen=True)
+class Attachments:
+    qr: bytes | None = None
+    qr_cid: str | None = None
+    ics: bytes | None = None
+
+
+def build_email(
+    rendered: Rendered,
+    *,
+    to: str,
+    from_address: str,
+    from_name: str,
+    message_id: str,
+    date: datetime,
+    attachments: Attachments | None = None,
+    unsubscribe_url: str | None = None,
+) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = rendered.subject
+    user, _, domain = from_address.partition("@")
+    msg["From"] = Address(from_name, user, domain)
+    msg["To"] = to
+    msg["Date"] = rfc2822_date(date)
+    # Stable per delivery: a resend after a crash carries the same id, so mail clients can fold duplicates.
+    msg["Message-ID"] = message_id
+    if unsubscribe_url:
+        # RFC 8058 one-click: the link accepts a POST without any further step.
+        msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    else:
+        msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(rendered.text)
+    msg.add_alternative(rendered.html, subtype="html")
+    a = attachments or Attachments()
+    if a.qr is not None and a.qr_cid is not None:
+        html_part: Any = msg.get_payload()[1]  # type: ignore[index]
+        html_part.add_related(a.qr, "image", "png", cid=f"<{a.qr_cid}>", filename="ticket.png")
+    if a.ics is not None:
+        msg.add_attachment(
+            a.ics, maintype="text", subtype="calendar", filename="termin.ics", params={"method": "PUBLISH"}
+        )
+    return msg

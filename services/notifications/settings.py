@@ -1,0 +1,49 @@
+"""Settings of the notifications service, read from ``CIVIC_NOTIFICATIONS_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class NotificationSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CIVIC_NOTIFICATIONS_", extra="ignore")
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 30.0
+    #: Connected SMTP clients kept open and reused by the sender.
+    smtp_pool_size: int = 4
+    from_address: str = "beteiligung@example.org"
+    from_name: str = "civic"
+
+    #: Key for unsubscribe and opt-in links and for the address hashes in the delivery log.
+    signing_secret: str = "dev-only-notifications-secret-change-me"
+    #: Where the links in mails point (the public API of this service).
+    public_base_url: str = "http://localhost:8000"
+    #: A folder with ``<tenant>/<locale>/<template>.j2`` files that replace the built-in templates.
+    template_overrides_dir: str | None = None
+    #: Thank people for coming after check-in.
+    checkin_thanks: bool = False
+
+    sender_batch_size: int = 200
+    sender_poll_seconds: float = 1.0
+    #: How long a claimed delivery may stay 'sending' before another sender takes it over.
+    lease_seconds: float = 120.0
+    email_max_attempts: int = 8
+    #: Delay before the first retry of a temporarily failed mail; doubles each time (jittered), up to the maximum.
+    email_retry_initial_seconds: float = 30.0
+    email_retry_max_seconds: float = 3600.0
+
+    webhook_timeout_seconds: float = 30.0
+    webhook_concurrency: int = 8
+    #: Waits between webhook attempts (seconds, jittered by ±10 %); the sum is about three days.
+    webhook_retry_schedule: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 72000.0]
+    )
+    #: Only for tests and local development: networks (``127.0.0.1/32``, optionally ``#<port>``) a webhook
+    #: may reach although they are private. Empty in production.
+    allow_private_targets: list[str] = Field(default_factory=list)
