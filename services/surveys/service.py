@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
-
+from services.surveys.api import make_router
+from services.surveys.clock import loops
+from services.surveys.config import SurveysConfig
 from shared.service import ServiceDefinition
 
-router = APIRouter(tags=["surveys"])
 
-definition = ServiceDefinition(
-    name="surveys",
-    router=router,
-    migrations=Path(__file__).parent / "migrations",
-    subscriptions={},
-)
+def build(config: SurveysConfig | None = None) -> ServiceDefinition:
+    """The service with ``config`` (from the environment if omitted); tests build it with their own."""
+    cfg = config or SurveysConfig()
+    return ServiceDefinition(
+        name="surveys",
+        router=make_router(cfg),
+        migrations=Path(__file__).parent / "migrations",
+        # The surveys service consumes no events; it only publishes.
+        subscriptions={},
+        background=lambda ctx: loops(ctx, cfg),
+    )
+
+
+definition = build()

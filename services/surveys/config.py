@@ -1,0 +1,23 @@
+"""Settings of the surveys service, from ``CIVIC_SURVEYS_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SurveysConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CIVIC_SURVEYS_", extra="ignore")
+
+    #: How often the clock loop opens and closes surveys whose time has come.
+    tick_seconds: float = 1.0
+    #: Reminders ("deadline approaching") before a survey closes, unless the survey sets its own.
+    reminder_offsets_hours: list[int] = [72, 24]
+    #: Responses per client (keyed hash of its address, rotated daily) and fixed window.
+    throttle_limit: int = 30
+    throttle_window_seconds: int = 60
+    #: How often token surveys' rows are rewritten so system columns no longer pair code and response.
+    mix_interval_seconds: float = 300.0
+    #: Shards per result counter: more shards, less waiting between concurrent responses.
+    counter_shards: int = 16
+    #: Tokens at most per request.
+    max_tokens_per_request: int = 20_000

@@ -1,0 +1,82 @@
+"""Request bodies of the HTTP API (pydantic); the rules themselves live in domain.py."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from services.surveys import domain
+
+IdStr = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
+Kind = Literal["single_choice", "multiple_choice", "free_text", "scale", "ranking", "number", "yes_no", "matrix"]
+
+
+class OptionIn(BaseModel):
+    id: str = IdStr
+    label: str = Field(min_length=1, max_length=500)
+
+
+class ConditionIn(BaseModel):
+    """Show the question only if the earlier question ``question`` was answered with one of ``any_of``."""
+
+    question: str
+    any_of: list[str] = Field(min_length=1)
+
+
+class QuestionIn(BaseModel):
+    id: str = IdStr
+    kind: Kind
+    text: str = Field(min_length=1, max_length=2000)
+    required: bool = False
+    help: str = Field("", max_length=2000)
+    options: list[OptionIn] = Field(default_factory=list, max_length=200)
+    max_selections: int | None = None
+    max_length: int | None = None
+    min: float | None = None
+    max: float | None = None
+    integer: bool = False
+    rows: list[OptionIn] = Field(default_factory=list, max_length=100)
+    condition: ConditionIn | None = None
+
+
+class SectionIn(BaseModel):
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    title: str = Field("", max_length=300)
+    description: str = Field("", max_length=5000)
+    questions: list[QuestionIn] = Field(min_length=1, max_length=300)
+
+
+class SurveyIn(BaseModel):
+    title: str = Field(min_length=1, max_length=300)
+    slug: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,79}$")
+    introduction: str = Field("", max_length=20_000)
+    estimated_minutes: int | None = Field(None, ge=1, le=600)
+    opens_at: AwareDatetime
+    closes_at: AwareDatetime
+    results_public: bool = False
+    process_id: UUID | None = None
+    access: Literal["public", "token"] = "public"
+    #: Hours before closing at which "deadline approaching" goes out; the service's default if omitted.
+    reminder_offsets_hours: list[int] | None = Field(None, max_length=10)
+    sections: list[SectionIn] = Field(min_length=1, max_length=50)
+
+    def questionnaire(self) -> domain.Questionnaire:
+        return domain.questionnaire_from_dict(self.definition())
+
+    def definition(self) -> dict[str, Any]:
+        return {"sections": [s.model_dump(mode="json", exclude_none=True) for s in self.sections]}
+
+
+class ResponseIn(BaseModel):
+    answers: dict[str, Any] = Field(default_factory=dict)
+    #: Client-chosen random key; a retry with the same key stores nothing twice. The header Idempotency-Key
+    #: may carry it instead.
+    submission_key: str | None = Field(None, min_length=8, max_length=200)
+    #: The single-use access code of a letter-based survey.
+    token: str | None = Field(None, max_length=64)
+
+
+class TokensIn(BaseModel):
+    count: int = Field(ge=1, le=20_000)
