@@ -1,0 +1,71 @@
+"""What the deployment files are expected to say, read once for the deployment tests."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+NGINX_CONF = ROOT / "deploy" / "nginx" / "civic.conf"
+K8S = ROOT / "deploy" / "k8s"
+
+SERVICES = ("registration", "surveys", "notifications", "content")
+#: Public path prefix -> the service that answers it (the gateway, the Ingress and `make up` agree on these).
+ROUTES = {f"/api/{name}/": name for name in SERVICES} | {"/q/": "content"}
+
+REQUIRED_VAR = re.compile(r"\$\{(\w+):\?[^}]*\}")
+ANY_VAR = re.compile(r"\$\{(\w+)(?::?[-?+][^}]*)?\}")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$")
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return data
+
+
+def required_variables() -> set[str]:
+    return set(REQUIRED_VAR.findall(COMPOSE.read_text()))
+
+
+def env_example() -> dict[str, str]:
+    """Active (uncommented) assignments of .env.example."""
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value.strip()
+    return values
+
+
+def nginx_routes() -> dict[str, str]:
+    """Prefix locations of civic.conf -> the compose service their upstream names."""
+    text = NGINX_CONF.read_text()
+    upstreams = {name: body for name, body in re.findall(r"upstream\s+(\w+)\s*\{(.*?)\}", text, flags=re.DOTALL)}
+    hosts = {}
+    for name, body in upstreams.items():
+        servers = re.findall(r"^\s*server\s+([\w.-]+):(\d+)", body, flags=re.MULTILINE)
+        assert len(servers) == 1, (name, servers)
+        host, port = servers[0]
+        assert port == "8000", (name, port)
+        hosts[name] = host
+    routes = {}
+    for location, upstream in re.findall(
+        r"location\s+(/[^\s{]*)\s*\{\s*proxy_pass\s+http://(\w+)\s*;", text, flags=re.DOTALL
+    ):
+        routes[location] = hosts[upstream]
+    return routes
+
+
+def k8s_documents() -> list[tuple[str, dict[str, Any]]]:
+    """Every YAML document under deploy/k8s/ with the name of its file."""
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        docs += [(path.name, doc) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return docs
