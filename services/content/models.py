@@ -8,7 +8,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator, model_validator
 
-Slug = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+Slug = Field(min_length=1, max_length=100, pattern=SLUG)
+OptionalSlug = Field(default=None, min_length=1, max_length=100, pattern=SLUG)
 
 
 class Text(BaseModel):
@@ -39,7 +41,7 @@ class ProcessIn(BaseModel):
 
 class ProcessPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    slug: str | None = Slug
+    slug: str | None = OptionalSlug
     title: Text | None = None
     motto: Text | None = None
     summary: Text | None = None
@@ -95,7 +97,7 @@ class ArticleIn(BaseModel):
 
 class ArticlePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    slug: str | None = Slug
+    slug: str | None = OptionalSlug
     title: Text | None = None
     summary: Text | None = None
     body: Text | None = None
