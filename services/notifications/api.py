@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, EmailStr, Field
 
@@ -172,14 +173,14 @@ def build_router(settings: NotificationSettings) -> APIRouter:
 
     @router.post("/unsubscribe", response_model=SubscriptionOut)
     async def unsubscribe(
-        request: Request,
-        token: Annotated[str | None, Query(max_length=200)] = None,
-        form_token: Annotated[str | None, Form(alias="token", max_length=200)] = None,
-        list_unsubscribe: Annotated[str | None, Form(alias="List-Unsubscribe")] = None,
+        request: Request, token: Annotated[str | None, Query(max_length=200)] = None
     ) -> SubscriptionOut:
         """One-click unsubscribe (RFC 8058: ``List-Unsubscribe=One-Click`` posted to the link), or the page's form."""
+        if token is None:
+            form = parse_qs((await request.body()).decode(errors="replace")[:2000])
+            token = (form.get("token") or [""])[0]
         ctx = context_of(request, NAME)
-        value = domain.verify_token(settings.signing_secret, "unsubscribe", token or form_token or "")
+        value = domain.verify_token(settings.signing_secret, "unsubscribe", token)
         if value is None:
             raise _BAD_LINK
         async with ctx.pool.acquire() as conn:
