@@ -51,6 +51,10 @@ class Rig:
         await self.svc.tick()
         return s
 
+    async def open_survey_at(self, s: dict[str, Any]) -> None:
+        self.clock.set(datetime.fromisoformat(s["opens_at"]) + timedelta(minutes=1))
+        await self.svc.tick()
+
     def public(self, s: dict[str, Any], tail: str = "") -> str:
         return f"/api/surveys/public/{self.tenant}/{s['slug']}{tail}"
 
