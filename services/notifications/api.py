@@ -225,7 +225,9 @@ def build_router(settings: NotificationSettings) -> APIRouter:
     @router.post("/webhooks", status_code=201, response_model=WebhookCreated)
     async def create_webhook(body: WebhookIn, request: Request, staff: Staff) -> WebhookCreated:
         """Register an endpoint; the answer holds its signing secret, which is not shown again."""
-        errors = [{"in": "body", "pointer": "/url", "detail": e} for e in check_url(body.url)]
+        errors = [
+            {"in": "body", "pointer": "/url", "detail": e} for e in check_url(body.url, settings.allow_private_targets)
+        ]
         if errors:
             raise Problem(422, "Invalid request", type_="validation", detail="The URL cannot be used.", errors=errors)
         ctx = context_of(request, NAME)

@@ -122,8 +122,8 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-def check_url(url: str) -> list[str]:
-    """Problems with a webhook URL that can be seen without resolving it."""
+def check_url(url: str, allow: list[str] | None = None) -> list[str]:
+    """Problems with a webhook URL that can be seen without resolving it (the sender checks again, resolved)."""
     try:
         u = httpx.URL(url)
     except Exception:
@@ -136,6 +136,10 @@ def check_url(url: str) -> list[str]:
     if u.userinfo:
         errors.append("credentials in the URL are not allowed")
     ip = literal_ip(u.host) if u.host else None
+    port = u.port or (443 if u.scheme == "https" else 80)
+    allowed = parse_allow_list(allow or [])
+    if ip is not None and any(ip in net and (p is None or p == port) for net, p in allowed):
+        return errors
     if ip is not None and forbidden(ip):
         errors.append("host is a private, loopback, link-local or reserved address")
     if u.host in ("localhost",) or u.host.endswith(".localhost"):
