@@ -1,0 +1,384 @@
+"""Demo data: two tenants modelled on the reference cases, loaded through the content service's own functions.
+
+Run ``python -m civic.demo`` (DATABASE_URL as for the services) or call ``load_content_demo``. Loading twice
+changes nothing: a tenant whose process exists is left as it is (references and QR codes are upserts).
+People are invented and reachable only at example.org addresses.
+
+The meeting and survey the county's process refers to live in the registration and surveys services; the
+lead creates them through those services' APIs and passes their ids here. Without ids, fixed placeholder ids
+are used; the page shows them as ``unknown`` until events with those ids arrive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from uuid import UUID, uuid5
+
+import asyncpg
+
+from services.content import models, publishing, repository
+from services.content.service import definition
+from shared import db
+from shared.bus.outbox import Outbox
+from shared.clock import Clock, SystemClock
+from shared.settings import Settings
+
+DEMO_NAMESPACE = UUID("6b1f2a6e-3c2d-4f55-9a57-0d6f2b7c9e10")
+KICKOFF_MEETING_ID = uuid5(DEMO_NAMESPACE, "kreis-dithmarschen/kickoff")
+SURVEY_ID = uuid5(DEMO_NAMESPACE, "kreis-dithmarschen/survey")
+
+
+def T(de: str, en: str | None = None) -> models.Text:
+    return models.Text(de=de, en=en)
+
+
+@dataclass
+class Loaded:
+    tenants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+async def _publish(conn: Any, outbox: Outbox, tenant: str, what: str, id_: UUID, clock: Clock, base: str) -> None:
+    await publishing.publish(conn, outbox, tenant, what, id_, at=None, now=clock.now(), base_url=base)
+
+
+async def _load_detmold(conn: Any, outbox: Outbox, clock: Clock, base: str) -> dict[str, Any]:
+    tenant, now = "stadt-detmold", clock.now()
+    existing = await repository.process_by_slug(conn, tenant, "smart-city")
+    if existing is None:
+        p = await repository.create_process(
+            conn,
+            tenant,
+            models.ProcessIn(
+                slug="smart-city",
+                title=T("Modellprojekt Smart Cities", "Smart Cities model project"),
+                motto=T(
+                    "Die co-kreative Stadt. Hand in Hand und mit Kreativität in eine neue Zukunft.",
+                    "The co-creative town. Hand in hand and with creativity into a new future.",
+                ),
+                summary=T(
+                    "Die Stadt ist eine von 28 Kommunen, die als Modellprojekt Smart Cities gefördert werden. "
+                    "Das Programm 2021 steht unter dem Motto „Gemeinsam aus der Krise: Raum für Zukunft“.",
+                    "The town is one of 28 municipalities funded as a Smart Cities model project.",
+                ),
+                funding=[
+                    models.FundingFact(
+                        label=T("Bundesförderung Modellprojekte Smart Cities", "Federal Smart Cities funding"),
+                        amount=5_600_000,
+                        source=T("Bundesministerium (Förderprogramm Modellprojekte Smart Cities)"),
+                    )
+                ],
+            ),
+            now,
+        )
+        pid = p["id"]
+        await repository.add_phase(
+            conn,
+            tenant,
+            pid,
+            models.PhaseIn(
+                title=T("Strategiephase", "Strategy phase"),
+                description=T(
+                    "Die Digitalisierungsstrategie wird überarbeitet und im September 2022 im Stadtrat verabschiedet.",
+                    "The digital strategy is revised and adopted by the town council in September 2022.",
+                ),
+                starts_on=date(2021, 10, 1),
+                ends_on=date(2022, 9, 30),
+            ),
+        )
+        await repository.add_phase(
+            conn,
+            tenant,
+            pid,
+            models.PhaseIn(
+                title=T("Umsetzungsphase", "Implementation phase"),
+                description=T(
+                    "Die Maßnahmen der Strategie werden umgesetzt.", "The strategy's measures are carried out."
+                ),
+                starts_on=date(2022, 10, 1),
+            ),
+        )
+        steps = [
+            ("1.1", "step", T("Digitalisierungsstrategie überarbeiten", "Revise the digital strategy"),
+             "Die Strategie fügt sich als Teilstrategie in die **Nachhaltigkeitsstrategie** ein."),
+            ("1.2", "step", T("Öffentlichkeit beteiligen: Digitale Ethik / Kinder- und Jugendbeteiligung",
+                              "Involve the public: digital ethics / children and youth"),
+             "Gemeinsam sprechen wir über Werte in der digitalen Stadtgesellschaft. "
+             "Für Kinder und Jugendliche gibt es Mitmach-Formate."),
+            ("1.3", "step", T("Erste Maßnahmen umsetzen", "First measures"),
+             "In den ersten 12 Monaten werden fünf schnell umsetzbare Projekte realisiert."),
+            ("1.3.1", "quick_project", T("Beteiligungsplattform weiterentwickeln", "Extend the participation platform"),
+             "Wir bauen die Funktionen der Beteiligungsplattform weiter aus."),
+            ("1.3.2", "quick_project", T("Zusammenarbeitsplattform einführen", "Introduce a collaboration platform"),
+             "Eine Plattform, über die wir mit der Stadtgesellschaft Projekte umsetzen."),
+            ("1.3.3", "quick_project", T("QR-Codes - Push statt Pull", "QR codes - push instead of pull"),
+             "Wie können QR-Codes das Leben in der Stadt sozialer und nachhaltiger machen?"),
+            ("1.3.4", "quick_project", T("Pop-Up Makerspace", "Pop-up makerspace"),
+             "Im Kreativquartier entsteht auf Zeit ein Ort zum Ausprobieren digitaler Geräte. Fokus: Möbel bauen."),
+            ("1.3.5", "quick_project", T("Kultur trifft digital", "Culture meets digital"),
+             "Kinder werden zu Expert*innen für digitalen Sound, digitale Technik und digitale Realitäten."),
+        ]  # fmt: skip
+        for number, kind, title, body in steps:
+            await repository.add_step(
+                conn,
+                tenant,
+                pid,
+                models.StepIn(number=number, kind=kind, title=title, body=T(body)),
+            )
+        await repository.add_contact(
+            conn,
+            tenant,
+            pid,
+            models.ContactIn(
+                name="Jana Beispiel",
+                role=T("Referentin Digitalisierung", "Digitalisation officer"),
+                unit=T("Stabsstelle Digitalisierung", "Digitalisation unit"),
+                email="digitalisierung@example.org",
+                phone="+49 5231 000 000",
+                address="Rathaus, Beispielplatz 1, 32756 Detmold",
+                opening_hours=T("Mo-Fr 8-12 Uhr, Do 14-17 Uhr", "Mon-Fri 8-12, Thu 2-5 pm"),
+            ),
+        )
+        news = await repository.create_article(
+            conn,
+            tenant,
+            models.ArticleIn(
+                kind="news",
+                slug="erster-platz-kooperationsprojekt",
+                process_id=pid,
+                title=T("1. Platz als Bestes Kooperationsprojekt", "First prize for the best cooperation project"),
+                summary=T("Die interkommunale Zusammenarbeit wurde beim eGovernment-Wettbewerb ausgezeichnet."),
+                body=T(
+                    "Die interkommunale Zusammenarbeit der Digitalisierungsbeauftragten im Kreis wurde beim "
+                    "eGovernment-Wettbewerb als Sieger in der Kategorie **„Bestes Kooperationsprojekt“** "
+                    "ausgewählt.\n\n"
+                    "[Mehr zum Wettbewerb](https://example.org/wettbewerb)",
+                    "The cooperation of the district's digitalisation officers won the category "
+                    "**best cooperation project**.",
+                ),
+            ),
+            now,
+        )
+        page = await repository.create_article(
+            conn,
+            tenant,
+            models.ArticleIn(
+                kind="page",
+                slug="nachbarschafts-app",
+                process_id=pid,
+                title=T("Nachbarschafts-App", "Neighbourhood app"),
+                body=T(
+                    "Die Nachbarschafts-App verbindet Menschen in der Stadt: kurzer Plausch, Nachbarschaftshilfe "
+                    "oder gute Idee. **Einfach den QR-Code scannen!**",
+                    "The neighbourhood app connects people in town. **Just scan the QR code!**",
+                ),
+            ),
+            now,
+        )
+        await _publish(conn, outbox, tenant, "process", pid, clock, base)
+        await _publish(conn, outbox, tenant, "article", news["id"], clock, base)
+        await _publish(conn, outbox, tenant, "article", page["id"], clock, base)
+    else:
+        pid = existing["id"]
+    code = "detmold-app"
+    await repository.create_qr(
+        conn,
+        tenant,
+        code,
+        models.QrIn(
+            target_kind="app",
+            target_url="https://apps.example.org/nachbarschaft",
+            label="Nachbarschafts-App",
+            error_correction="Q",
+        ),
+        now,
+    )
+    return {"process_id": str(pid), "slug": "smart-city", "qr_codes": [code], "created": existing is None}
+
+
+async def _load_dithmarschen(
+    conn: Any, outbox: Outbox, clock: Clock, base: str, meeting_id: UUID, survey_id: UUID
+) -> dict[str, Any]:
+    tenant, now = "kreis-dithmarschen", clock.now()
+    existing = await repository.process_by_slug(conn, tenant, "dithmarschen-digital")
+    if existing is None:
+        p = await repository.create_process(
+            conn,
+            tenant,
+            models.ProcessIn(
+                slug="dithmarschen-digital",
+                title=T("Dithmarschen Digital (DiDi)", "Dithmarschen Digital (DiDi)"),
+                motto=T("Digitale Modellkommune", "Digital model municipality"),
+                summary=T(
+                    "Eine kreisweite Digitalisierungsstrategie und eine digitale Agenda, erarbeitet gemeinsam mit "
+                    "Ämtern, Städten und Gemeinden - und mit Bürger*innen sowie Expert*innen aus Wirtschaft, "
+                    "Verbänden und Vereinen.",
+                    "A county-wide digital strategy and digital agenda, developed together with offices, towns and "
+                    "municipalities, citizens and experts.",
+                ),
+                funding=[
+                    models.FundingFact(
+                        label=T("Förderung des Landes", "State funding"),
+                        amount=100_000,
+                        source=T(
+                            "Landesprogramm „Digitale Modellkommunen“", "State programme 'digital model municipalities'"
+                        ),
+                        period=T(
+                            "zwei Jahre, Bewilligungszeitraum bis 1. November 2022", "two years, until 1 November 2022"
+                        ),
+                    )
+                ],
+            ),
+            now,
+        )
+        pid = p["id"]
+        await repository.add_phase(
+            conn,
+            tenant,
+            pid,
+            models.PhaseIn(
+                title=T("Auftakt und Online-Umfrage", "Kick-off and online survey"),
+                starts_on=date(2021, 10, 1),
+                ends_on=date(2021, 10, 31),
+            ),
+        )
+        await repository.add_phase(
+            conn,
+            tenant,
+            pid,
+            models.PhaseIn(
+                title=T("Strategie erarbeiten", "Developing the strategy"),
+                starts_on=date(2021, 11, 1),
+                ends_on=date(2022, 11, 1),
+            ),
+        )
+        for number, title in (
+            ("1", T("Handlungsfelder festlegen: Bildung, Gesundheit, Mobilität", "Fields of action")),
+            ("2", T("Gemeinsam Lösungen entwickeln", "Developing solutions together")),
+        ):
+            await repository.add_step(conn, tenant, pid, models.StepIn(number=number, title=title))
+        await repository.add_contact(
+            conn,
+            tenant,
+            pid,
+            models.ContactIn(
+                name="Robin Muster",
+                role=T("Projektkoordination", "Project coordination"),
+                unit=T("Stabsstelle Digitalisierung, IT und Organisationsmanagement"),
+                email="didi@example.org",
+                phone="+49 481 000 000",
+                address="Kreisverwaltung, Beispielstraße 1, 25746 Heide",
+                opening_hours=T("Mo-Do 8-16 Uhr, Fr 8-12 Uhr"),
+            ),
+        )
+        page = await repository.create_article(
+            conn,
+            tenant,
+            models.ArticleIn(
+                kind="page",
+                slug="termine",
+                process_id=pid,
+                title=T("Termine", "Dates"),
+                body=T(
+                    "## Auftaktveranstaltung am 28. Oktober in Heide\n\n"
+                    "Donnerstag, 28. Oktober 2021, 18-20 Uhr, BerufsBildungsZentrum Heide. "
+                    "Anmeldung bis 25. Oktober 2021.\n\n"
+                    "## Online-Umfrage läuft bis zum 31. Oktober\n\n"
+                    "Die Teilnahme ist anonym und dauert durchschnittlich zehn Minuten. "
+                    "Alternativ den QR-Code mit dem Smartphone scannen."
+                ),
+            ),
+            now,
+        )
+        await _publish(conn, outbox, tenant, "process", pid, clock, base)
+        await _publish(conn, outbox, tenant, "article", page["id"], clock, base)
+    else:
+        pid = existing["id"]
+    await repository.add_ref(conn, tenant, pid, models.RefIn(kind="meeting", ref_id=meeting_id))
+    await repository.add_ref(conn, tenant, pid, models.RefIn(kind="survey", ref_id=survey_id))
+    code = "didi-umfrage"
+    await repository.create_qr(
+        conn,
+        tenant,
+        code,
+        models.QrIn(
+            target_kind="survey",
+            target_id=survey_id,
+            target_url="https://umfrage.example.org/dithmarschen-digital",
+            label="QR-Code für die Befragung",
+            error_correction="M",
+        ),
+        now,
+    )
+    return {
+        "process_id": str(pid),
+        "slug": "dithmarschen-digital",
+        "meeting_id": str(meeting_id),
+        "survey_id": str(survey_id),
+        "qr_codes": [code],
+        "created": existing is None,
+    }
+
+
+async def load_content_demo(
+    pool: asyncpg.Pool | None = None,
+    *,
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    kickoff_meeting_id: UUID = KICKOFF_MEETING_ID,
+    survey_id: UUID = SURVEY_ID,
+) -> dict[str, Any]:
+    """Load both demo tenants; each in one transaction. Migrates the content schema when given no pool."""
+    s = settings or Settings()
+    clk = clock or SystemClock()
+    own = pool is None
+    if pool is None:
+        await db.migrate(s.database_url, definition.schema, definition.all_migrations())
+        pool = await db.create_pool(s.database_url, definition.schema, max_size=2)
+    outbox = Outbox("content", clock=clk)
+    base = s.public_base_url.rstrip("/")
+    try:
+        out: dict[str, Any] = {}
+        async with pool.acquire() as conn:
+            # Serialise concurrent loaders, so two runs at once cannot both find a tenant missing.
+            async with conn.transaction():
+                await conn.execute("select pg_advisory_xact_lock(hashtext('content-demo'))")
+                out["stadt-detmold"] = await _load_detmold(conn, outbox, clk, base)
+            async with conn.transaction():
+                await conn.execute("select pg_advisory_xact_lock(hashtext('content-demo'))")
+                out["kreis-dithmarschen"] = await _load_dithmarschen(
+                    conn, outbox, clk, base, kickoff_meeting_id, survey_id
+                )
+        for tenant in out.values():
+            tenant["short_links"] = [f"{base}/q/{c}" for c in tenant["qr_codes"]]
+        return out
+    finally:
+        if own:
+            await pool.close()
+
+
+async def load_demo(base_url: str, *, settings: Settings | None = None) -> str:
+    """The demo for ``civic.up``: loads the content tenants and says where to look (other services add theirs)."""
+    result = await load_content_demo(settings=settings)
+    lines = ["  demo tenants:"]
+    for tenant, info in result.items():
+        lines.append(f"    {tenant:<20} {base_url}/api/content/public/{tenant}/processes/{info['slug']}")
+        lines += [f"    {'':<20} QR {base_url}/q/{code}" for code in info["qr_codes"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Load civic's content demo tenants (idempotent).")
+    parser.add_argument("--kickoff-meeting-id", type=UUID, default=KICKOFF_MEETING_ID)
+    parser.add_argument("--survey-id", type=UUID, default=SURVEY_ID)
+    args = parser.parse_args(argv)
+    result = asyncio.run(load_content_demo(kickoff_meeting_id=args.kickoff_meeting_id, survey_id=args.survey_id))
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
