@@ -25,8 +25,31 @@ ANY_VAR = re.compile(r"\$\{(\w+)(?::?[-?+][^}]*)?\}")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$")
 
 
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key twice in one mapping (YAML keeps the last one silently)."""
+
+
+def _mapping_without_duplicates(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # keys merged in with `<<:` may be overridden, that is what merging is for
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def load(text: str) -> Any:
+    return yaml.load(text, Loader=StrictLoader)
+
+
 def compose() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    data: dict[str, Any] = load(COMPOSE.read_text())
     return data
 
 
@@ -67,5 +90,5 @@ def k8s_documents() -> list[tuple[str, dict[str, Any]]]:
     """Every YAML document under deploy/k8s/ with the name of its file."""
     docs = []
     for path in sorted(K8S.glob("*.yaml")):
-        docs += [(path.name, doc) for doc in yaml.safe_load_all(path.read_text()) if doc]
+        docs += [(path.name, doc) for doc in yaml.load_all(path.read_text(), Loader=StrictLoader) if doc]
     return docs
