@@ -55,7 +55,10 @@ async def group_states(redis: aioredis.Redis, key: str) -> list[GroupState]:
         first_pending = None
         if g["pending"]:
             summary = await redis.xpending(key, name)
-            first_pending = parse_entry_id(summary["min"])
+            # Not atomic with XINFO: the group may have acknowledged everything in between (min is then nil,
+            # and the last-delivered id read before is a safe, lower bound).
+            if summary["min"] is not None:
+                first_pending = parse_entry_id(summary["min"])
         states.append(
             GroupState(name, int(g["pending"]), g.get("lag"), parse_entry_id(g["last-delivered-id"]), first_pending)
         )
@@ -95,6 +98,11 @@ class Maintenance:
                 backoff.reset()
             except TRANSIENT as exc:
                 log.warning("maintenance postponed", extra={"error": repr(exc)})
+                await backoff.wait(stop)
+                continue
+            except Exception:
+                # A dead maintenance task would stop watermarks and trimming for good, silently.
+                log.exception("maintenance pass failed")
                 await backoff.wait(stop)
                 continue
             with contextlib.suppress(TimeoutError):
