@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -19,4 +20,5 @@ async def cluster() -> AsyncIterator[Cluster]:
         yield c
     finally:
         await c.close()
-        shutil.rmtree(folder, ignore_errors=True)
+        if not os.environ.get("CIVIC_FAULTS_KEEP"):  # set it to read the programs' logs after a failure
+            shutil.rmtree(folder, ignore_errors=True)

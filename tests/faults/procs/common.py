@@ -50,15 +50,14 @@ def configure_logging() -> None:
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(created).3f %(levelname)s %(name)s %(message)s %(error)s"
     )
-    old = logging.getLogRecordFactory()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_default_error)
 
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = old(*args, **kwargs)
-        if not hasattr(record, "error"):
-            record.error = ""
-        return record
 
-    logging.setLogRecordFactory(factory)
+def _default_error(record: logging.LogRecord) -> bool:
+    if not hasattr(record, "error"):
+        record.error = ""
+    return True
 
 
 def say(what: str) -> None:
