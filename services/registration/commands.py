@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from services.registration import domain, store, tickets
+from services.registration import events as meeting_events
 from services.registration.store import Meeting
 from shared.contracts.envelope import Payload
 from shared.contracts.registration import (
@@ -42,10 +43,12 @@ LOCK_TIMEOUT = "5s"
 async def lock_meeting(conn: Conn, meeting_id: UUID) -> None:
     if not conn.is_in_transaction():
         raise RuntimeError("the meeting lock is transaction-scoped; take it inside a transaction")
-    await conn.execute(f"set local lock_timeout = '{LOCK_TIMEOUT}'")
     try:
+        # One round trip: the timeout is set (for this transaction) before the lock is waited for.
         await conn.execute(
-            "select pg_advisory_xact_lock(hashtextextended($1, 0))", f"registration/meeting/{meeting_id}"
+            "select set_config('lock_timeout', $2, true), pg_advisory_xact_lock(hashtextextended($1, 0))",
+            f"registration/meeting/{meeting_id}",
+            LOCK_TIMEOUT,
         )
     except asyncpg.LockNotAvailableError:
         raise Problem(
@@ -67,15 +70,17 @@ def ticket_for(meeting: Meeting, registration_id: UUID, slot_id: UUID | None) ->
     return tickets.sign(meeting.signing_key, registration_id, meeting.id, day)
 
 
-async def seats_event(conn: Conn, meeting: Meeting) -> SeatsChangedV1:
+async def seats_event(conn: Conn, meeting: Meeting, pending: tuple[int, int] = (0, 0)) -> SeatsChangedV1:
+    """Seat figures of the whole meeting; ``pending`` adds seats and waiting people not yet written."""
     whole = await store.counts(conn, meeting.id, whole=True)
     capacity = meeting_capacity(meeting)
+    seats, waiting = whole.confirmed_seats + pending[0], whole.waitlisted + pending[1]
     return SeatsChangedV1(
         meeting_id=meeting.id,
         capacity=capacity,
-        confirmed=whole.confirmed_seats,
-        waitlisted=whole.waitlisted,
-        seats_left=domain.seats_left(capacity, whole.confirmed_seats),
+        confirmed=seats,
+        waitlisted=waiting,
+        seats_left=domain.seats_left(capacity, seats),
     )
 
 
@@ -88,8 +93,7 @@ def meeting_capacity(meeting: Meeting) -> int | None:
 
 
 async def record(ctx: ServiceContext, conn: Conn, meeting: Meeting, events: list[Payload]) -> None:
-    subject = f"meeting/{meeting.id}"
-    await ctx.outbox.record_many(conn, [(e, meeting.tenant, subject) for e in events])
+    await meeting_events.record(conn, ctx.outbox, meeting.tenant, f"meeting/{meeting.id}", events)
 
 
 # --- register ----------------------------------------------------------------------------------------------------
@@ -190,13 +194,13 @@ async def register(
 ) -> Outcome:
     """Register someone for a meeting: confirmed while seats remain, else waitlisted, else refused.
 
-    ``lock=False`` (with ``race_delay`` widening the gap between counting and inserting) exists only so the
-    concurrency test can prove it sees the race that the lock prevents.
+    The meeting is read and the request validated before the lock; under the lock only the seat pool, the
+    person's existing registration, the insert and the events (a handful of round trips). ``lock=False`` (with
+    ``race_delay`` widening the gap between counting and inserting) exists only so the concurrency test can
+    prove it sees the race that the lock prevents.
     """
     now = ctx.clock.now()
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        if lock:
-            await lock_meeting(conn, meeting_id)
+    async with ctx.pool.acquire() as conn:
         meeting = await store.meeting(conn, meeting_id, tenant=tenant)
         if meeting is None or (meeting.status == "draft" and tenant is None):
             raise Problem(404, "Not found", detail="no such meeting")
@@ -212,94 +216,175 @@ async def register(
             raise invalid(errors)
         if not ignore_window:
             check_window(meeting, now)
-
-        existing = await conn.fetchrow(
-            f"select {store.REGISTRATION_COLUMNS} from registrations where meeting_id = $1 "
-            "and slot_id is not distinct from $2 and status <> 'cancelled' "
-            "and ((email is not null and email = $3) or (phone is not null and phone = $4)) order by seq limit 1",
-            meeting.id,
-            applicant.slot_id,
-            applicant.email,
-            applicant.phone,
-        )
-        if existing is not None:
-            reg = store.registration_dict(existing)
-            return Outcome(reg, False, await store.waitlist_position(conn, reg))
-
-        seats = 1 + applicant.companions
-        before = await store.counts(conn, meeting.id, applicant.slot_id)
-        capacity = meeting.capacity_of(applicant.slot_id)
-        status = domain.allocate(capacity, before.confirmed_seats, seats, waitlist=meeting.waitlist)
-        if status == "refused":
-            raise Problem(
-                409,
-                "Meeting full",
-                type_="meeting-full",
-                detail="all seats are taken and this meeting has no waiting list",
-                seats_left=domain.seats_left(capacity, before.confirmed_seats),
-            )
-        if race_delay:
-            await conn.execute("select pg_sleep($1)", race_delay)
         rid = uuid4()
         secret = secrets.token_urlsafe(24)
-        code = ticket_for(meeting, rid, applicant.slot_id) if status == "confirmed" else None
-        row = await conn.fetchrow(
-            "insert into registrations (id, tenant, meeting_id, slot_id, secret, status, seats, companions, channel, "
-            "name, email, phone, locale, age, guardian_consent, answers, attestations, privacy_consent_at, "
-            "ticket_code, created_at, confirmed_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-            "$14, $15, $16, $17, $18, $19, $18, case when $6 = 'confirmed' then $18::timestamptz end) "
-            f"returning {store.REGISTRATION_COLUMNS}",
-            rid,
-            meeting.tenant,
-            meeting.id,
-            applicant.slot_id,
-            secret,
-            status,
-            seats,
-            applicant.companions,
-            applicant.channel,
-            applicant.name,
-            applicant.email,
-            applicant.phone,
-            applicant.locale,
-            applicant.age,
-            applicant.guardian_consent,
-            json.dumps(applicant.answers),
-            json.dumps(applicant.attestations),
-            now,
-            code,
-        )
-        reg = store.registration_dict(row)
-        contact = contact_of(reg)
+        seats = 1 + applicant.companions
+        # Signing is cheap and needs no lock: a code for the case that a seat is free.
+        code = ticket_for(meeting, rid, applicant.slot_id)
         url = manage_url(ctx, secret)
-        events: list[Payload] = [
-            RegistrationReceivedV1(registration_id=rid, meeting_id=meeting.id, channel=applicant.channel)
-        ]
-        position = None
-        left = domain.seats_left(capacity, before.confirmed_seats + (seats if status == "confirmed" else 0))
-        if status == "confirmed":
-            assert code is not None
-            events.append(
-                RegistrationConfirmedV1(
-                    registration_id=rid,
-                    meeting_id=meeting.id,
-                    contact=contact,
-                    companions=applicant.companions,
-                    ticket_code=code,
-                    manage_url=url,
-                    seats_left=left,
-                )
+        await begin(conn, meeting_id if lock else None)
+        try:
+            outcome = await _register_locked(
+                ctx,
+                conn,
+                meeting,
+                applicant,
+                rid=rid,
+                secret=secret,
+                seats=seats,
+                code=code,
+                url=url,
+                now=now,
+                race_delay=race_delay,
             )
-        else:
-            position = before.waitlisted + 1
-            events.append(
-                RegistrationWaitlistedV1(
-                    registration_id=rid, meeting_id=meeting.id, contact=contact, position=position, manage_url=url
-                )
+            await conn.execute("commit")
+        except BaseException:
+            if conn.is_in_transaction():
+                await conn.execute("rollback")
+            raise
+        return outcome
+
+
+async def begin(conn: Conn, meeting_id: UUID | None) -> None:
+    """BEGIN and take the meeting's lock in one round trip (the simple protocol runs both statements)."""
+    if meeting_id is None:
+        await conn.execute("begin")
+        return
+    key = f"registration/meeting/{UUID(str(meeting_id))}"  # a UUID's text is safe to inline
+    try:
+        await conn.execute(
+            f"begin; select set_config('lock_timeout', '{LOCK_TIMEOUT}', true), "
+            f"pg_advisory_xact_lock(hashtextextended('{key}', 0))"
+        )
+    except asyncpg.LockNotAvailableError:
+        await conn.execute("rollback")
+        raise Problem(
+            503, "Busy", type_="busy", detail="too many registrations at once; try again", headers={"Retry-After": "1"}
+        ) from None
+
+
+async def _register_locked(
+    ctx: ServiceContext,
+    conn: Conn,
+    meeting: Meeting,
+    applicant: Applicant,
+    *,
+    rid: UUID,
+    secret: str,
+    seats: int,
+    code: str,
+    url: str,
+    now: datetime,
+    race_delay: float,
+) -> Outcome:
+    state = await conn.fetchrow(
+        "select m.status, m.waitlist, "
+        "case when $2::uuid is null then m.capacity else s.capacity end as capacity, "
+        "case when $2::uuid is null then m.confirmed_seats else s.confirmed_seats end as confirmed_seats, "
+        "case when $2::uuid is null then m.waitlisted else s.waitlisted end as waitlisted, "
+        "(select r.id from registrations r where r.meeting_id = m.id "
+        " and coalesce(r.slot_id, r.meeting_id) = coalesce($2::uuid, m.id) and r.status <> 'cancelled' "
+        " and ((r.email = $3 and r.email is not null) or (r.phone = $4 and r.phone is not null)) "
+        " order by r.seq limit 1) as existing "
+        "from meetings m left join slots s on s.id = $2 and s.meeting_id = m.id where m.id = $1",
+        meeting.id,
+        applicant.slot_id,
+        applicant.email,
+        applicant.phone,
+    )
+    assert state is not None
+    if state["status"] != "published":
+        raise Problem(409, "Meeting not open for registration", type_="meeting-not-published")
+    if state["existing"] is not None:
+        reg = await store.registration(conn, state["existing"])
+        assert reg is not None
+        return Outcome(reg, False, await store.waitlist_position(conn, reg))
+    capacity = state["capacity"]
+    taken = int(state["confirmed_seats"])
+    waiting = int(state["waitlisted"])
+    status = domain.allocate(capacity, taken, seats, waitlist=state["waitlist"])
+    if status == "refused":
+        raise Problem(
+            409,
+            "Meeting full",
+            type_="meeting-full",
+            detail="all seats are taken and this meeting has no waiting list",
+            seats_left=domain.seats_left(capacity, taken),
+        )
+    if race_delay:
+        await conn.execute("select pg_sleep($1)", race_delay)
+    confirmed = status == "confirmed"
+    contact = Contact(name=applicant.name, email=applicant.email, phone=applicant.phone, locale=applicant.locale)
+    left = domain.seats_left(capacity, taken + (seats if confirmed else 0))
+    position = None if confirmed else waiting + 1
+    events: list[Payload] = [
+        RegistrationReceivedV1(registration_id=rid, meeting_id=meeting.id, channel=applicant.channel),
+        RegistrationConfirmedV1(
+            registration_id=rid,
+            meeting_id=meeting.id,
+            contact=contact,
+            companions=applicant.companions,
+            ticket_code=code,
+            manage_url=url,
+            seats_left=left,
+        )
+        if confirmed
+        else RegistrationWaitlistedV1(
+            registration_id=rid, meeting_id=meeting.id, contact=contact, position=waiting + 1, manage_url=url
+        ),
+    ]
+    if meeting.slots:
+        events.append(await seats_event(conn, meeting, pending=(seats if confirmed else 0, 0 if confirmed else 1)))
+    else:
+        events.append(
+            SeatsChangedV1(
+                meeting_id=meeting.id,
+                capacity=capacity,
+                confirmed=taken + (seats if confirmed else 0),
+                waitlisted=waiting + (0 if confirmed else 1),
+                seats_left=left,
             )
-        events.append(await seats_event(conn, meeting))
-        await record(ctx, conn, meeting, events)
-        return Outcome(reg, True, position, left)
+        )
+    # One statement: the seat counters, the registration and its events (with their sequence numbers).
+    row = await conn.fetchrow(
+        "with pool_meeting as (update meetings set confirmed_seats = confirmed_seats + $20, "
+        "  waitlisted = waitlisted + $21 where id = $3 and $4::uuid is null), "
+        "pool_slot as (update slots set confirmed_seats = confirmed_seats + $20, "
+        "  waitlisted = waitlisted + $21 where id = $4::uuid), "
+        "reg as (insert into registrations (id, tenant, meeting_id, slot_id, secret, status, seats, companions, "
+        "channel, name, email, phone, locale, age, guardian_consent, answers, attestations, "
+        "privacy_consent_at, ticket_code, created_at, confirmed_at) values ($1, $2, $3, $4, $5, $6, $7, $8, "
+        "$9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $18, "
+        "case when $6 = 'confirmed' then $18::timestamptz end) "
+        f"returning {store.REGISTRATION_COLUMNS}), "
+        f"{meeting_events.cte(22)} "
+        "select reg.*, (select count(*) from woken) as woken from reg",
+        rid,
+        meeting.tenant,
+        meeting.id,
+        applicant.slot_id,
+        secret,
+        status,
+        seats,
+        applicant.companions,
+        applicant.channel,
+        applicant.name,
+        applicant.email,
+        applicant.phone,
+        applicant.locale,
+        applicant.age,
+        applicant.guardian_consent,
+        json.dumps(applicant.answers),
+        json.dumps(applicant.attestations),
+        now,
+        code if confirmed else None,
+        seats if confirmed else 0,
+        0 if confirmed else 1,
+        *meeting_events.cte_params(ctx.outbox, meeting.tenant, f"meeting/{meeting.id}", events),
+    )
+    reg = store.registration_dict(row)
+    reg.pop("woken", None)
+    return Outcome(reg, True, position, left)
 
 
 # --- cancel and promote ------------------------------------------------------------------------------------------
@@ -321,6 +406,7 @@ async def promote(ctx: ServiceContext, conn: Conn, meeting: Meeting, slot_id: UU
     events: list[Payload] = []
     taken = c.confirmed_seats
     now = ctx.clock.now()
+    seats_moved = 0
     for rid in chosen:
         code = ticket_for(meeting, rid, slot_id)
         row = await conn.fetchrow(
@@ -332,6 +418,7 @@ async def promote(ctx: ServiceContext, conn: Conn, meeting: Meeting, slot_id: UU
         )
         reg = store.registration_dict(row)
         taken += reg["seats"]
+        seats_moved += reg["seats"]
         events.append(
             RegistrationPromotedV1(
                 registration_id=rid,
@@ -342,6 +429,8 @@ async def promote(ctx: ServiceContext, conn: Conn, meeting: Meeting, slot_id: UU
                 seats_left=domain.seats_left(capacity, taken),
             )
         )
+    if chosen:
+        await store.adjust(conn, meeting.id, slot_id, seats_moved, -len(chosen))
     return events
 
 
@@ -378,6 +467,10 @@ async def cancel(
             by,
         )
         cancelled = store.registration_dict(row)
+        if reg["status"] == "confirmed":
+            await store.adjust(conn, meeting.id, reg["slot_id"], -reg["seats"], 0)
+        else:
+            await store.adjust(conn, meeting.id, reg["slot_id"], 0, -1)
         promoted = await promote(ctx, conn, meeting, reg["slot_id"])
         c = await store.counts(conn, meeting.id, reg["slot_id"])
         events: list[Payload] = [

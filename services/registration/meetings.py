@@ -274,8 +274,10 @@ async def cancel(ctx: ServiceContext, tenant: str, meeting_id: UUID, reason: str
             meeting_id,
             now,
         )
+        await conn.execute("update slots set confirmed_seats = 0, waitlisted = 0 where meeting_id = $1", meeting_id)
         await conn.execute(
-            "update meetings set status = 'cancelled', cancel_reason = $2, updated_at = $3 where id = $1",
+            "update meetings set status = 'cancelled', cancel_reason = $2, updated_at = $3, confirmed_seats = 0, "
+            "waitlisted = 0 where id = $1",
             meeting_id,
             reason,
             now,

@@ -131,25 +131,46 @@ async def meetings(conn: Conn, tenant: str, *, statuses: tuple[str, ...]) -> lis
 @dataclass(frozen=True)
 class Counts:
     confirmed_seats: int
-    confirmed: int
     waitlisted: int
-    checked_in: int = 0
 
 
 async def counts(conn: Conn, meeting_id: UUID, slot_id: UUID | None = None, *, whole: bool = False) -> Counts:
-    """Seats taken and people waiting, for one slot (or the meeting without slots), or the ``whole`` meeting."""
-    row = await conn.fetchrow(
-        "select coalesce(sum(seats) filter (where status = 'confirmed'), 0) as seats, "
-        "count(*) filter (where status = 'confirmed') as confirmed, "
-        "count(*) filter (where status = 'waitlisted') as waitlisted "
-        "from registrations where meeting_id = $1 and status <> 'cancelled' "
-        "and ($3 or slot_id is not distinct from $2)",
-        meeting_id,
-        slot_id,
-        whole,
-    )
-    assert row is not None
-    return Counts(int(row["seats"]), int(row["confirmed"]), int(row["waitlisted"]))
+    """Seats taken and people waiting, for one slot (or the meeting without slots), or the ``whole`` meeting.
+
+    Read from the counters, which change only under the meeting's lock.
+    """
+    if slot_id is not None and not whole:
+        row = await conn.fetchrow(
+            "select confirmed_seats, waitlisted from slots where id = $1 and meeting_id = $2", slot_id, meeting_id
+        )
+    else:
+        row = await conn.fetchrow(
+            "select m.confirmed_seats + coalesce(sum(s.confirmed_seats), 0) as confirmed_seats, "
+            "m.waitlisted + coalesce(sum(s.waitlisted), 0) as waitlisted "
+            "from meetings m left join slots s on s.meeting_id = m.id where m.id = $1 group by m.id",
+            meeting_id,
+        )
+    if row is None:
+        return Counts(0, 0)
+    return Counts(int(row["confirmed_seats"]), int(row["waitlisted"]))
+
+
+async def adjust(conn: Conn, meeting_id: UUID, slot_id: UUID | None, seats: int, waiting: int) -> None:
+    """Change the counters of a seat pool (caller holds the meeting's lock)."""
+    if slot_id is None:
+        await conn.execute(
+            "update meetings set confirmed_seats = confirmed_seats + $2, waitlisted = waitlisted + $3 where id = $1",
+            meeting_id,
+            seats,
+            waiting,
+        )
+    else:
+        await conn.execute(
+            "update slots set confirmed_seats = confirmed_seats + $2, waitlisted = waitlisted + $3 where id = $1",
+            slot_id,
+            seats,
+            waiting,
+        )
 
 
 REGISTRATION_COLUMNS = (

@@ -52,7 +52,6 @@ async def meeting_view(conn: Conn, meeting: Meeting, *, staff: bool = False) -> 
     }
     if staff:
         view["confirmed_seats"] = whole.confirmed_seats
-        view["confirmed"] = whole.confirmed
         view["waitlisted"] = whole.waitlisted
         view["reminder_offsets_hours"] = [o // 3600 for o in meeting.reminder_offsets]
         view["public_key"] = meeting.public_key.hex()

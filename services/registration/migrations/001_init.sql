@@ -27,6 +27,10 @@ create table meetings (
     public_key              bytea not null,
     cancel_reason           text,
     anonymised_at           timestamptz,
+    -- Seat counters of a meeting without slots, changed only under the meeting's lock (flat cost per
+    -- registration however many are stored); registrations are the truth they are checked against.
+    confirmed_seats         int not null default 0,
+    waitlisted              int not null default 0,
     created_at              timestamptz not null default now(),
     updated_at              timestamptz not null default now(),
     check (ends_at > starts_at)
@@ -43,6 +47,8 @@ create table slots (
     starts_at  timestamptz not null,
     ends_at    timestamptz not null,
     capacity   int check (capacity is null or capacity >= 0),
+    confirmed_seats int not null default 0,
+    waitlisted      int not null default 0,
     check (ends_at > starts_at)
 );
 create index slots_meeting on slots (meeting_id, starts_at);

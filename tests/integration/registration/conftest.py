@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,6 @@ from shared.service import ServiceContext
 from shared.settings import Settings
 from tests.support import serve, staff_headers
 
-TENANT = "kreis-dithmarschen"
 OTHER_TENANT = "stadt-heide"
 # 1 October 2021, noon in Heide: the kick-off is published, registration open.
 START = datetime(2021, 10, 1, 10, 0, tzinfo=UTC)
@@ -83,7 +83,9 @@ class Rig:
         self.app = app
         self.clock = clock
         self.settings = settings
-        self.staff = staff_headers(TENANT, "staff", settings=settings)
+        # Each test its own tenant: the session's tests share one database.
+        self.tenant = f"kreis-dithmarschen-{secrets.token_hex(3)}"
+        self.staff = staff_headers(self.tenant, "staff", settings=settings)
 
     @property
     def ctx(self) -> ServiceContext:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.integration.registration.conftest import OTHER_TENANT, TENANT, Rig, citizen
+from tests.integration.registration.conftest import OTHER_TENANT, Rig, citizen
 from tests.support import staff_headers
 
 
@@ -24,7 +24,7 @@ async def test_create_publish_and_read_a_meeting(rig: Rig) -> None:
     assert m["seats_left"] == 80
     public = (await rig.client.get(f"/api/registration/meetings/{m['id']}")).json()
     assert "public_key" not in public and public["venue"]["street"] == "Rungholtstraße 2 c"
-    listed = (await rig.client.get("/api/registration/meetings", params={"tenant": TENANT})).json()
+    listed = (await rig.client.get("/api/registration/meetings", params={"tenant": rig.tenant})).json()
     assert [x["id"] for x in listed] == [m["id"]]
     deadlines = await rig.ctx.pool.fetch("select kind, due_at, offsets from deadlines where subject_id = $1", m["id"])
     kinds = {d["kind"]: d for d in deadlines}
@@ -37,7 +37,7 @@ async def test_create_publish_and_read_a_meeting(rig: Rig) -> None:
         )
     )
     assert envelope["type"] == "civic.registration.meeting.published.v1"
-    assert envelope["data"]["seats_left"] == 80 and envelope["tenant"] == TENANT
+    assert envelope["data"]["seats_left"] == 80 and envelope["tenant"] == rig.tenant
 
 
 async def test_drafts_are_invisible_to_the_public_and_to_other_tenants(rig: Rig) -> None:
@@ -71,7 +71,7 @@ async def test_bad_meeting_lists_every_bad_field(rig: Rig) -> None:
 async def test_staff_endpoints_need_a_token(rig: Rig) -> None:
     r = await rig.client.post("/api/registration/staff/meetings", json={})
     assert r.status_code == 401
-    checkin_only = staff_headers(TENANT, "checkin", settings=rig.settings)
+    checkin_only = staff_headers(rig.tenant, "checkin", settings=rig.settings)
     r = await rig.client.get("/api/registration/staff/meetings", headers=checkin_only)
     assert r.status_code == 403
 

@@ -1,0 +1,119 @@
+"""No overbooking under concurrency, in pretix's manner: many registrations at once for few seats, with a
+control run that switches the lock off and must overbook (so the test is known to see the race)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from services.registration import commands
+from shared import db
+from shared.service import ServiceContext
+from tests.integration.registration.conftest import Rig
+
+SEATS = 100
+PEOPLE = 1_000
+
+
+@pytest.fixture
+async def wide(rig: Rig) -> AsyncIterator[ServiceContext]:
+    """The service's context with a pool of 20 connections, so 20 registrations really run at once."""
+    pool = await db.create_pool(rig.settings.database_url, "registration", min_size=20, max_size=20)
+    c = rig.ctx
+    try:
+        yield ServiceContext(c.name, c.settings, pool, c.redis, c.outbox, c.clock, c.keys)
+    finally:
+        await pool.close()
+
+
+def applicant(run: int, i: int) -> commands.Applicant:
+    return commands.Applicant(
+        name=f"Person {i}",
+        email=f"run{run}-person{i}@example.org",
+        phone=None,
+        privacy_consent=True,
+        attestations=["3g"],
+        answers={"accessible": False},
+    )
+
+
+async def rush(ctx: ServiceContext, meeting_id: UUID, run: int, people: int = PEOPLE, **kw: Any) -> list[Any]:
+    return await asyncio.gather(
+        *(commands.register(ctx, meeting_id, applicant(run, i), **kw) for i in range(people)), return_exceptions=True
+    )
+
+
+async def tally(ctx: ServiceContext, meeting_id: str) -> dict[str, int]:
+    rows = await ctx.pool.fetch(
+        "select status, count(*) as n, sum(seats) as seats from registrations where meeting_id = $1 group by status",
+        UUID(meeting_id),
+    )
+    return {r["status"]: int(r["n"]) for r in rows}
+
+
+async def test_a_thousand_at_once_for_a_hundred_seats(rig: Rig, wide: ServiceContext) -> None:
+    for run in range(3):
+        m = await rig.meeting(capacity=SEATS)
+        results = await rush(wide, UUID(m["id"]), run)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert errors == []
+        assert await tally(wide, m["id"]) == {"confirmed": SEATS, "waitlisted": PEOPLE - SEATS}
+        positions = sorted(r.position for r in results if r.position is not None)
+        assert positions == list(range(1, PEOPLE - SEATS + 1))
+        await assert_counters_match(wide, UUID(m["id"]))
+
+
+async def test_control_without_the_lock_overbooks(rig: Rig, wide: ServiceContext) -> None:
+    m = await rig.meeting(capacity=SEATS)
+    # 300 people are enough to show the race; the run stays short.
+    results = await rush(wide, UUID(m["id"]), 99, 300, lock=False, race_delay=0.01)
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    counts = await tally(wide, m["id"])
+    assert counts["confirmed"] > SEATS, counts
+
+
+async def test_cancellations_and_registrations_at_once_keep_capacity_and_order(rig: Rig, wide: ServiceContext) -> None:
+    capacity = 50
+    m = await rig.meeting(capacity=capacity)
+    mid = UUID(m["id"])
+    first = [await commands.register(wide, mid, applicant(7, i)) for i in range(100)]
+    confirmed = [o.registration["id"] for o in first if o.registration["status"] == "confirmed"]
+    waiting = [o.registration["id"] for o in first if o.registration["status"] == "waitlisted"]
+    assert len(confirmed) == capacity
+    leaving = random.Random(5).sample(confirmed, 30) + random.Random(6).sample(waiting, 5)
+    cancels = [commands.cancel(wide, by="staff", registration_id=rid, tenant=m["tenant"]) for rid in leaving]
+    joins = [commands.register(wide, mid, applicant(8, i)) for i in range(100)]
+    calls = cancels + joins
+    random.Random(7).shuffle(calls)
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    rows = await wide.pool.fetch(
+        "select status, seq, seats from registrations where meeting_id = $1 and status <> 'cancelled' order by seq",
+        mid,
+    )
+    seats = sum(r["seats"] for r in rows if r["status"] == "confirmed")
+    assert seats == capacity  # full, never more; nobody waits while a seat is free
+    last_confirmed = max(r["seq"] for r in rows if r["status"] == "confirmed")
+    first_waiting = min(r["seq"] for r in rows if r["status"] == "waitlisted")
+    assert last_confirmed < first_waiting  # promoted first in, first out
+    assert len([r for r in rows if r["status"] == "waitlisted"]) == 100 - 35 + 100 - capacity
+    await assert_counters_match(wide, mid)
+
+
+async def assert_counters_match(ctx: ServiceContext, meeting_id: UUID) -> None:
+    """The seat counters the lock protects agree with the registrations themselves."""
+    row = await ctx.pool.fetchrow(
+        "select m.confirmed_seats, m.waitlisted, "
+        "(select coalesce(sum(seats), 0) from registrations "
+        "where meeting_id = m.id and status = 'confirmed') as seats, "
+        "(select count(*) from registrations where meeting_id = m.id and status = 'waitlisted') as waiting "
+        "from meetings m where m.id = $1",
+        meeting_id,
+    )
+    assert row is not None
+    assert (row["confirmed_seats"], row["waitlisted"]) == (row["seats"], row["waiting"])
