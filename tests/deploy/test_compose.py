@@ -237,10 +237,9 @@ def test_compose_file_validates_with_the_compose_tool(tmp_path: Path) -> None:
             "neither docker-compose nor the compose plugin is installed "
             "(apt-get install -y --no-install-recommends docker-compose); the structural checks above still ran"
         )
-    env_file = _dummy_env_file(tmp_path)
-    quiet = _config(tool, env_file, "-q")
-    assert quiet.returncode == 0, quiet.stderr
-    rendered = layout.yaml.safe_load(_config(tool, env_file).stdout)
+    result = _config(tool, _dummy_env_file(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rendered = layout.yaml.safe_load(result.stdout)
     assert rendered["services"]["surveys"]["deploy"]["replicas"] == 3
     assert rendered["services"]["registration"]["deploy"]["replicas"] == 1
     assert rendered["services"]["registration"]["environment"]["DATABASE_URL"] == (
