@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from services.content import publishing
@@ -129,3 +130,32 @@ async def test_phase_start_is_announced_once_on_its_day(settings: Settings, pref
 
 async def _has(probe, item: str) -> bool:  # type: ignore[no-untyped-def]
     return item in await probe()
+
+
+async def test_concurrent_passes_publish_each_item_once(settings: Settings, prefix: str) -> None:
+    """Replicas running the loop at the same moment: the guarded transitions leave one event per item."""
+    c = clock()
+    app = create_app([definition], settings, clock=c, background=False)
+    async with serve(app) as client:
+        ctx = app.state.civic["content"]
+        h = staff(prefix, settings)
+        at = (c.now() + timedelta(minutes=5)).isoformat()
+        for i in range(6):
+            p = await make_process(client, h, slug=f"prozess-{i}")
+            await ok(
+                await client.post(
+                    f"/api/content/staff/processes/{p['id']}/phases",
+                    headers=h,
+                    json={"title": {"de": "Phase"}, "starts_on": "2021-10-21"},
+                ),
+                201,
+            )
+            await ok(
+                await client.post(f"/api/content/staff/processes/{p['id']}/publish", headers=h, json={"publish_at": at})
+            )
+        c.advance(timedelta(days=1))
+        results = await asyncio.gather(*(publishing.tick(ctx) for _ in range(6)))
+        assert sum(results) == 12  # 6 publications + 6 phase starts, however the passes interleave
+        assert len(await outbox_events(ctx.pool, prefix, PUBLISHED)) == 6
+        assert len(await outbox_events(ctx.pool, prefix, PHASE_STARTED)) == 6
+        assert sum(await asyncio.gather(*(publishing.tick(ctx) for _ in range(3)))) == 0
