@@ -68,11 +68,13 @@ def venue_text(venue: Any) -> str | None:
 
 
 class EmailSender:
-    def __init__(self, ctx: ServiceContext, settings: NotificationSettings, templates: Templates) -> None:
+    def __init__(
+        self, ctx: ServiceContext, settings: NotificationSettings, templates: Templates, smtp: SmtpPool | None = None
+    ) -> None:
         self.ctx = ctx
         self.settings = settings
         self.templates = templates
-        self.smtp = SmtpPool(settings)
+        self.smtp = smtp or SmtpPool(settings)
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = Backoff()
@@ -101,9 +103,21 @@ class EmailSender:
         if not rows:
             return 0
         lookups = await self._lookups(rows)
-        answers = await asyncio.gather(*(self._send(row, lookups) for row in rows))
+        answers = await self._send_all(rows, lookups)
         await self._record(rows, answers)
         return len(rows)
+
+    async def _send_all(self, rows: list[Any], lookups: dict[str, dict[Any, Any]]) -> list[Answer]:
+        """One worker per SMTP connection, each rendering its next mail while the others' are on the wire."""
+        answers: list[Answer | None] = [None] * len(rows)
+        todo = iter(range(len(rows)))
+
+        async def worker() -> None:
+            for i in todo:
+                answers[i] = await self._send(rows[i], lookups)
+
+        await asyncio.gather(*(worker() for _ in range(max(1, self.settings.smtp_pool_size))))
+        return [a if a is not None else Answer(False, False, "not attempted") for a in answers]
 
     async def _lookups(self, rows: list[Any]) -> dict[str, dict[Any, Any]]:
         meeting_ids = list({r["meeting_id"] for r in rows if r["meeting_id"]})

@@ -9,9 +9,10 @@ from services.notifications.handlers import Handlers
 from services.notifications.rendering import Templates
 from services.notifications.sender import EmailSender
 from services.notifications.settings import NotificationSettings
+from services.notifications.smtp import SmtpPool
 from services.notifications.webhooks import WebhookSender
 from shared.contracts.registry import REGISTRY
-from shared.service import ServiceDefinition, ServiceHandler
+from shared.service import Loop, ServiceContext, ServiceDefinition, ServiceHandler
 
 _R, _S, _C = "civic.registration", "civic.surveys", "civic.content"
 
@@ -50,6 +51,13 @@ def with_webhooks(handler: ServiceHandler | None, webhooks: ServiceHandler) -> S
     return both
 
 
+def senders(ctx: ServiceContext, s: NotificationSettings, templates: Templates) -> list[Loop]:
+    """Mail senders sharing one SMTP pool (one claims and records while another's mails are on the wire)."""
+    smtp = SmtpPool(s)
+    mail: list[Loop] = [EmailSender(ctx, s, templates, smtp).run for _ in range(max(1, s.sender_loops))]
+    return [*mail, WebhookSender(ctx, s).run]
+
+
 def build_definition(settings: NotificationSettings | None = None) -> ServiceDefinition:
     s = settings or NotificationSettings()
     templates = Templates(s.template_overrides_dir)
@@ -58,7 +66,7 @@ def build_definition(settings: NotificationSettings | None = None) -> ServiceDef
         router=build_router(s),
         migrations=Path(__file__).parent / "migrations",
         subscriptions=subscriptions(Handlers(s)),
-        background=lambda ctx: [EmailSender(ctx, s, templates).run, WebhookSender(ctx, s).run],
+        background=lambda ctx: senders(ctx, s, templates),
     )
 
 

@@ -30,6 +30,8 @@ class NotificationSettings(BaseSettings):
     checkin_thanks: bool = False
 
     sender_batch_size: int = 200
+    #: Mail sender loops per process; they share the SMTP pool and claim disjoint rows (SKIP LOCKED).
+    sender_loops: int = 2
     sender_poll_seconds: float = 1.0
     #: How long a claimed delivery may stay 'sending' before another sender takes it over.
     lease_seconds: float = 120.0

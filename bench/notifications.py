@@ -1,0 +1,233 @@
+"""Benchmark: reminder mails fanned out from one "deadline approaching" event to a local SMTP sink.
+
+The sink (aiosmtpd) runs in a subprocess so it does not share our event loop. In the same run, a plain
+aiosmtplib loop sends the same number of similar messages straight to the sink over as many connections: that
+is the sink's own acceptance rate, the ceiling for the service. Last line: ``mail_vs_smtp_sink: <ratio>``.
+
+    DATABASE_URL=... REDIS_URL=... python -m bench.notifications [--count 50000] [--connections 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from urllib.parse import urlparse, urlunparse
+from uuid import uuid4
+
+import aiosmtplib
+import asyncpg
+
+from services.notifications.service import build_definition
+from services.notifications.settings import NotificationSettings
+from shared import db
+from shared.bus.outbox import Outbox
+from shared.contracts.common import DeadlineApproachingV1
+from shared.contracts.registration import MeetingPublishedV1, Venue
+from shared.service import ServiceRuntime
+from shared.settings import Settings
+
+TENANT = "kreis-bench"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_sink(port: int) -> None:
+    """The SMTP sink: accepts everything, keeps nothing."""
+    from aiosmtpd.controller import Controller
+
+    class Accept:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            return "250 OK"
+
+    controller = Controller(Accept(), hostname="127.0.0.1", port=port)
+    controller.start()
+    print("ready", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.stdin.read()  # until the parent closes our stdin
+    controller.stop()
+
+
+def similar_message(i: int) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = "Anmeldeschluss naht: Auftaktveranstaltung Digitalstrategie"
+    msg["From"] = "civic <beteiligung@example.org>"
+    msg["To"] = f"person{i}@example.org"
+    msg["List-Unsubscribe"] = f"<http://localhost:8000/api/notifications/unsubscribe?token={uuid4()}.abcdefabcdef>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    text = "Guten Tag,\n\ndie Anmeldung ist nur noch bis Montag, 25. Oktober 2021, 23:59 Uhr möglich.\n" * 4
+    msg.set_content(text)
+    msg.add_alternative(f"<html><body><p>{text}</p></body></html>", subtype="html")
+    return msg
+
+
+async def sink_rate(port: int, count: int, connections: int) -> float:
+    """Messages per second the sink accepts from a plain aiosmtplib loop."""
+    messages = [similar_message(i) for i in range(count)]
+    queue = iter(range(count))
+
+    async def worker() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port)
+        await client.connect()
+        for i in queue:
+            await client.send_message(messages[i], sender="beteiligung@example.org", recipients=[messages[i]["To"]])
+        await client.quit()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return count / (time.perf_counter() - started)
+
+
+async def service_rate(database_url: str, redis_url: str, port: int, count: int, connections: int) -> float:
+    settings = Settings(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        stream_prefix=f"bench{secrets.token_hex(4)}",
+        log_json=False,
+        consumer_block_ms=100,
+        relay_poll_seconds=0.2,
+    )
+    nsettings = NotificationSettings(
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_pool_size=connections,
+        sender_batch_size=500,
+        sender_poll_seconds=0.05,
+        signing_secret="bench-secret",
+    )
+    definition = build_definition(nsettings)
+    await db.migrate(database_url, definition.schema, definition.all_migrations())
+    runtime = ServiceRuntime(definition, settings)
+    ctx = await runtime.start()
+    try:
+        process, meeting_id = uuid4(), uuid4()
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            # count subscribers of one process, confirmed, with keys and addresses as the API would store them.
+            await conn.execute(
+                "insert into recipients (id, tenant, address, email_sha256, recipient_key, locale)"
+                " select gen_random_uuid(), $1, 'person' || i || '@example.org', md5(i::text), md5('k' || i),"
+                " case when i % 5 = 0 then 'en' else 'de' end from generate_series(1, $2) i",
+                TENANT,
+                count,
+            )
+            await conn.execute(
+                "insert into subscriptions (id, tenant, recipient_id, process_id, state, created_at, confirmed_at)"
+                " select gen_random_uuid(), tenant, id, $2, 'confirmed', now(), now() from recipients"
+                " where tenant = $1",
+                TENANT,
+                process,
+            )
+        outbox = Outbox("registration")
+        starts = datetime(2021, 10, 28, 16, 0, tzinfo=UTC)
+        meeting = MeetingPublishedV1(
+            meeting_id=meeting_id,
+            title="Auftaktveranstaltung Digitalstrategie",
+            starts_at=starts,
+            ends_at=starts + timedelta(hours=2),
+            venue=Venue(name="Berufsbildungszentrum", city="Heide"),
+            process_id=process,
+            url="https://beteiligung.example.org/termine/auftakt",
+        )
+        reminder = DeadlineApproachingV1(
+            deadline_id=uuid4(),
+            kind="registration_closes",
+            subject_id=str(meeting_id),
+            due_at=starts - timedelta(days=3),
+            offset_seconds=86400,
+        )
+        consumer = runtime.consumer
+        assert consumer is not None
+        key = ctx.keys.stream("registration")
+        await consumer.handle_entries(
+            key,
+            [
+                (
+                    b"0-1",
+                    {
+                        b"event": outbox.envelope(meeting, tenant=TENANT, subject="m", sequence=1)
+                        .model_dump_json()
+                        .encode()
+                    },
+                )
+            ],
+        )
+        started = time.perf_counter()
+        env = outbox.envelope(reminder, tenant=TENANT, subject=None)
+        await consumer.handle_entries(key, [(b"0-2", {b"event": env.model_dump_json().encode()})])
+        fanned = time.perf_counter() - started
+        while True:
+            sent = await ctx.pool.fetchval("select count(*) from deliveries where state = 'sent'")
+            if sent >= count:
+                break
+            bad = await ctx.pool.fetchval("select count(*) from deliveries where state in ('failed', 'given_up')")
+            if bad:
+                raise SystemExit(f"{bad} deliveries failed: the benchmark is void")
+            await asyncio.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        print(f"fan-out of {count} deliveries in the consumer's transaction: {fanned:.2f} s")
+        print(f"service: {count} mails in {elapsed:.1f} s")
+        return count / elapsed
+    finally:
+        await runtime.stop()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=50_000)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sink:
+        run_sink(args.sink)
+        return
+    admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    name = f"civic_bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'create database "{name}"')
+    await admin.close()
+    port = _free_port()
+    sink = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.notifications",
+        "--sink",
+        str(port),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert sink.stdout is not None
+        await sink.stdout.readline()
+        baseline = await sink_rate(port, args.count, args.connections)
+        url = urlunparse(urlparse(admin_url)._replace(path=f"/{name}"))
+        rate = await service_rate(url, redis_url, port, args.count, args.connections)
+        print(f"mails: {args.count}, SMTP connections: {args.connections}")
+        print(f"smtp_sink_plain_aiosmtplib: {baseline:.0f} mails/s")
+        print(f"notifications_service: {rate:.0f} mails/s")
+        print(f"mail_vs_smtp_sink: {rate / baseline:.2f}")
+    finally:
+        if sink.stdin:
+            sink.stdin.close()
+        with contextlib.suppress(ProcessLookupError):
+            sink.terminate()
+        await asyncio.wait_for(sink.wait(), 10)
+        admin = await asyncpg.connect(admin_url)
+        await admin.execute(f'drop database if exists "{name}" with (force)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
