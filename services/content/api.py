@@ -335,7 +335,7 @@ async def public_processes(
 async def public_process(
     request: Request,
     tenant: Tenant,
-    slug: str,
+    slug: Annotated[str, Path(max_length=100)],
     lang: LangQ = "de",
     news_page: PageQ = 1,
     news_per_page: PerPageQ = 5,
@@ -367,7 +367,11 @@ async def public_news(
 
 @public.get("/{tenant}/{kind}/{slug}")
 async def public_article(
-    request: Request, tenant: Tenant, kind: Literal["pages", "news"], slug: str, lang: LangQ = "de"
+    request: Request,
+    tenant: Tenant,
+    kind: Literal["pages", "news"],
+    slug: Annotated[str, Path(max_length=100)],
+    lang: LangQ = "de",
 ) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         body = await reading.article(conn, tenant, "page" if kind == "pages" else "news", slug, lang)

@@ -39,13 +39,24 @@ class ProcessIn(BaseModel):
     funding: list[FundingFact] = Field(default_factory=list, max_length=50)
 
 
+def _not_null(value: object) -> object:
+    # Called only for values sent explicitly: leaving a field out keeps it, sending null would erase it.
+    if value is None:
+        raise ValueError("may be left out but not null")
+    return value
+
+
 class ProcessPatch(BaseModel):
+    """Fields sent are replaced; fields left out stay. ``motto`` and ``summary`` may be cleared with null."""
+
     model_config = ConfigDict(extra="forbid")
     slug: str | None = OptionalSlug
     title: Text | None = None
     motto: Text | None = None
     summary: Text | None = None
     funding: list[FundingFact] | None = Field(default=None, max_length=50)
+
+    _required = field_validator("slug", "title", "funding")(_not_null)
 
 
 class PublishIn(BaseModel):
@@ -101,6 +112,8 @@ class ArticlePatch(BaseModel):
     title: Text | None = None
     summary: Text | None = None
     body: Text | None = None
+
+    _required = field_validator("slug", "title", "body")(_not_null)
 
 
 class ContactIn(BaseModel):

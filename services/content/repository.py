@@ -217,15 +217,7 @@ async def add_phase(conn: Conn, tenant: str, process_id: UUID, data: models.Phas
 
 
 async def update_phase(conn: Conn, tenant: str, phase_id: UUID, data: models.PhaseIn) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "title": dump(data.title),
-        "description": dump(data.description),
-        "starts_on": data.starts_on,
-        "ends_on": data.ends_on,
-    }
-    if data.position is not None:
-        values["position"] = data.position
-    # A phase moved to a later start is announced again when that day comes.
+    # A phase moved to another start day is announced again when that day comes.
     rec = await conn.fetchrow(
         "update phases set title = $3, description = $4, starts_on = $5, ends_on = $6,"
         " position = coalesce($7, position),"
@@ -233,8 +225,8 @@ async def update_phase(conn: Conn, tenant: str, phase_id: UUID, data: models.Pha
         " where tenant = $1 and id = $2 returning *",
         tenant,
         phase_id,
-        values["title"],
-        values["description"],
+        dump(data.title),
+        dump(data.description),
         data.starts_on,
         data.ends_on,
         data.position,

@@ -201,6 +201,10 @@ async def test_problems_auth_and_tenants(
         "/api/content/staff/processes", headers=h, json={"slug": "smart-city", "title": {"de": "Y"}}
     )
     assert dup.status_code == 409 and dup.json()["errors"][0]["pointer"] == "/slug"
+    nulls = await client.patch(f"/api/content/staff/processes/{p['id']}", headers=h, json={"title": None, "slug": None})
+    assert nulls.status_code == 422 and {e["pointer"] for e in nulls.json()["errors"]} == {"/title", "/slug"}
+    cleared = await ok(await client.patch(f"/api/content/staff/processes/{p['id']}", headers=h, json={"motto": None}))
+    assert cleared["motto"] is None and cleared["title"]["de"] == "Modellprojekt Smart City"
     phase = await client.post(
         f"/api/content/staff/processes/{p['id']}/phases",
         headers=h,
