@@ -118,10 +118,21 @@ def render(
     return path
 
 
+def version(nginx: str) -> tuple[int, ...]:
+    out = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=False).stderr
+    found = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(part) for part in found.groups()) if found else (0, 0, 0)
+
+
 def command(conf: Path, nginx: str = "nginx") -> list[str]:
     """The command line that runs the rendered configuration in the foreground."""
     run_dir = conf.parent
-    return [nginx, "-c", str(conf), "-p", str(run_dir), "-e", str(run_dir / "logs" / "error.log"), "-g", "daemon off;"]
+    argv = [nginx, "-c", str(conf), "-p", str(run_dir)]
+    # Before the configuration is read nginx logs to its built-in error log path; -e (nginx 1.19.5+) moves that
+    # too, so that nothing outside run_dir needs to be writable.
+    if version(nginx) >= (1, 19, 5):
+        argv += ["-e", str(run_dir / "logs" / "error.log")]
+    return [*argv, "-g", "daemon off;"]
 
 
 def _upstream(value: str) -> tuple[str, str]:
