@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -342,13 +343,54 @@ async def public_process(
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The process page in one request: phases, current phase, steps, contacts (e-mail obfuscated), pages,
-    news (paginated) and the live state of referenced meetings and surveys. ETag + If-None-Match -> 304."""
+    news (paginated) and the live state of referenced meetings and surveys. ETag + If-None-Match -> 304.
+
+    A conditional request whose ETag this process produced for the page's current version (one small query,
+    ``reading.page_version``) is answered 304 without building the page again."""
     ctx = ctx_of(request)
+    key = (tenant, slug, lang, news_page, news_per_page)
+    memo = _versions(request)
+    now = ctx.clock.now()
     async with ctx.pool.acquire() as conn:
-        body = await reading.process_page(conn, tenant, slug, lang, ctx.clock.now(), news_page, news_per_page)
+        version = await reading.page_version(conn, tenant, slug, now)
+        if version is None:
+            raise Problem(404, "Not found", type_="not-found", detail="no published process with this slug")
+        known = memo.get(key)
+        if known is not None and known[0] == version and domain.etag_matches(if_none_match, known[1]):
+            return Response(status_code=304, headers={"ETag": known[1], "Cache-Control": PUBLIC_CACHE})
+        body = await reading.process_page(conn, tenant, slug, lang, now, news_page, news_per_page)
     if body is None:
         raise Problem(404, "Not found", type_="not-found", detail="no published process with this slug")
-    return cached(request, body)
+    response = cached(request, body)
+    memo.put(key, (version, response.headers["etag"]))
+    return response
+
+
+class VersionMemo:
+    """Which ETag a page had at which version, for the most recently served pages of this process."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[object, ...], tuple[object, str]] = OrderedDict()
+
+    def get(self, key: tuple[object, ...]) -> tuple[object, str] | None:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
+
+    def put(self, key: tuple[object, ...], value: tuple[object, str]) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+def _versions(request: Request) -> VersionMemo:
+    memo: VersionMemo | None = getattr(request.app.state, "content_page_versions", None)
+    if memo is None:
+        memo = request.app.state.content_page_versions = VersionMemo()
+    return memo
 
 
 @public.get("/{tenant}/news")

@@ -263,3 +263,38 @@ async def process_page(
         "pages": [_article(r, lang, body=False) for r in page_recs],
         "news": await news_page(conn, tenant, pid, lang, news_page_no, news_per_page),
     }
+
+
+async def page_version(conn: Conn, tenant: str, slug: str, now: datetime) -> tuple[object, ...] | None:
+    """What the process page depends on, from one small query: None if there is no published process.
+
+    The process's revision (raised by triggers on every part), the revisions of the referenced meetings' and
+    surveys' projections, today's date in Berlin, and which of their time boundaries (registration window,
+    start, survey opening and closing) have passed, since statuses are computed from the clock.
+    """
+    r = await conn.fetchrow(
+        "select p.revision,"
+        " (select array_agg(coalesce(m.revision, 0) order by r.position, r.id) from refs r left join meeting_state m"
+        "   on m.tenant = r.tenant and m.meeting_id = r.ref_id"
+        "   where r.tenant = p.tenant and r.process_id = p.id and r.kind = 'meeting') as meetings,"
+        " (select array_agg(coalesce(s.revision, 0) order by r.position, r.id) from refs r left join survey_state s"
+        "   on s.tenant = r.tenant and s.survey_id = r.ref_id"
+        "   where r.tenant = p.tenant and r.process_id = p.id and r.kind = 'survey') as surveys,"
+        " (select array_agg(t) from ("
+        "   select unnest(array[m.registration_opens_at, m.registration_closes_at, m.starts_at]) as t"
+        "   from refs r join meeting_state m on m.tenant = r.tenant and m.meeting_id = r.ref_id"
+        "   where r.tenant = p.tenant and r.process_id = p.id and r.kind = 'meeting'"
+        "   union all"
+        "   select unnest(array[s.opens_at, s.closes_at, s.closed_at])"
+        "   from refs r join survey_state s on s.tenant = r.tenant and s.survey_id = r.ref_id"
+        "   where r.tenant = p.tenant and r.process_id = p.id and r.kind = 'survey') b where t is not null)"
+        "  as boundaries"
+        " from processes p where p.tenant = $1 and p.slug = $2 and p.status = 'published'",
+        tenant,
+        slug,
+    )
+    if r is None:
+        return None
+    # Boundaries only change with a revision, and time moves forward: how many have passed says which.
+    passed = sum(1 for b in r["boundaries"] or [] if now >= b)
+    return (r["revision"], tuple(r["meetings"] or ()), tuple(r["surveys"] or ()), domain.berlin_today(now), passed)

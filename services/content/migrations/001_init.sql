@@ -14,6 +14,8 @@ create table processes (
     published_at  timestamptz,
     created_at    timestamptz not null,
     updated_at    timestamptz not null,
+    -- Raised by triggers whenever anything shown on the process page changes (see the end of this file).
+    revision      bigint not null default 0,
     unique (tenant, slug)
 );
 create index processes_due on processes (publish_at) where status = 'scheduled';
@@ -119,6 +121,7 @@ create table meeting_state (
     url                     text,
     cancelled               boolean not null default false,
     updated_at              timestamptz not null,
+    revision                bigint not null default 1,
     primary key (tenant, meeting_id)
 );
 
@@ -132,6 +135,7 @@ create table survey_state (
     url         text,
     responses   int,
     updated_at  timestamptz not null,
+    revision    bigint not null default 1,
     primary key (tenant, survey_id)
 );
 
@@ -160,3 +164,45 @@ create table qr_scans (
     primary key (code, day)
 );
 create index qr_scans_unreported on qr_scans (day) where scans > reported_scans;
+
+-- The process page's version: every change to a process's parts raises its revision, so a conditional GET can
+-- be answered from one small query (reading.page_version) instead of building the page.
+create function bump_process_revision() returns trigger language plpgsql as $$
+begin
+    if tg_op in ('UPDATE', 'DELETE') and old.process_id is not null then
+        update processes set revision = revision + 1 where id = old.process_id;
+    end if;
+    if tg_op = 'INSERT' or (tg_op = 'UPDATE' and new.process_id is distinct from old.process_id) then
+        if new.process_id is not null then
+            update processes set revision = revision + 1 where id = new.process_id;
+        end if;
+    end if;
+    return null;
+end
+$$;
+
+create function bump_own_revision() returns trigger language plpgsql as $$
+begin
+    new.revision := old.revision + 1;
+    return new;
+end
+$$;
+
+create trigger phases_revision after insert or update or delete on phases
+    for each row execute function bump_process_revision();
+create trigger steps_revision after insert or update or delete on steps
+    for each row execute function bump_process_revision();
+create trigger contacts_revision after insert or update or delete on contacts
+    for each row execute function bump_process_revision();
+create trigger attachments_revision after insert or update or delete on attachments
+    for each row execute function bump_process_revision();
+create trigger refs_revision after insert or update or delete on refs
+    for each row execute function bump_process_revision();
+create trigger articles_revision after insert or update or delete on articles
+    for each row execute function bump_process_revision();
+create trigger processes_revision before update on processes
+    for each row when (old.* is distinct from new.*) execute function bump_own_revision();
+create trigger meeting_state_revision before update on meeting_state
+    for each row execute function bump_own_revision();
+create trigger survey_state_revision before update on survey_state
+    for each row execute function bump_own_revision();

@@ -178,6 +178,8 @@ async def test_page_follows_registrations_and_surveys_over_the_bus(settings: Set
                 await eventually(lambda: survey_is("closed"), what="survey closed reaches the page")
 
                 # Registration closes by the window in the projection and the clock, without any event.
+                etag = (await client.get(url)).headers["etag"]
+                assert (await client.get(url, headers={"If-None-Match": etag})).status_code == 304
                 await _record(
                     producer,
                     registration,
@@ -187,7 +189,13 @@ async def test_page_follows_registrations_and_surveys_over_the_bus(settings: Set
                 )
                 await eventually(lambda: seats(1), what="a seat freed")
                 assert (await meeting())["registration"] == "open"
+                # A conditional request sees the change too (the projection's revision is in the page version).
+                assert (await client.get(url, headers={"If-None-Match": etag})).status_code == 200
+                etag = (await client.get(url)).headers["etag"]
+                assert (await client.get(url, headers={"If-None-Match": etag})).status_code == 304
                 c.advance(timedelta(days=5))
+                # Registration closed by the clock alone: no event, yet the old ETag is stale.
+                assert (await client.get(url, headers={"If-None-Match": etag})).status_code == 200
                 assert (await meeting())["registration"] == "closed"
 
                 await _record(producer, registration, reg.MeetingCancelledV1(meeting_id=meeting_id), tenant, subject)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -158,7 +159,7 @@ async def test_public_page_in_one_request(
 async def test_etag_and_cache_control(
     app_client: tuple[httpx.AsyncClient, FrozenClock], settings: Settings, prefix: str
 ) -> None:
-    client, _ = app_client
+    client, clock_ = app_client
     h = staff(prefix, settings)
     p = await make_process(client, h)
     await ok(await client.post(f"/api/content/staff/processes/{p['id']}/publish", headers=h))
@@ -177,6 +178,39 @@ async def test_etag_and_cache_control(
     changed = await client.get(url, headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
     assert changed.json()["motto"] == "Ein neues Motto"
+
+    # Every kind of change makes the old ETag stale, though a 304 is answered from the page's version.
+    base = f"/api/content/staff/processes/{p['id']}"
+
+    async def step() -> None:
+        await ok(await client.post(f"{base}/steps", headers=h, json={"number": "2", "title": {"de": "S"}}), 201)
+
+    async def news() -> None:
+        a = await ok(
+            await client.post(
+                "/api/content/staff/articles",
+                headers=h,
+                json={"kind": "news", "slug": "neu", "process_id": p["id"], "title": {"de": "N"}, "body": {"de": "x"}},
+            ),
+            201,
+        )
+        await ok(await client.post(f"/api/content/staff/articles/{a['id']}/publish", headers=h))
+
+    async def phase() -> None:
+        body = {"title": {"de": "Phase"}, "starts_on": "2021-10-21"}
+        await ok(await client.post(f"{base}/phases", headers=h, json=body), 201)
+
+    async def next_day() -> None:
+        clock_.advance(timedelta(days=1))  # the phase becomes current
+
+    for change in (step, news, phase, next_day):
+        current = (await client.get(url)).headers["etag"]
+        assert (await client.get(url, headers={"If-None-Match": current})).status_code == 304
+        await change()
+        after = await client.get(url, headers={"If-None-Match": current})
+        assert after.status_code == 200, change.__name__
+        assert after.headers["etag"] != current
+    assert (await client.get(url)).json()["current_phase"]["title"] == "Phase"
 
 
 async def test_problems_auth_and_tenants(
