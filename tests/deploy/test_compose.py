@@ -82,6 +82,7 @@ def test_each_service_runs_after_its_migration_with_its_own_role(services: dict[
             assert re.fullmatch(rf"postgresql://civic_{name}:\$\{{{password}:\?[^}}]+\}}@postgres:5432/civic", url)
             assert env["REDIS_URL"].endswith("@redis:6379/0")
             assert env["CIVIC_PRODUCTION"] == "true"
+            assert "172.16.0.0/12" in env["FORWARDED_ALLOW_IPS"], "client addresses through the gateway"
         assert svc["image"] == migrate["image"] == services["registration"]["image"]
         assert "replicas" in svc["deploy"]
         assert "ports" not in svc and "container_name" not in svc, "replicas need neither"
@@ -157,6 +158,8 @@ def test_nginx_routes_every_prefix_to_its_service() -> None:
         assert routes.get(prefix) == service, (prefix, routes)
     text = layout.NGINX_CONF.read_text()
     assert "proxy_set_header X-Request-ID $civic_request_id;" in text
+    # A client cannot pick the address the services see (and key their per-client limits on).
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in text
     assert re.search(r"map \$http_x_request_id \$civic_request_id \{.*?default\s+\$request_id;", text, flags=re.DOTALL)
 
 

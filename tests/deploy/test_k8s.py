@@ -142,6 +142,7 @@ def test_secrets_are_referenced_never_written_down() -> None:
     (config,) = KINDS["ConfigMap"].values()
     assert not [key for key in config["data"] if layout.SECRET_NAME.search(key)]
     assert config["data"]["CIVIC_PRODUCTION"] == "true"
+    assert config["data"]["FORWARDED_ALLOW_IPS"], "client addresses through the ingress"
 
 
 def test_ingress_routes_like_the_gateway() -> None:
