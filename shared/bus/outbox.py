@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -94,16 +95,26 @@ class Outbox:
         return env
 
     async def record_many(self, conn: Conn, items: list[tuple[Payload, str, str | None]]) -> list[Envelope]:
-        """Record several events (payload, tenant, subject) with one round trip for the rows."""
+        """Record several events (payload, tenant, subject) with one round trip for the sequence numbers and
+        one for the rows. Events of one subject get consecutive sequence numbers in the order given."""
+        counts = Counter(subject for _, _, subject in items if subject is not None)
+        next_sequence: dict[str, int] = {}
+        if counts:
+            subjects = sorted(counts)  # rows locked in one order: concurrent writers cannot deadlock
+            rows = await conn.fetch(
+                "insert into aggregate_sequences as a (subject, last) "
+                "select u.subject, u.n from unnest($1::text[], $2::bigint[]) as u(subject, n) order by u.subject "
+                "on conflict (subject) do update set last = a.last + excluded.last returning subject, last",
+                subjects,
+                [counts[s] for s in subjects],
+            )
+            next_sequence = {r["subject"]: r["last"] - counts[r["subject"]] + 1 for r in rows}
         envs = []
         for payload, tenant, subject in items:
             seq = None
             if subject is not None:
-                seq = await conn.fetchval(
-                    "insert into aggregate_sequences (subject, last) values ($1, 1) on conflict (subject)"
-                    " do update set last = aggregate_sequences.last + 1 returning last",
-                    subject,
-                )
+                seq = next_sequence[subject]
+                next_sequence[subject] = seq + 1
             envs.append(self.envelope(payload, tenant=tenant, subject=subject, sequence=seq))
         await conn.executemany(
             "insert into outbox (id, tenant, stream, type, subject, envelope) values ($1, $2, $3, $4, $5, $6)",
