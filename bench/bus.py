@@ -1,0 +1,197 @@
+"""Benchmark: events per second through the bus, from the outbox write to the committed consumer effect.
+
+In one run, on the configured PostgreSQL and Redis (``DATABASE_URL``, ``REDIS_URL``; localhost defaults):
+
+- ``bus``: a producer records N events through ``Outbox.record_many`` in transactions of ``--tx`` events (each
+  with a subject, so each gets its aggregate sequence number); the ``Relay`` publishes them and a ``Consumer``
+  handles them, each effect a row in the consumer's own schema, committed with its processed-event record. The
+  clock runs from the first write until the N-th effect is committed. Producer, relay and consumer share one
+  process and one event loop (uvloop when installed, as under uvicorn).
+- ``raw_redis_one_at_a_time`` (the baseline of the ratio): a bare synchronous redis-py loop on the same Redis,
+  one message at a time: XADD, XREADGROUP COUNT 1, XACK, with a payload of the bus's envelope size. No database.
+- ``raw_redis_batched`` (context only): the same with 100 XADDs pipelined, XREADGROUP COUNT 100 and one XACK.
+
+Everything lives under scratch schemas and a unique stream prefix, removed afterwards.
+
+    DATABASE_URL=... REDIS_URL=... python -m bench.bus [--events 20000] [--tx 100]
+
+Last line: ``bus_vs_raw_redis: <bus events/s ÷ raw_redis_one_at_a_time messages/s>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import time
+from datetime import date
+from typing import Any
+
+import asyncpg
+import redis
+
+from shared import db
+from shared.bus.consumer import Consumer, Entry
+from shared.bus.outbox import Outbox
+from shared.bus.relay import Relay
+from shared.bus.streams import Keys, redis_client
+from shared.contracts.content import QrScannedV1
+from shared.contracts.envelope import Payload
+from shared.contracts.registry import Event
+from shared.db import Conn
+
+QR_SCANNED = "civic.content.qr.scanned.v1"
+EFFECTS_SQL = "create table effects (event_id uuid primary key, code text not null, scans int not null)"
+
+
+async def effect(conn: Conn, event: Event) -> None:
+    assert isinstance(event.payload, QrScannedV1)
+    await conn.execute(
+        "insert into effects (event_id, code, scans) values ($1, $2, $3)",
+        event.envelope.id,
+        event.payload.code,
+        event.payload.scans,
+    )
+
+
+class Sink(Consumer):
+    """The consumer, telling when the N-th entry is done (its transaction committed, then acknowledged)."""
+
+    def __init__(self, expected: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.expected = expected
+        self.handled = 0
+        self.done = asyncio.Event()
+
+    async def handle_entries(self, key: str, entries: list[Entry]) -> None:
+        await super().handle_entries(key, entries)
+        self.handled += len(entries)
+        if self.handled >= self.expected:
+            self.done.set()
+
+
+def items(n: int) -> list[tuple[Payload, str, str | None]]:
+    return [
+        (QrScannedV1(code=f"c{i}", target_kind="survey", day=date(2021, 10, 1), scans=i), "stadt-bench", f"qr/{i % 50}")
+        for i in range(n)
+    ]
+
+
+async def bus_rate(url: str, redis_url: str, n: int, tx: int, tag: str) -> tuple[float, int]:
+    producer, consumer = f"bench_bus_p_{tag}", f"bench_bus_c_{tag}"
+    bus_tables = db.load_migrations(db.BUS_MIGRATIONS)
+    await db.migrate(url, producer, bus_tables)
+    await db.migrate(url, consumer, [*bus_tables, db.Migration("bench/effects", EFFECTS_SQL)])
+    ppool = await db.create_pool(url, producer, max_size=4)
+    cpool = await db.create_pool(url, consumer, max_size=4)
+    client = redis_client(redis_url)
+    keys = Keys(f"bench{tag}")
+    relay = Relay("content", ppool, client, database_url=url, keys=keys, batch_size=500, poll_seconds=0.05)
+    sink = Sink(n, consumer, cpool, client, {QR_SCANNED: effect}, keys=keys, name="bench", batch_size=100, block_ms=100)
+    await sink.ensure_groups()
+    outbox = Outbox("content")
+    todo = items(n)  # building payloads is the application's work, not the bus's
+    stop = asyncio.Event()
+    loops = [asyncio.create_task(relay.run(stop)), asyncio.create_task(sink.run(stop))]
+    try:
+        started = time.perf_counter()
+        async with ppool.acquire() as conn:
+            for i in range(0, n, tx):
+                async with conn.transaction():
+                    await outbox.record_many(conn, todo[i : i + tx])
+        await sink.done.wait()
+        elapsed = time.perf_counter() - started
+        effects = await cpool.fetchval("select count(*) from effects")
+        assert effects == n, f"{effects} effects for {n} events"
+        size = len(await ppool.fetchval("select envelope from outbox limit 1"))
+    finally:
+        stop.set()
+        await asyncio.gather(*loops, return_exceptions=True)
+        keys_found = [k async for k in client.scan_iter(f"{keys.prefix}:*")]
+        if keys_found:
+            await client.delete(*keys_found)
+        await client.aclose()
+        await ppool.close()
+        await cpool.close()
+        await _drop(url, producer, consumer)
+    return n / elapsed, size
+
+
+async def _drop(url: str, *schemas: str) -> None:
+    admin = await asyncpg.connect(url)
+    try:
+        for schema in schemas:
+            await admin.execute(f'drop schema if exists "{schema}" cascade')
+            with contextlib.suppress(asyncpg.PostgresError):
+                await admin.execute(f'drop role if exists "{db.role_for(schema)}"')
+    finally:
+        await admin.close()
+
+
+def raw_one_at_a_time(redis_url: str, n: int, size: int, tag: str) -> float:
+    r = redis.Redis.from_url(redis_url)
+    key = f"bench{tag}:raw1"
+    body = b"x" * size
+    try:
+        r.xgroup_create(key, "g", id="0", mkstream=True)
+        started = time.perf_counter()
+        for _ in range(n):
+            r.xadd(key, {"event": body})
+            response = r.xreadgroup("g", "c", {key: ">"}, count=1)
+            r.xack(key, "g", response[0][1][0][0])
+        return n / (time.perf_counter() - started)
+    finally:
+        r.delete(key)
+        r.close()
+
+
+def raw_batched(redis_url: str, n: int, size: int, tag: str, batch: int = 100) -> float:
+    r = redis.Redis.from_url(redis_url)
+    key = f"bench{tag}:rawb"
+    body = b"x" * size
+    try:
+        r.xgroup_create(key, "g", id="0", mkstream=True)
+        started = time.perf_counter()
+        for _ in range(0, n, batch):
+            pipe = r.pipeline(transaction=False)
+            for _ in range(batch):
+                pipe.xadd(key, {"event": body})
+            pipe.execute()
+            response = r.xreadgroup("g", "c", {key: ">"}, count=batch)
+            r.xack(key, "g", *[entry_id for entry_id, _ in response[0][1]])
+        return n / (time.perf_counter() - started)
+    finally:
+        r.delete(key)
+        r.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--tx", type=int, default=100, help="events per producer transaction")
+    parser.add_argument("--raw", type=int, default=10_000, help="messages in each bare redis-py loop")
+    args = parser.parse_args()
+    url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    tag = secrets.token_hex(3)
+    runner = asyncio.run
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        runner = uvloop.run
+    bus, size = runner(bus_rate(url, redis_url, args.events, args.tx, tag))
+    one = raw_one_at_a_time(redis_url, args.raw, size, tag)
+    batched = raw_batched(redis_url, args.raw * 2, size, tag)
+    print(f"events: {args.events} in transactions of {args.tx}; envelope size {size} bytes")
+    print(f"bus (outbox write -> committed consumer effect): {bus:,.0f} events/s")
+    print(f"raw_redis_one_at_a_time (XADD + XREADGROUP COUNT 1 + XACK, sync redis-py): {one:,.0f} msg/s")
+    print(f"raw_redis_batched (100 pipelined XADD + XREADGROUP COUNT 100 + XACK): {batched:,.0f} msg/s")
+    print(f"bus_vs_raw_redis_batched: {bus / batched:.3f} (context only)")
+    print("ratio below = bus events/s / raw_redis_one_at_a_time msg/s (the issue's bare loop)")
+    print(f"bus_vs_raw_redis: {bus / one:.3f}")
+
+
+if __name__ == "__main__":
+    main()
