@@ -154,10 +154,11 @@ def full_answers(**overrides: Any) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def surveys_rig(settings: Settings, prefix: str, **config: Any) -> AsyncIterator[Rig]:
+async def surveys_rig(settings: Settings, prefix: str, *, background: bool = True, **config: Any) -> AsyncIterator[Rig]:
+    """``background=False`` runs no loops (no relay, no clock): for tests that only look at what is stored."""
     clock = FrozenClock(START)
     cfg = SurveysConfig(**{"tick_seconds": 0.05, "mix_interval_seconds": 3600, **config})
-    app = create_app([build(cfg)], settings, clock=clock)
+    app = create_app([build(cfg)], settings, clock=clock, background=background)
     async with serve(app) as client:
         ctx: ServiceContext = app.state.civic["surveys"]
         svc, _ = surveys_of(ctx, cfg)
