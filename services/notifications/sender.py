@@ -20,7 +20,7 @@ from uuid import UUID
 
 from services.notifications import domain, repository
 from services.notifications.domain import Answer
-from services.notifications.rendering import Attachments, Templates, build_email, meeting_ics, qr_png
+from services.notifications.rendering import Attachments, Rendered, Templates, build_email, meeting_ics, qr_png
 from services.notifications.settings import NotificationSettings
 from services.notifications.smtp import SmtpPool
 from shared.bus.backoff import Backoff
@@ -43,6 +43,9 @@ NEEDS_MEETING = {
     "reminder_meeting_starts",
 }
 WITH_TICKET = {"confirmed", "promoted"}
+
+
+_SLOT = "https://unsubscribe.invalid/slot"
 
 
 class NotReady(Exception):
@@ -75,6 +78,7 @@ class EmailSender:
         self.settings = settings
         self.templates = templates
         self.smtp = smtp or SmtpPool(settings)
+        self._rendered: dict[tuple[Any, ...], Rendered] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = Backoff()
@@ -191,7 +195,7 @@ class EmailSender:
                     stamp=self.ctx.clock.now(),
                 ),
             )
-        rendered = self.templates.render(tenant, locale, template, context)
+        rendered = self._render(row, context, personal)
         return build_email(
             rendered,
             to=row["address"],
@@ -202,6 +206,21 @@ class EmailSender:
             attachments=attachments,
             unsubscribe_url=unsubscribe,
         )
+
+    def _render(self, row: Any, context: dict[str, Any], personal: dict[str, Any]) -> Rendered:
+        """Fan-out mails differ only in their unsubscribe link: render once per cause and locale, then fill it in."""
+        tenant, locale, template = row["tenant"], row["locale"], row["template"]
+        if personal or row["transactional"] or not context.get("unsubscribe_url"):
+            return self.templates.render(tenant, locale, template, context)
+        key = (tenant, locale, template, row["cause_event_id"], row["meeting_id"], row["survey_id"])
+        cached = self._rendered.get(key)
+        if cached is None:
+            cached = self.templates.render(tenant, locale, template, context | {"unsubscribe_url": _SLOT})
+            if len(self._rendered) > 1000:
+                self._rendered.clear()
+            self._rendered[key] = cached
+        url = context["unsubscribe_url"]
+        return Rendered(cached.subject, cached.text.replace(_SLOT, url), cached.html.replace(_SLOT, url))
 
     async def _send(self, row: Any, lookups: dict[str, dict[Any, Any]]) -> Answer:
         if not row["address"]:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
-from email.message import EmailMessage
+from email.message import Message
 
 import aiosmtplib
 
@@ -57,7 +57,7 @@ class SmtpPool:
                     with contextlib.suppress(Exception):
                         client.close()
 
-    async def send(self, msg: EmailMessage, sender: str, recipient: str) -> Answer:
+    async def send(self, msg: Message, sender: str, recipient: str) -> Answer:
         for _ in range(2):
             try:
                 async with self._client() as (client, reused):
