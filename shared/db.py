@@ -53,8 +53,9 @@ async def ensure_schema(admin: asyncpg.Connection, schema: str) -> None:
     role = role_for(schema)
     has_role = await admin.fetchval("select 1 from pg_roles where rolname = $1", role)
     if not has_role:
-        # Another process may create it between our check and our create.
-        with contextlib.suppress(asyncpg.DuplicateObjectError):
+        # Another process may create it between our check and our create; a concurrent CREATE ROLE fails with
+        # a unique violation on pg_authid rather than "already exists".
+        with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
             await admin.execute(f'create role "{role}" nologin')
     login = await admin.fetchval("select current_user")
     if login != role:
@@ -65,7 +66,7 @@ async def ensure_schema(admin: asyncpg.Connection, schema: str) -> None:
             log.debug("could not grant %s to %s", role, login)
     has_schema = await admin.fetchval("select 1 from pg_namespace where nspname = $1", schema)
     if not has_schema:
-        with contextlib.suppress(asyncpg.DuplicateSchemaError):
+        with contextlib.suppress(asyncpg.DuplicateSchemaError, asyncpg.UniqueViolationError):
             await admin.execute(f'create schema "{schema}" authorization "{role}"')
 
 
