@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -90,8 +89,12 @@ def _add_service_documents(app: FastAPI, d: ServiceDefinition) -> None:
 
     async def openapi() -> dict[str, Any]:
         if "doc" not in cache:
-            routes = [r for r in app.routes if getattr(r, "path", "").startswith(f"/api/{d.name}/")]
-            cache["doc"] = get_openapi(title=f"civic {d.name}", version="1", routes=routes)
+            # Cut from the app's document: FastAPI resolves included routers lazily, so their routes are
+            # not listed in app.routes.
+            full = app.openapi()
+            prefix = f"/api/{d.name}/"
+            own = {p: v for p, v in full.get("paths", {}).items() if p.startswith(prefix)}
+            cache["doc"] = {**full, "info": {"title": f"civic {d.name}", "version": "1"}, "paths": own}
         doc: dict[str, Any] = cache["doc"]
         return doc
 

@@ -108,3 +108,16 @@ async def test_request_ids_are_echoed_or_made(client: httpx.AsyncClient) -> None
 async def test_readiness_fails_without_services_started(client: httpx.AsyncClient) -> None:
     r = await client.get("/readyz")
     assert r.status_code == 503
+
+
+async def test_each_service_serves_its_own_openapi_document() -> None:
+    from civic.services import ALL
+
+    app = create_app(list(ALL.values()), SETTINGS, migrate=False, background=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        for name in ALL:
+            doc = (await c.get(f"/api/{name}/openapi.json")).json()
+            assert doc["paths"], f"{name} documents no paths"
+            assert all(p.startswith(f"/api/{name}/") for p in doc["paths"])
+            events = (await c.get(f"/api/{name}/asyncapi.json")).json()
+            assert events["asyncapi"] == "3.0.0"
