@@ -126,9 +126,17 @@ class Maintenance:
 
     async def watermark_and_trim(self, stream: str) -> tuple[int, int] | None:
         key = self.keys.stream(stream)
+        marker = self.keys.alive(self.service)
+        epoch = await self.redis.get(marker)
+        if epoch is None:
+            # Redis lost its data and the relay has not published the outbox again yet (or never published):
+            # this Redis's groups say nothing about what the outbox still has to deliver.
+            return None
         states = await group_states(self.redis, key)
         if not states:
             return None  # nobody consumes yet: nothing confirmed, nothing may be trimmed
+        if await self.redis.get(marker) != epoch:
+            return None  # Redis restarted (or was flushed) while we read: measure again next time
         for s in states:
             CONSUMER_PENDING.labels(s.name, stream).set(s.pending)
             if s.lag is not None:

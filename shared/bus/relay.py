@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from typing import Any
 
 import asyncpg
@@ -108,10 +109,17 @@ class Relay:
             if not rows:
                 return 0
             pipe = self.redis.pipeline(transaction=False)
+            # Asked again on the pipeline's connection: Redis may have lost its data since the check above.
+            pipe.exists(self.keys.alive(self.service))
             for row in rows:
                 pipe.xadd(self.keys.stream(row["stream"]), {"event": row["envelope"], "position": str(row["position"])})
-            ids: list[Any] = await pipe.execute()
-            parsed = [parse_entry_id(i) for i in ids]
+            replies: list[Any] = await pipe.execute()
+            if not replies[0]:
+                # The batch went to a Redis that has not been recovered yet. Left unmarked, it goes out again
+                # after the recovery; marked, its new entry ids could let a watermark measured in the new
+                # Redis hide what the old one held unconsumed.
+                return 0
+            parsed = [parse_entry_id(i) for i in replies[1:]]
             await conn.execute(
                 "update outbox o set published_at = now(), stream_ms = u.ms, stream_seq = u.seq "
                 "from unnest($1::bigint[], $2::bigint[], $3::bigint[]) as u(position, ms, seq) "
@@ -132,7 +140,8 @@ class Relay:
             if await self.redis.exists(self.keys.alive(self.service)):
                 return  # another replica recovered meanwhile
             republished = await republish_unconfirmed(conn)
-            await self.redis.set(self.keys.alive(self.service), "1")
+            # A fresh value per recovery: maintenance compares it before and after reading group states.
+            await self.redis.set(self.keys.alive(self.service), secrets.token_hex(8))
         if republished:
             REDIS_DATA_LOSS.labels(self.service).inc()
             log.error(
