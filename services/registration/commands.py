@@ -19,6 +19,7 @@ import asyncpg
 from services.registration import domain, store, tickets
 from services.registration import events as meeting_events
 from services.registration.store import Meeting
+from shared.bus.outbox import notify_channel
 from shared.contracts.envelope import Payload
 from shared.contracts.registration import (
     Contact,
@@ -222,169 +223,111 @@ async def register(
         # Signing is cheap and needs no lock: a code for the case that a seat is free.
         code = ticket_for(meeting, rid, applicant.slot_id)
         url = manage_url(ctx, secret)
-        await begin(conn, meeting_id if lock else None)
-        try:
-            outcome = await _register_locked(
+        contact = Contact(name=applicant.name, email=applicant.email, phone=applicant.phone, locale=applicant.locale)
+        received = _item(
+            ctx, meeting, RegistrationReceivedV1(registration_id=rid, meeting_id=meeting.id, channel=applicant.channel)
+        )
+        # Figures only the locked state knows (seats left, position, counts) are filled in by the function.
+        seats_changed = _item(
+            ctx,
+            meeting,
+            SeatsChangedV1(meeting_id=meeting.id, capacity=None, confirmed=0, waitlisted=0, seats_left=None),
+        )
+        if_confirmed = [
+            received,
+            _item(
                 ctx,
-                conn,
                 meeting,
-                applicant,
-                rid=rid,
-                secret=secret,
-                seats=seats,
-                code=code,
-                url=url,
-                now=now,
-                race_delay=race_delay,
+                RegistrationConfirmedV1(
+                    registration_id=rid,
+                    meeting_id=meeting.id,
+                    contact=contact,
+                    companions=applicant.companions,
+                    ticket_code=code,
+                    manage_url=url,
+                ),
+            ),
+            seats_changed,
+        ]
+        if_waitlisted = [
+            received,
+            _item(
+                ctx,
+                meeting,
+                RegistrationWaitlistedV1(
+                    registration_id=rid,
+                    meeting_id=meeting.id,
+                    contact=contact,
+                    position=1,
+                    manage_url=url,
+                ),
+            ),
+            seats_changed,
+        ]
+        row: Any
+        try:
+            # Outside a transaction block: the statement is its own transaction, so the lock it takes is
+            # released by its commit, without waiting for this process's event loop in between.
+            row = await conn.fetchrow(
+                "select * from register_seat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+                "$15::jsonb, $16::jsonb, $17, $18, $19::jsonb, $20::jsonb, $21, $22, $23, $24)",
+                meeting.id, applicant.slot_id, rid, meeting.tenant, secret, seats, applicant.companions,
+                applicant.channel, applicant.name, applicant.email, applicant.phone, applicant.locale,
+                applicant.age, applicant.guardian_consent, json.dumps(applicant.answers),
+                json.dumps(applicant.attestations), now, code, json.dumps(if_confirmed), json.dumps(if_waitlisted),
+                f"meeting/{meeting.id}", notify_channel(ctx.outbox.service), lock, race_delay,
+            )  # fmt: skip
+        except asyncpg.LockNotAvailableError:
+            raise Problem(
+                503, "Busy", type_="busy", detail="too many registrations at once; try again",
+                headers={"Retry-After": "1"},
+            ) from None  # fmt: skip
+        except asyncpg.UniqueViolationError:
+            # The same person twice at the same moment without the lock (only the control run): the index
+            # kept the second seat out; answer with the first registration.
+            row = {"outcome": "existing", "registration_id": await conn.fetchval(
+                "select id from registrations where meeting_id = $1 and status <> 'cancelled' "
+                "and (email = $2 or phone = $3) order by seq limit 1", meeting.id, applicant.email, applicant.phone
+            )}  # fmt: skip
+        assert row is not None
+        outcome = row["outcome"]
+        if outcome == "not_published":
+            raise Problem(409, "Meeting not open for registration", type_="meeting-not-published")
+        if outcome == "existing":
+            reg = await store.registration(conn, row["registration_id"])
+            assert reg is not None
+            return Outcome(reg, False, await store.waitlist_position(conn, reg))
+        if outcome == "refused":
+            raise Problem(
+                409,
+                "Meeting full",
+                type_="meeting-full",
+                detail="all seats are taken and this meeting has no waiting list",
+                seats_left=row["left_seats"],
             )
-            await conn.execute("commit")
-        except BaseException:
-            if conn.is_in_transaction():
-                await conn.execute("rollback")
-            raise
-        return outcome
+        confirmed = outcome == "confirmed"
+        reg = {
+            "id": rid, "tenant": meeting.tenant, "meeting_id": meeting.id, "slot_id": applicant.slot_id,
+            "secret": secret, "status": outcome, "seats": seats, "companions": applicant.companions,
+            "channel": applicant.channel, "name": applicant.name, "email": applicant.email,
+            "phone": applicant.phone, "locale": applicant.locale, "age": applicant.age,
+            "guardian_consent": applicant.guardian_consent, "answers": applicant.answers,
+            "attestations": applicant.attestations, "ticket_code": code if confirmed else None,
+            "created_at": now, "confirmed_at": now if confirmed else None, "cancelled_at": None,
+            "cancelled_by": None, "erased_at": None, "anonymised_at": None,
+        }  # fmt: skip
+        return Outcome(reg, True, row["wait_position"], row["left_seats"])
 
 
-async def begin(conn: Conn, meeting_id: UUID | None) -> None:
-    """BEGIN and take the meeting's lock in one round trip (the simple protocol runs both statements)."""
-    if meeting_id is None:
-        await conn.execute("begin")
-        return
-    key = f"registration/meeting/{UUID(str(meeting_id))}"  # a UUID's text is safe to inline
-    try:
-        await conn.execute(
-            f"begin; select set_config('lock_timeout', '{LOCK_TIMEOUT}', true), "
-            f"pg_advisory_xact_lock(hashtextextended('{key}', 0))"
-        )
-    except asyncpg.LockNotAvailableError:
-        await conn.execute("rollback")
-        raise Problem(
-            503, "Busy", type_="busy", detail="too many registrations at once; try again", headers={"Retry-After": "1"}
-        ) from None
-
-
-async def _register_locked(
-    ctx: ServiceContext,
-    conn: Conn,
-    meeting: Meeting,
-    applicant: Applicant,
-    *,
-    rid: UUID,
-    secret: str,
-    seats: int,
-    code: str,
-    url: str,
-    now: datetime,
-    race_delay: float,
-) -> Outcome:
-    state = await conn.fetchrow(
-        "select m.status, m.waitlist, "
-        "case when $2::uuid is null then m.capacity else s.capacity end as capacity, "
-        "case when $2::uuid is null then m.confirmed_seats else s.confirmed_seats end as confirmed_seats, "
-        "case when $2::uuid is null then m.waitlisted else s.waitlisted end as waitlisted, "
-        "(select r.id from registrations r where r.meeting_id = m.id "
-        " and coalesce(r.slot_id, r.meeting_id) = coalesce($2::uuid, m.id) and r.status <> 'cancelled' "
-        " and ((r.email = $3 and r.email is not null) or (r.phone = $4 and r.phone is not null)) "
-        " order by r.seq limit 1) as existing "
-        "from meetings m left join slots s on s.id = $2 and s.meeting_id = m.id where m.id = $1",
-        meeting.id,
-        applicant.slot_id,
-        applicant.email,
-        applicant.phone,
-    )
-    assert state is not None
-    if state["status"] != "published":
-        raise Problem(409, "Meeting not open for registration", type_="meeting-not-published")
-    if state["existing"] is not None:
-        reg = await store.registration(conn, state["existing"])
-        assert reg is not None
-        return Outcome(reg, False, await store.waitlist_position(conn, reg))
-    capacity = state["capacity"]
-    taken = int(state["confirmed_seats"])
-    waiting = int(state["waitlisted"])
-    status = domain.allocate(capacity, taken, seats, waitlist=state["waitlist"])
-    if status == "refused":
-        raise Problem(
-            409,
-            "Meeting full",
-            type_="meeting-full",
-            detail="all seats are taken and this meeting has no waiting list",
-            seats_left=domain.seats_left(capacity, taken),
-        )
-    if race_delay:
-        await conn.execute("select pg_sleep($1)", race_delay)
-    confirmed = status == "confirmed"
-    contact = Contact(name=applicant.name, email=applicant.email, phone=applicant.phone, locale=applicant.locale)
-    left = domain.seats_left(capacity, taken + (seats if confirmed else 0))
-    position = None if confirmed else waiting + 1
-    events: list[Payload] = [
-        RegistrationReceivedV1(registration_id=rid, meeting_id=meeting.id, channel=applicant.channel),
-        RegistrationConfirmedV1(
-            registration_id=rid,
-            meeting_id=meeting.id,
-            contact=contact,
-            companions=applicant.companions,
-            ticket_code=code,
-            manage_url=url,
-            seats_left=left,
-        )
-        if confirmed
-        else RegistrationWaitlistedV1(
-            registration_id=rid, meeting_id=meeting.id, contact=contact, position=waiting + 1, manage_url=url
-        ),
-    ]
-    if meeting.slots:
-        events.append(await seats_event(conn, meeting, pending=(seats if confirmed else 0, 0 if confirmed else 1)))
-    else:
-        events.append(
-            SeatsChangedV1(
-                meeting_id=meeting.id,
-                capacity=capacity,
-                confirmed=taken + (seats if confirmed else 0),
-                waitlisted=waiting + (0 if confirmed else 1),
-                seats_left=left,
-            )
-        )
-    # One statement: the seat counters, the registration and its events (with their sequence numbers).
-    row = await conn.fetchrow(
-        "with pool_meeting as (update meetings set confirmed_seats = confirmed_seats + $20, "
-        "  waitlisted = waitlisted + $21 where id = $3 and $4::uuid is null), "
-        "pool_slot as (update slots set confirmed_seats = confirmed_seats + $20, "
-        "  waitlisted = waitlisted + $21 where id = $4::uuid), "
-        "reg as (insert into registrations (id, tenant, meeting_id, slot_id, secret, status, seats, companions, "
-        "channel, name, email, phone, locale, age, guardian_consent, answers, attestations, "
-        "privacy_consent_at, ticket_code, created_at, confirmed_at) values ($1, $2, $3, $4, $5, $6, $7, $8, "
-        "$9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $18, "
-        "case when $6 = 'confirmed' then $18::timestamptz end) "
-        f"returning {store.REGISTRATION_COLUMNS}), "
-        f"{meeting_events.cte(22)} "
-        "select reg.*, (select count(*) from woken) as woken from reg",
-        rid,
-        meeting.tenant,
-        meeting.id,
-        applicant.slot_id,
-        secret,
-        status,
-        seats,
-        applicant.companions,
-        applicant.channel,
-        applicant.name,
-        applicant.email,
-        applicant.phone,
-        applicant.locale,
-        applicant.age,
-        applicant.guardian_consent,
-        json.dumps(applicant.answers),
-        json.dumps(applicant.attestations),
-        now,
-        code if confirmed else None,
-        seats if confirmed else 0,
-        0 if confirmed else 1,
-        *meeting_events.cte_params(ctx.outbox, meeting.tenant, f"meeting/{meeting.id}", events),
-    )
-    reg = store.registration_dict(row)
-    reg.pop("woken", None)
-    return Outcome(reg, True, position, left)
+def _item(ctx: ServiceContext, meeting: Meeting, payload: Payload) -> dict[str, Any]:
+    """An event for ``register_seat``: its envelope (sequence number 1 as a placeholder) and routing."""
+    env = ctx.outbox.envelope(payload, tenant=meeting.tenant, subject=f"meeting/{meeting.id}", sequence=1)
+    return {
+        "id": str(env.id),
+        "type": env.type,
+        "stream": ctx.outbox.registry.get(env.type).stream,
+        "envelope": env.model_dump(mode="json"),
+    }
 
 
 # --- cancel and promote ------------------------------------------------------------------------------------------

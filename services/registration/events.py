@@ -37,36 +37,3 @@ async def record(conn: Conn, outbox: Outbox, tenant: str, subject: str, payloads
         [e.model_dump_json() for e in envs],
         notify_channel(outbox.service),
     )
-
-
-def cte(first_param: int) -> str:
-    """SQL of CTEs (``seq``, ``ev``, ``woken``) that record events as part of a bigger statement; its
-    parameters, numbered from ``first_param``, come from ``cte_params``. Select from ``woken`` to run it."""
-    p = [f"${first_param + i}" for i in range(9)]
-    subject, n, ids, tenants, streams, types, subjects, envs, channel = p
-    return (
-        f"seq as (insert into aggregate_sequences (subject, last) values ({subject}::text, {n}::int) "
-        f"on conflict (subject) do update set last = aggregate_sequences.last + {n}::int returning last), "
-        f"ev as (insert into outbox (id, tenant, stream, type, subject, envelope) "
-        f"select e.id, e.tenant, e.stream, e.type, e.subject, "
-        f"jsonb_set(e.envelope::jsonb, '{{aggregatesequence}}', to_jsonb(seq.last - {n}::int + e.ord))::text "
-        f"from unnest({ids}::uuid[], {tenants}::text[], {streams}::text[], {types}::text[], {subjects}::text[], "
-        f"{envs}::text[]) with ordinality as e(id, tenant, stream, type, subject, envelope, ord), seq returning 1), "
-        f"woken as (select pg_notify({channel}::text, '') from (select count(*) from ev) as done)"
-    )
-
-
-def cte_params(outbox: Outbox, tenant: str, subject: str, payloads: Sequence[Payload]) -> list[object]:
-    # The sequence number is set in SQL (jsonb_set) once the statement reserved it; 1 is a placeholder.
-    envs = [outbox.envelope(p, tenant=tenant, subject=subject, sequence=1) for p in payloads]
-    return [
-        subject,
-        len(envs),
-        [e.id for e in envs],
-        [e.tenant for e in envs],
-        [outbox.registry.get(e.type).stream for e in envs],
-        [e.type for e in envs],
-        [e.subject for e in envs],
-        [e.model_dump_json() for e in envs],
-        notify_channel(outbox.service),
-    ]
