@@ -1,0 +1,312 @@
+"""Benchmark: a flood of survey responses through HTTP, and reading results at 1,000 and 1,000,000 responses.
+
+In one run, on the configured PostgreSQL and Redis (``DATABASE_URL``, ``REDIS_URL``; localhost defaults), in a
+scratch database created for the run and dropped afterwards, with uvicorn serving the surveys service in a
+subprocess (one worker, bus loops on, the throttle raised out of the way):
+
+- ``flood``: ``--responses`` anonymous responses (default 4,000), each with its own Idempotency-Key, sent by
+  httpx with up to ``--concurrency`` connections (default 32) to ``POST /api/surveys/public/.../responses``.
+  Beside it, the baseline: the same number of ``GET`` of the public questionnaire (one indexed read each)
+  through the same stack. The run checks that every response was stored and counted once.
+- ``results``: a second survey gets 1,000 responses bulk-loaded in SQL (one ``INSERT ... SELECT
+  generate_series`` plus the matching result-counter rows, as the service would have left them), then the
+  staff results endpoint is read ``--reads`` times one after another; then 999,000 more responses are
+  bulk-loaded and it is read again. Results are precomputed counters, so the two latencies should match.
+
+    DATABASE_URL=... REDIS_URL=... python -m bench.surveys [--responses 4000] [--concurrency 32] [--reads 200]
+
+Last line: ``results_latency_1m_vs_1k: <median latency at 1,000,000 ÷ median latency at 1,000>`` (target ≤ 1.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import asyncpg
+import httpx
+import redis.asyncio as aioredis
+
+from shared import db
+from shared.http.auth import mint_token
+
+ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+TENANT = "kreis-bench"
+SHARDS = 16
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server(db_url: str, prefix: str, port: int) -> Any:
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "REDIS_URL": REDIS_URL,
+        "CIVIC_SERVICES": "surveys",
+        "CIVIC_STREAM_PREFIX": prefix,
+        "CIVIC_LOG_LEVEL": "WARNING",
+        "CIVIC_SURVEYS_THROTTLE_LIMIT": str(10**9),
+    }
+    cmd = [
+        sys.executable, "-m", "uvicorn", "--factory", "civic.runner:app", "--host", "127.0.0.1", "--port",
+        str(port), "--log-level", "warning", "--no-access-log", "--backlog", "4096",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def wait_ready(base: str) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(600):
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{base}/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.1)
+    raise SystemExit("server did not become ready")
+
+
+def survey_body(slug: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "title": "Digitale Angebote im Kreis (Lasttest)",
+        "slug": slug,
+        "introduction": "Anonymous; about ten minutes.",
+        "estimated_minutes": 10,
+        "opens_at": (now - timedelta(hours=1)).isoformat(),
+        "closes_at": (now + timedelta(days=30)).isoformat(),
+        "sections": [
+            {
+                "title": "Online services",
+                "questions": [
+                    {"id": "online", "kind": "yes_no", "text": "Do you use online services?", "required": True},
+                    {
+                        "id": "age",
+                        "kind": "single_choice",
+                        "text": "Age group",
+                        "options": [{"id": "young", "label": "under 30"}, {"id": "old", "label": "30 or over"}],
+                    },
+                    {"id": "sat", "kind": "scale", "text": "Satisfaction", "min": 1, "max": 5},
+                    {"id": "idea", "kind": "free_text", "text": "Your idea", "max_length": 500},
+                ],
+            }
+        ],
+    }
+
+
+def answers(i: int) -> dict[str, Any]:
+    a: dict[str, Any] = {"online": i % 3 != 0, "age": "young" if i % 2 == 0 else "old", "sat": 1 + i % 5}
+    if i % 10 == 0:
+        a["idea"] = f"idea {i}"
+    return a
+
+
+async def create_survey(client: httpx.AsyncClient, headers: dict[str, str], slug: str) -> str:
+    r = await client.post("/api/surveys/surveys", json=survey_body(slug), headers=headers)
+    r.raise_for_status()
+    sid = str(r.json()["id"])
+    (await client.post(f"/api/surveys/surveys/{sid}/publish", headers=headers)).raise_for_status()
+    return sid
+
+
+async def fire(
+    client: httpx.AsyncClient, n: int, concurrency: int, request: Any
+) -> tuple[float, list[float], dict[int, int]]:
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+
+    async def one(i: int) -> None:
+        async with gate:
+            t = time.perf_counter()
+            r = await request(i)
+            latencies.append(time.perf_counter() - t)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return time.perf_counter() - started, latencies, statuses
+
+
+def ms(x: float) -> str:
+    return f"{x * 1000:.2f} ms"
+
+
+async def bulk_load(conn: asyncpg.Connection, survey_id: str, first: int, last: int) -> None:
+    """Responses ``first..last`` as the service would have stored them, and their counter increments."""
+    day = datetime.now(UTC).date()
+    await conn.execute(
+        "insert into responses (id, tenant, survey_id, day, answers) "
+        "select gen_random_uuid(), $1, $2, $3, jsonb_strip_nulls(jsonb_build_object("
+        "  'online', g % 3 <> 0, 'age', case when g % 2 = 0 then 'young' else 'old' end, 'sat', 1 + g % 5,"
+        "  'idea', case when g % 10 = 0 then 'idea ' || g end)) "
+        "from generate_series($4::int, $5::int) as g",
+        TENANT,
+        survey_id,
+        day,
+        first,
+        last,
+    )
+    await conn.execute(
+        "insert into free_texts (id, tenant, survey_id, question_id, day, body) "
+        "select gen_random_uuid(), $1, $2, 'idea', $3, 'idea ' || g from generate_series($4::int, $5::int) as g "
+        "where g % 10 = 0",
+        TENANT,
+        survey_id,
+        day,
+        first,
+        last,
+    )
+    # The same increments domain.counter_increments makes, spread over the shards.
+    await conn.execute(
+        "insert into result_counters (tenant, survey_id, key, shard, count, total) "
+        "select $1, $2::uuid, k, (g % $5)::smallint, count(*), sum(t) from generate_series($3::int, $4::int) as g, "
+        "lateral (values ('n', 0), ('q:online:answered', 0), "
+        "  ('q:online:o:' || case when g % 3 <> 0 then 'yes' else 'no' end, 0), ('q:age:answered', 0), "
+        "  ('q:age:o:' || case when g % 2 = 0 then 'young' else 'old' end, 0), ('q:sat:answered', 0), "
+        "  ('q:sat:v:' || (1 + g % 5), 0), ('q:sat:sum', 1 + g % 5)) as x(k, t) "
+        "group by k, g % $5 "
+        "union all select $1, $2::uuid, k, (g % $5)::smallint, count(*), 0 "
+        "from generate_series($3::int, $4::int) as g, "
+        "lateral (values ('q:idea:answered')) as x(k) where g % 10 = 0 group by k, g % $5 "
+        "on conflict (survey_id, key, shard) do update set count = result_counters.count + excluded.count, "
+        "total = result_counters.total + excluded.total",
+        TENANT,
+        survey_id,
+        first,
+        last,
+        SHARDS,
+    )
+
+
+async def read_results(client: httpx.AsyncClient, url: str, headers: dict[str, str], reads: int) -> list[float]:
+    for _ in range(10):  # warm up
+        (await client.get(url, headers=headers)).raise_for_status()
+    out = []
+    for _ in range(reads):
+        t = time.perf_counter()
+        r = await client.get(url, headers=headers)
+        out.append(time.perf_counter() - t)
+        r.raise_for_status()
+    return out
+
+
+async def run(args: argparse.Namespace) -> None:
+    name = f"civic_bench_surveys_{secrets.token_hex(4)}"
+    prefix = f"bench{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(ADMIN_URL)
+    await admin.execute(f'create database "{name}"')
+    await admin.close()
+    url = with_database(ADMIN_URL, name)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {mint_token(tenant=TENANT, roles=['staff'])}"}
+    try:
+        with server(url, prefix, port):
+            await wait_ready(base)
+            limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+            async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
+                flood_id = await create_survey(client, headers, "flood")
+                public = f"/api/surveys/public/{TENANT}/flood"
+                n = args.responses
+
+                base_s, base_lat, base_st = await fire(client, n, args.concurrency, lambda i: client.get(public))
+                flood_s, flood_lat, flood_st = await fire(
+                    client,
+                    n,
+                    args.concurrency,
+                    lambda i: client.post(
+                        f"{public}/responses",
+                        json={"answers": answers(i)},
+                        headers={"Idempotency-Key": f"bench-{i:08d}"},
+                    ),
+                )
+                assert flood_st == {201: n}, flood_st
+                results = (await client.get(f"/api/surveys/surveys/{flood_id}/results", headers=headers)).json()
+                assert results["responses"] == n, results["responses"]
+                print(f"flood through HTTP: uvicorn subprocess (1 worker), httpx with {args.concurrency} connections")
+                print(
+                    f"  baseline GET questionnaire: {n / base_s:8.0f} req/s   median {ms(statistics.median(base_lat))}"
+                    f"   p95 {ms(statistics.quantiles(base_lat, n=20)[18])}   {base_st}"
+                )
+                print(
+                    f"  POST response            : {n / flood_s:8.0f} resp/s  median {ms(statistics.median(flood_lat))}"
+                    f"   p95 {ms(statistics.quantiles(flood_lat, n=20)[18])}   all {n} stored and counted once"
+                )
+
+                big_id = await create_survey(client, headers, "million")
+                results_url = f"/api/surveys/surveys/{big_id}/results"
+                conn = await db.connect(url, "surveys")
+                try:
+                    await bulk_load(conn, big_id, 1, 1_000)
+                    await conn.execute("analyze responses; analyze result_counters")
+                    lat_1k = await read_results(client, results_url, headers, args.reads)
+                    t = time.perf_counter()
+                    await bulk_load(conn, big_id, 1_001, 1_000_000)
+                    await conn.execute("analyze responses; analyze result_counters")
+                    load_s = time.perf_counter() - t
+                    lat_1m = await read_results(client, results_url, headers, args.reads)
+                    stored = await conn.fetchval("select count(*) from responses where survey_id = $1", big_id)
+                finally:
+                    await conn.close()
+                final = (await client.get(results_url, headers=headers)).json()
+                assert final["responses"] == 1_000_000 == stored, (final["responses"], stored)
+                sat = {q["id"]: q for q in final["questions"]}["sat"]
+                assert sat["mean"] == 3.0 and sum(sat["distribution"].values()) == 1_000_000, sat
+                m1k, m1m = statistics.median(lat_1k), statistics.median(lat_1m)
+                print(f"results latency, staff GET /results, {args.reads} sequential reads each")
+                print(f"  at     1,000 responses: median {ms(m1k)}   p95 {ms(statistics.quantiles(lat_1k, n=20)[18])}")
+                print(
+                    f"  at 1,000,000 responses: median {ms(m1m)}   p95 {ms(statistics.quantiles(lat_1m, n=20)[18])}"
+                    f"   (999,000 bulk-loaded in {load_s:.1f} s)"
+                )
+                print(f"responses_per_s_http: {n / flood_s:.0f}")
+                print(f"results_latency_1m_vs_1k: {m1m / m1k:.2f}")
+    finally:
+        admin = await asyncpg.connect(ADMIN_URL)
+        await admin.execute(f'drop database if exists "{name}" with (force)')
+        await admin.close()
+        r = aioredis.Redis.from_url(REDIS_URL)
+        keys = [k async for k in r.scan_iter(f"{prefix}:*", count=1000)]
+        if keys:
+            await r.delete(*keys)
+        await r.aclose()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--responses", type=int, default=4_000)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--reads", type=int, default=200)
+    asyncio.run(run(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
