@@ -156,7 +156,7 @@ async def running_gateway(
     admin_url: str = ADMIN_URL,
     redis_url: str = REDIS_URL,
     env: Mapping[str, str] | None = None,
-    timeout: float = 60.0,
+    timeout: float = 120.0,
 ) -> AsyncIterator[Gateway]:
     """Four service processes on a fresh database and stream prefix, nginx in front; all stopped after."""
     nginx = nginx_binary()

@@ -60,13 +60,27 @@ class Cluster:
         return subprocess.run(["sh", str(INIT_SH)], env=env, capture_output=True, text=True, check=False)
 
 
+async def _start_cluster(base: Path) -> EmbeddedPostgres:
+    """A cluster of its own; a second try on a new port if the first was taken meanwhile (a busy machine)."""
+    failure = ""
+    for attempt in range(2):
+        pg = EmbeddedPostgres(base / f"data{attempt}")
+        try:
+            await asyncio.to_thread(pg.start)
+            return pg
+        except subprocess.CalledProcessError as exc:
+            log = pg.data_dir / "server.log"
+            failure = f"{exc} {exc.stderr!r}\n{log.read_text()[-2000:] if log.exists() else ''}"
+            await asyncio.to_thread(pg.stop, "immediate")
+    raise RuntimeError(f"PostgreSQL did not start: {failure}")
+
+
 @pytest.fixture(scope="module")
 async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
     psql_dir = _psql_dir()
     if psql_dir is None:
         pytest.skip("no psql client to run init.sh with")
-    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg-init") / "data")
-    await asyncio.to_thread(pg.start)
+    pg = await _start_cluster(tmp_path_factory.mktemp("pg-init"))
     try:
         # As in the postgres image: the superuser on trust locally, every other role needs its password.
         hba = pg.data_dir / "pg_hba.conf"
