@@ -23,8 +23,10 @@ def loops(ctx: ServiceContext, config: SurveysConfig) -> list[Loop]:
         last_mix = time.monotonic()
         while not stop.is_set():
             try:
-                await svc.tick()
-                if time.monotonic() - last_mix >= config.mix_interval_seconds:
+                changed = await svc.tick()
+                # A survey that just closed is mixed at once, so its final rows never keep the pairing.
+                closed = any(what == "closed" for what, _ in changed)
+                if closed or time.monotonic() - last_mix >= config.mix_interval_seconds:
                     last_mix = time.monotonic()
                     for tenant, survey_id in await svc.unmixed():
                         await svc.mix(tenant, survey_id)

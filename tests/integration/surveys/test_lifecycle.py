@@ -150,3 +150,42 @@ async def _count(rig: Rig, type_: str, n: int) -> bool:
 async def _has_all(probe, wanted: list[str]) -> bool:  # type: ignore[no-untyped-def]
     got = await probe()
     return all(w in got for w in wanted)
+
+
+async def test_the_api_is_described_by_openapi(rig: Rig) -> None:
+    doc = (await rig.client.get("/api/surveys/openapi.json")).json()
+    paths = set(doc["paths"])
+    assert {
+        "/api/surveys/surveys",
+        "/api/surveys/surveys/{survey_id}/publish",
+        "/api/surveys/surveys/{survey_id}/tokens",
+        "/api/surveys/surveys/{survey_id}/results",
+        "/api/surveys/surveys/{survey_id}/export",
+        "/api/surveys/public/{tenant}/{ref}/responses",
+        "/api/surveys/public/{tenant}/{ref}/qr",
+    } <= paths
+
+
+async def test_a_token_survey_is_mixed_by_the_loop_when_it_closes(rig: Rig) -> None:
+    s = await rig.create(access="token")
+    codes = (
+        await rig.client.post(f"/api/surveys/surveys/{s['id']}/tokens", json={"count": 2}, headers=rig.staff)
+    ).json()["codes"]
+    await rig.client.post(f"/api/surveys/surveys/{s['id']}/publish", headers=rig.staff)
+    await rig.open_survey_at(s)
+    body = {"answers": {"online": False}, "token": codes[0]}
+    assert (await rig.client.post(rig.public(s, "/responses"), json=body)).status_code == 201
+    pool = rig.ctx.pool
+    assert await pool.fetchval("select mixed from surveys where id = $1", s["id"]) is False
+    rig.clock.set(datetime.fromisoformat(s["closes_at"]))
+
+    async def mixed() -> bool:
+        return bool(await pool.fetchval("select mixed from surveys where id = $1", s["id"]))
+
+    await eventually(mixed, what="mixed after closing")
+    xmins = await pool.fetch(
+        "select xmin::text from access_tokens where survey_id = $1 union select xmin::text from responses "
+        "where survey_id = $1",
+        s["id"],
+    )
+    assert len(xmins) == 1
