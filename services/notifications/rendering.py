@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import io
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from email.generator import BytesGenerator
 from email.header import Header
 from email.message import Message
 from email.mime.image import MIMEImage
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.policy import Compat32
 from email.utils import format_datetime as rfc2822_date
 from email.utils import formataddr
 from pathlib import Path
@@ -110,6 +114,43 @@ class Attachments:
     ics: bytes | None = None
 
 
+class _AsWritten(Compat32):
+    """Writes headers that are ASCII already (subjects are encoded once, see ``encoded_subject``) as they are,
+    instead of refolding each through ``email.header`` for every one of 50,000 mails; anything else as usual."""
+
+    def _fold(self, name: str, value: Any, sanitize: bool) -> str:
+        if (
+            isinstance(value, str)
+            and value.isascii()
+            and "\r" not in value
+            and "\n" not in value.replace("\n ", "")  # only folded continuation lines, never a new header
+            and all(len(line) < 900 for line in value.split("\n"))
+        ):
+            return f"{name}: {value}".replace("\n", self.linesep) + self.linesep
+        return str(super()._fold(name, value, sanitize))  # type: ignore[misc]
+
+
+_WRITE_POLICY = _AsWritten()
+
+
+def to_bytes(msg: Message) -> bytes:
+    buf = io.BytesIO()
+    BytesGenerator(buf, mangle_from_=False, policy=_WRITE_POLICY).flatten(msg)
+    return buf.getvalue()
+
+
+@functools.lru_cache(maxsize=4096)
+def encoded_subject(subject: str) -> str:
+    """RFC 2047 encoded once per distinct subject (the utf-8 folding search is the costly part of a header)."""
+    return subject if subject.isascii() else Header(subject, "utf-8", header_name="Subject").encode()
+
+
+def _boundary() -> str:
+    # Chosen here so the generator need not scan every part for a collision: random hex cannot collide with
+    # base64 bodies in practice.
+    return f"=_civic_{secrets.token_hex(12)}"
+
+
 def build_email(
     rendered: Rendered,
     *,
@@ -124,11 +165,11 @@ def build_email(
     """The MIME message. Built with the compat32 classes: the header registry of ``EmailMessage`` costs
     about as much per mail as the SMTP exchange itself, which matters when one event fans out to 50,000."""
     a = attachments or Attachments()
-    alternative = MIMEMultipart("alternative")
+    alternative = MIMEMultipart("alternative", boundary=_boundary())
     alternative.attach(MIMEText(rendered.text, "plain", "utf-8"))
     html = MIMEText(rendered.html, "html", "utf-8")
     if a.qr is not None and a.qr_cid is not None:
-        related = MIMEMultipart("related")
+        related = MIMEMultipart("related", boundary=_boundary())
         related.attach(html)
         image = MIMEImage(a.qr, "png")
         image.add_header("Content-ID", f"<{a.qr_cid}>")
@@ -139,13 +180,13 @@ def build_email(
         alternative.attach(html)
     msg: Message = alternative
     if a.ics is not None:
-        msg = MIMEMultipart("mixed")
+        msg = MIMEMultipart("mixed", boundary=_boundary())
         msg.attach(alternative)
         calendar = MIMEText(a.ics.decode(), "calendar", "utf-8")
         calendar.set_param("method", "PUBLISH")
         calendar.add_header("Content-Disposition", "attachment", filename="termin.ics")
         msg.attach(calendar)
-    msg["Subject"] = Header(rendered.subject, "utf-8")  # type: ignore[assignment]
+    msg["Subject"] = encoded_subject(rendered.subject)
     msg["From"] = formataddr((from_name, from_address), charset="utf-8")
     msg["To"] = to
     msg["Date"] = rfc2822_date(date)

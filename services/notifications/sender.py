@@ -225,6 +225,8 @@ class EmailSender:
     async def _send(self, row: Any, lookups: dict[str, dict[Any, Any]]) -> Answer:
         if not row["address"]:
             return Answer(False, True, "no address (erased)")
+        if any(c in row["address"] for c in "\r\n<>,") or "@" not in row["address"]:
+            return Answer(False, True, "not a mail address")
         try:
             msg = self.compose(row, lookups)
         except NotReady as exc:

@@ -11,6 +11,7 @@ from email.message import Message
 import aiosmtplib
 
 from services.notifications.domain import Answer, smtp_answer
+from services.notifications.rendering import to_bytes
 from services.notifications.settings import NotificationSettings
 
 _ADDRESS = re.compile(r"[^\s<>@]+@[^\s<>@]+")
@@ -62,7 +63,7 @@ class SmtpPool:
             try:
                 async with self._client() as (client, reused):
                     try:
-                        _, response = await client.send_message(msg, sender=sender, recipients=[recipient])
+                        _, response = await client.sendmail(sender, [recipient], to_bytes(msg))
                     except aiosmtplib.SMTPServerDisconnected:
                         if reused:
                             # The server closed an idle pooled connection: try once more on a new one.
