@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -211,3 +212,17 @@ async def test_the_throttle_fails_open_when_redis_is_down() -> None:
         assert [await throttle.allow("203.0.113.5") for _ in range(3)] == [(True, 0)] * 3
     finally:
         await dead.aclose()
+
+
+async def test_the_same_key_sent_five_times_at_once_is_stored_once(rig: Rig) -> None:
+    s = await rig.open_survey()
+    url = rig.public(s, "/responses")
+    replies = await asyncio.gather(
+        *(
+            rig.client.post(url, json={"answers": full_answers()}, headers={"Idempotency-Key": "same-key-1"})
+            for _ in range(5)
+        )
+    )
+    assert sorted(r.status_code for r in replies) == [200, 200, 200, 200, 201]
+    assert len({r.text for r in replies}) == 1
+    assert await rig.ctx.pool.fetchval("select count(*) from responses where survey_id = $1", s["id"]) == 1
