@@ -110,7 +110,7 @@ async def test_a_paused_consumer_resumed_after_reclaim_has_no_double_effect(clus
     if fault == "pause_before_handle":
         await eventually(lambda: cluster.drained(), what="all handled while the sleeper sleeps")
     sleeper.signal(signal.SIGCONT)
-    await sleeper.said("resumed")
+    await sleeper.said("paused batch done")
     await eventually(lambda: cluster.drained(), what="every event consumed after the resume")
     assert sleeper.popen.poll() is None  # it carried on, it did not crash
     (await cluster.report()).assert_clean()

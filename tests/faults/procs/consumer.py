@@ -12,6 +12,7 @@ always fails), CIVIC_FAULT, once, at the first opportunity:
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from shared.bus.consumer import Consumer, Entry
 from shared.contracts.content import QrScannedV1
@@ -44,13 +45,19 @@ class Once:
 
 
 FIRST = Once()
+#: The task that paused: when its handle_entries call returns, the stale batch has been dealt with for good.
+PAUSED_IN: list[asyncio.Task[Any] | None] = [None]
 
 
 class FaultyConsumer(Consumer):
     async def handle_entries(self, key: str, entries: list[Entry]) -> None:
         if entries and fault() == "pause_before_handle" and FIRST():
+            PAUSED_IN[0] = asyncio.current_task()
             pause()
         await super().handle_entries(key, entries)
+        if PAUSED_IN[0] is not None and PAUSED_IN[0] is asyncio.current_task():
+            PAUSED_IN[0] = None
+            say("paused batch done")
 
 
 async def handle(conn: Conn, event: Event) -> None:
@@ -60,6 +67,7 @@ async def handle(conn: Conn, event: Event) -> None:
     if fault() == "kill_before_effect" and FIRST():
         die()
     if fault() == "pause_in_handler" and FIRST():
+        PAUSED_IN[0] = asyncio.current_task()
         pause()
     await record_effect(conn, event)
 
