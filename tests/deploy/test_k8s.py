@@ -75,6 +75,8 @@ def _assert_hardened(workload: dict[str, Any]) -> None:
     pod = workload["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
+    # The namespace enforces the "restricted" Pod Security Standard, which requires these.
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     assert pod["automountServiceAccountToken"] is False
     c = _container(workload)
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
