@@ -101,6 +101,7 @@ class EmailSender:
         """Claim one batch, send it, record the outcomes; returns the number of deliveries handled."""
         s, now = self.settings, self.ctx.clock.now()
         async with self.ctx.pool.acquire() as conn, conn.transaction():
+            await self._abandon_unknown(conn, now)
             rows = await repository.claim(
                 conn, "email", now, now + timedelta(seconds=s.lease_seconds), s.sender_batch_size
             )
@@ -122,6 +123,38 @@ class EmailSender:
 
         await asyncio.gather(*(worker() for _ in range(max(1, self.settings.smtp_pool_size))))
         return [a if a is not None else Answer(False, False, "not attempted") for a in answers]
+
+    async def _abandon_unknown(self, conn: Any, now: datetime) -> None:
+        """A lease that ran out on the last allowed attempt: the outcome is unknown, and it is not tried again
+        (this is what bounds resends after crashes)."""
+        rows = await conn.fetch(
+            "update deliveries set state = 'given_up', lease_until = null,"
+            " last_answer = 'outcome unknown: the sender stopped during the last attempt'"
+            " where id in (select id from deliveries where channel = 'email' and state = 'sending'"
+            " and lease_until < $1 and attempts >= $2 for update skip locked)"
+            " returning id, tenant, cause_event_id, template",
+            now,
+            self.settings.email_max_attempts,
+        )
+        if rows:
+            await self.ctx.outbox.record_many(
+                conn,
+                [
+                    (
+                        NotificationFailedV1(
+                            delivery_id=r["id"],
+                            cause_event_id=r["cause_event_id"],
+                            channel="email",
+                            template=r["template"],
+                            permanent=True,
+                            reason="outcome unknown after the last attempt",
+                        ),
+                        r["tenant"],
+                        None,
+                    )
+                    for r in rows
+                ],
+            )
 
     async def _lookups(self, rows: list[Any]) -> dict[str, dict[Any, Any]]:
         meeting_ids = list({r["meeting_id"] for r in rows if r["meeting_id"]})

@@ -201,3 +201,42 @@ async def _count(messages: list, n: int) -> bool:  # type: ignore[type-arg]
 async def _all_sent(svc, n: int) -> bool:  # type: ignore[no-untyped-def]
     rows = await svc.rows("select state from deliveries")
     return len(rows) == n and all(r["state"] == "sent" for r in rows)
+
+
+async def test_a_crash_mid_send_resends_once_and_never_beyond_the_attempt_limit(settings: Settings) -> None:
+    """Rows left 'sending' by a dead sender: an expired lease is taken over; on the last attempt it is given up."""
+    with smtp_server() as smtp:
+        nsettings = mail_settings(smtp.port, email_max_attempts=3, lease_seconds=30, email_retry_initial_seconds=120)
+        async with running_service(settings, nsettings) as svc:
+            m = meeting()
+            await svc.feed(envelope(m, svc.tenant, f"meeting/{m.meeting_id}"))
+            smtp.stop()
+            for address in ("crashed@example.org", "exhausted@example.org", "leased@example.org"):
+                await svc.feed(envelope(confirmed(m.meeting_id, address), svc.tenant, f"meeting/{m.meeting_id}"))
+            await eventually(lambda: _all_failed(svc, 3), what="first attempts failed")
+            # As a sender that died after claiming would leave them:
+            await svc.ctx.pool.execute(
+                "update deliveries set state = 'sending', lease_until = now() - interval '1 second',"
+                " attempts = case when address = 'exhausted@example.org' then 3 else 1 end"
+                " where address <> 'leased@example.org'"
+            )
+            await svc.ctx.pool.execute(
+                "update deliveries set state = 'sending', lease_until = now() + interval '1 hour', attempts = 1"
+                " where address = 'leased@example.org'"
+            )
+            smtp.start()
+            await eventually(
+                lambda: svc.rows("select 1 from deliveries where state in ('sent', 'given_up') having count(*) = 2"),
+                what="settled",
+            )
+            rows = {r["address"]: r for r in await svc.rows("select * from deliveries")}
+            assert rows["crashed@example.org"]["state"] == "sent"
+            assert rows["exhausted@example.org"]["state"] == "given_up"
+            assert rows["exhausted@example.org"]["last_answer"].startswith("outcome unknown")
+            assert rows["leased@example.org"]["state"] == "sending"  # another sender's lease is respected
+            assert [x["To"] for x in smtp.sink.messages] == ["crashed@example.org"]
+
+
+async def _all_failed(svc, n: int) -> bool:  # type: ignore[no-untyped-def]
+    rows = await svc.rows("select state from deliveries")
+    return len(rows) == n and all(r["state"] == "failed" for r in rows)
