@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 from services.notifications.api import build_router
 from services.notifications.handlers import Handlers
@@ -51,22 +52,36 @@ def with_webhooks(handler: ServiceHandler | None, webhooks: ServiceHandler) -> S
     return both
 
 
-def senders(ctx: ServiceContext, s: NotificationSettings, templates: Templates) -> list[Loop]:
+def senders(ctx: ServiceContext, s: NotificationSettings) -> list[Loop]:
     """Mail senders sharing one SMTP pool (one claims and records while another's mails are on the wire)."""
+    templates = Templates(s.template_overrides_dir)
     smtp = SmtpPool(s)
     mail: list[Loop] = [EmailSender(ctx, s, templates, smtp).run for _ in range(max(1, s.sender_loops))]
     return [*mail, WebhookSender(ctx, s).run]
 
 
+class _FromEnvironment:
+    """Settings read when first used, not at import: ``civic up`` sets the SMTP variables after importing."""
+
+    def __init__(self) -> None:
+        self._settings: NotificationSettings | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._settings is None:
+            self._settings = NotificationSettings()
+        return getattr(self._settings, name)
+
+
 def build_definition(settings: NotificationSettings | None = None) -> ServiceDefinition:
-    s = settings or NotificationSettings()
-    templates = Templates(s.template_overrides_dir)
+    s = settings or cast(NotificationSettings, _FromEnvironment())
     return ServiceDefinition(
         name="notifications",
         router=build_router(s),
         migrations=Path(__file__).parent / "migrations",
         subscriptions=subscriptions(Handlers(s)),
-        background=lambda ctx: senders(ctx, s, templates),
+        background=lambda ctx: senders(ctx, s),
     )
 
 
