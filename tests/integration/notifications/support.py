@@ -46,6 +46,7 @@ class Sink:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.sessions: set[int] = set()
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address.startswith("reject"):
@@ -54,6 +55,7 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.sessions.add(id(session))
         msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         assert isinstance(msg, EmailMessage)
         self.messages.append(msg)

@@ -158,6 +158,8 @@ async def test_server_down_for_a_while_nothing_lost_nothing_twice(settings: Sett
             await eventually(lambda: _all_sent(svc, len(addresses)), timeout=20, what="all sent")
             received = sorted(x["To"] for x in smtp.sink.messages)
             assert received == sorted(addresses)  # every one, none twice
+            # Connections are pooled: fewer SMTP sessions than mails.
+            assert len(smtp.sink.sessions) <= mail_settings(smtp.port).smtp_pool_size < len(addresses)
 
 
 async def test_permanent_refusal_gives_up_at_once(settings: Settings) -> None:
