@@ -202,7 +202,9 @@ async def register(
     """
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn:
-        meeting = await store.meeting(conn, meeting_id, tenant=tenant)
+        meeting = await store.MEETINGS.get(conn, meeting_id)
+        if meeting is not None and tenant is not None and meeting.tenant != tenant:
+            meeting = None
         if meeting is None or (meeting.status == "draft" and tenant is None):
             raise Problem(404, "Not found", detail="no such meeting")
         if meeting.status != "published":
@@ -293,6 +295,8 @@ async def register(
         outcome = row["outcome"]
         if outcome == "not_published":
             raise Problem(409, "Meeting not open for registration", type_="meeting-not-published")
+        if outcome == "unknown_slot":
+            raise invalid([domain.FieldError("/slot_id", "no such time slot", "unknown")])
         if outcome == "existing":
             reg = await store.registration(conn, row["registration_id"])
             assert reg is not None

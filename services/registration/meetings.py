@@ -195,6 +195,7 @@ async def _deadlines(conn: Conn, meeting: Meeting) -> None:
 
 async def _locked(conn: Conn, tenant: str, meeting_id: UUID) -> Meeting:
     await commands.lock_meeting(conn, meeting_id)
+    store.MEETINGS.forget(meeting_id)
     meeting = await store.meeting(conn, meeting_id, tenant=tenant)
     if meeting is None:
         raise Problem(404, "Not found", detail="no such meeting")
@@ -225,6 +226,7 @@ async def update(ctx: ServiceContext, tenant: str, meeting_id: UUID, m: MeetingI
             events.append(await commands.seats_event(conn, meeting))
             await commands.record(ctx, conn, meeting, events)
             await _deadlines(conn, meeting)
+    store.MEETINGS.forget(meeting_id)  # again after commit: a read meanwhile may have cached the old state
     return meeting
 
 
@@ -258,6 +260,7 @@ async def publish(ctx: ServiceContext, tenant: str, meeting_id: UUID) -> Meeting
         meeting.status = "published"
         await commands.record(ctx, conn, meeting, [await snapshot(ctx, conn, meeting, MeetingPublishedV1)])
         await _deadlines(conn, meeting)
+    store.MEETINGS.forget(meeting_id)
     return meeting
 
 
@@ -299,4 +302,5 @@ async def cancel(ctx: ServiceContext, tenant: str, meeting_id: UUID, reason: str
         await commands.record(ctx, conn, meeting, events)
         for kind in DEADLINE_KINDS:
             await cancel_deadline(conn, kind=kind, subject_id=str(meeting_id))
+    store.MEETINGS.forget(meeting_id)
     return meeting

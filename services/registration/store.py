@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -214,3 +215,35 @@ async def waitlist_position(conn: Conn, reg: dict[str, Any]) -> int | None:
         reg["seq"],
     )
     return int(value)
+
+
+class MeetingCache:
+    """Meetings as registration reads them, kept for a moment per process.
+
+    In a rush every request reads the same meeting; the cache spares two queries each. What decides a seat
+    (status, capacity, counters) is read again under the lock by ``register_seat``; a cached copy only serves
+    validating the form (questions, attestations, window), at most ``ttl`` seconds behind an edit made by
+    another process (edits in this process forget the copy at once).
+    """
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self.ttl = ttl
+        self._items: dict[UUID, tuple[float, Meeting]] = {}
+
+    async def get(self, conn: Conn, meeting_id: UUID) -> Meeting | None:
+        now = time.monotonic()
+        hit = self._items.get(meeting_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = await meeting(conn, meeting_id)
+        if found is not None:
+            if len(self._items) > 10_000:
+                self._items.clear()
+            self._items[meeting_id] = (now + self.ttl, found)
+        return found
+
+    def forget(self, meeting_id: UUID) -> None:
+        self._items.pop(meeting_id, None)
+
+
+MEETINGS = MeetingCache()

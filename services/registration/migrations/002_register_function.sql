@@ -27,6 +27,7 @@ declare
     v_wait_total int;
     v_cap_total int;
     v_slotted boolean;
+    v_slot uuid;
 begin
     if p_lock then
         perform set_config('lock_timeout', '5s', true);
@@ -37,12 +38,18 @@ begin
     select m.status, m.waitlist,
            case when p_slot is null then m.capacity else s.capacity end,
            case when p_slot is null then m.confirmed_seats else s.confirmed_seats end,
-           case when p_slot is null then m.waitlisted else s.waitlisted end
-      into v_status, v_waitlist, v_capacity, v_taken, v_waiting
+           case when p_slot is null then m.waitlisted else s.waitlisted end,
+           s.id
+      into v_status, v_waitlist, v_capacity, v_taken, v_waiting, v_slot
       from meetings m left join slots s on s.id = p_slot and s.meeting_id = m.id
      where m.id = p_meeting;
     if v_status is distinct from 'published' then
         return query select 'not_published'::text, null::uuid, null::int, null::int;
+        return;
+    end if;
+    if p_slot is not null and v_slot is null then
+        -- The slot was removed since the request was validated.
+        return query select 'unknown_slot'::text, null::uuid, null::int, null::int;
         return;
     end if;
     select r.id into v_existing from registrations r
