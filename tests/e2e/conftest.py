@@ -1,0 +1,171 @@
+"""The two deployments the story runs against: the four services as separate processes behind nginx
+(tests/deploy/gateway.py), and ``make up``'s one-process mode (``python -m civic.up``). Each gets a fresh
+database and stream prefix, a clock file the test moves, an SMTP sink whose mail the test reads, and permission
+to deliver webhooks to one loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from civic.devservers import free_port
+from civic.mailsink import MailSink
+from tests.deploy.gateway import (
+    ADMIN_URL,
+    FAST_SETTINGS,
+    REDIS_URL,
+    ROOT,
+    GatewayUnavailable,
+    _with_database,
+    nginx_binary,
+    running_gateway,
+)
+from tests.e2e.story import START, Deployment
+from tests.e2e.support import read_mail, set_clock
+
+
+def story_env(clock_file: Path, webhook_port: int) -> dict[str, str]:
+    """Settings both deployments share: the moved clock, short intervals, the webhook receiver's port."""
+    return {
+        "CIVIC_CLOCK_FILE": str(clock_file),
+        "CIVIC_DEADLINE_INTERVAL_SECONDS": "0.2",
+        "CIVIC_SURVEYS_TICK_SECONDS": "0.2",
+        "CIVIC_NOTIFICATIONS_SENDER_POLL_SECONDS": "0.2",
+        # pydantic-settings reads a list from JSON; "#<port>" narrows the allowed loopback to the receiver.
+        "CIVIC_NOTIFICATIONS_ALLOW_PRIVATE_TARGETS": json.dumps([f"127.0.0.1/32#{webhook_port}"]),
+    }
+
+
+@pytest.fixture(scope="module")
+async def gateway_deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Deployment]:
+    if nginx_binary() is None:
+        pytest.skip("nginx is not installed: apt-get install -y --no-install-recommends nginx-light (.ci/run does)")
+    tmp_path = tmp_path_factory.mktemp("gateway")
+    clock_file = tmp_path / "clock"
+    set_clock(clock_file, START)
+    sink = MailSink(tmp_path / "mail", port=free_port()).start()
+    webhook_port = free_port()
+    env = {
+        **story_env(clock_file, webhook_port),
+        "CIVIC_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+        "CIVIC_NOTIFICATIONS_SMTP_PORT": str(sink.port),
+    }
+    try:
+        async with running_gateway(tmp_path / "gateway", env=env) as gw:
+            yield Deployment(
+                name="gateway",
+                base_url=gw.url,
+                admin_database_url=gw.database_url,
+                set_clock=lambda at: set_clock(clock_file, at),
+                read_mail=lambda: read_mail(tmp_path / "mail"),
+                webhook_port=webhook_port,
+                logs=gw.logs,
+            )
+    except GatewayUnavailable as exc:
+        pytest.skip(str(exc))
+    finally:
+        sink.stop()
+
+
+@pytest.fixture(scope="module")
+async def one_process_deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Deployment]:
+    tmp_path = tmp_path_factory.mktemp("one-process")
+    database = f"civic_e2e_{secrets.token_hex(4)}"
+    prefix = f"e2e{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(f'create database "{database}"')
+    finally:
+        await admin.close()
+    database_url = _with_database(ADMIN_URL, database)
+    clock_file = tmp_path / "clock"
+    set_clock(clock_file, START)
+    state = tmp_path / "state"
+    port, smtp_port, webhook_port = free_port(), free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CIVIC_")},
+        **FAST_SETTINGS,
+        **story_env(clock_file, webhook_port),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "CIVIC_STREAM_PREFIX": prefix,
+        "CIVIC_STATE_DIR": str(state),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = tmp_path / "civic-up.log"
+    argv = [sys.executable, "-m", "civic.up", "--no-demo", "--port", str(port), "--smtp-port", str(smtp_port)]
+    process = _start(argv, env, log)
+
+    def logs() -> str:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-60:])
+
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        await _wait_ready(base_url, process, logs)
+        yield Deployment(
+            name="one process (make up)",
+            base_url=base_url,
+            admin_database_url=database_url,
+            set_clock=lambda at: set_clock(clock_file, at),
+            read_mail=lambda: read_mail(state / "mail"),
+            webhook_port=webhook_port,
+            logs=logs,
+        )
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                await asyncio.to_thread(process.wait, 15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                await asyncio.to_thread(process.wait, 5)
+        redis = aioredis.Redis.from_url(REDIS_URL)
+        try:
+            keys = [k async for k in redis.scan_iter(f"{prefix}:*", count=1000)]
+            if keys:
+                await redis.delete(*keys)
+        finally:
+            await redis.aclose()
+        admin = await asyncpg.connect(ADMIN_URL)
+        try:
+            await admin.execute(f'drop database if exists "{database}" with (force)')
+        finally:
+            await admin.close()
+
+
+def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+
+async def _wait_ready(
+    base_url: str, process: subprocess.Popen[bytes], logs: Callable[[], str], timeout: float = 60
+) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"civic.up exited with {process.returncode}:\n{logs()}")
+            try:
+                response = await client.get("/readyz")
+                if response.status_code == 200:
+                    return
+                last = f"{response.status_code} {response.text[:300]}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"civic.up not ready after {timeout}s ({last}):\n{logs()}")
+            await asyncio.sleep(0.1)
