@@ -204,10 +204,13 @@ class Cluster:
         codes = await self.fetch_codes(schema)
         return bool(acknowledged) and acknowledged <= codes and await self.pending(schema) == 0
 
-    async def fetch_codes(self, schema: str) -> set[str]:
+    async def fetch_codes(self, schema: str, *, strict: bool = False) -> set[str]:
+        """The codes whose effect is committed; an empty set while PostgreSQL is away unless ``strict``."""
         try:
             rows = await (await self.pool(schema)).fetch("select code from effects")
         except (*TRANSIENT, asyncpg.PostgresError):
+            if strict:
+                raise
             return set()
         return {r["code"] for r in rows}
 
@@ -230,6 +233,8 @@ class Cluster:
     async def close(self) -> None:
         for p in self.procs:
             p.terminate()
+            # Shown by pytest only when the test failed.
+            print(f"--- {p.name} (exit {p.popen.returncode}) stdout:\n{p.output()[-1500:]}\nstderr:\n{p.log()[-3000:]}")
         for pool in self.pools.values():
             pool.terminate()
         with contextlib.suppress(Exception):
