@@ -369,7 +369,9 @@ class Surveys:
                 raise Problem(409, "Conflict", type_="not-a-token-survey", detail="the survey is open to everyone")
             if s.state == "closed":
                 raise Problem(409, "Conflict", type_="survey-closed", detail="the survey is closed")
-            secret = await conn.fetchval("select token_secret from surveys where id = $1", survey_id)
+            secret = await conn.fetchval(
+                "select token_secret from surveys where tenant = $1 and id = $2", tenant, survey_id
+            )
             codes = list({domain.new_code() for _ in range(count)})
             await conn.execute(
                 "insert into access_tokens (tenant, survey_id, token_hash) "

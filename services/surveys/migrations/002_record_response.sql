@@ -34,7 +34,7 @@ begin
         if not found then
             raise exception 'access-code-invalid' using errcode = 'CV002';
         end if;
-        update surveys set mixed = false where id = p_survey and mixed;
+        update surveys set mixed = false where tenant = p_tenant and id = p_survey and mixed;
     end if;
     insert into responses (id, tenant, survey_id, day, answers) values (p_id, p_tenant, p_survey, p_day, p_answers);
     insert into free_texts (id, tenant, survey_id, question_id, day, body)
