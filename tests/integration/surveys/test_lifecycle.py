@@ -189,3 +189,15 @@ async def test_a_token_survey_is_mixed_by_the_loop_when_it_closes(rig: Rig) -> N
         s["id"],
     )
     assert len(xmins) == 1
+
+
+async def test_concurrent_ticks_open_and_close_each_survey_once(rig: Rig) -> None:
+    import asyncio
+
+    surveys = [await rig.published() for _ in range(3)]
+    rig.clock.set(datetime.fromisoformat(surveys[0]["opens_at"]))
+    await asyncio.gather(*(rig.svc.tick() for _ in range(6)))
+    rig.clock.set(datetime.fromisoformat(surveys[0]["closes_at"]))
+    await asyncio.gather(*(rig.svc.tick() for _ in range(6)))
+    types = await rig.outbox_types()
+    assert types.count(OPENED) == 3 and types.count(CLOSED) == 3
