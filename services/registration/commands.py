@@ -195,10 +195,10 @@ async def register(
 ) -> Outcome:
     """Register someone for a meeting: confirmed while seats remain, else waitlisted, else refused.
 
-    The meeting is read and the request validated before the lock; under the lock only the seat pool, the
-    person's existing registration, the insert and the events (a handful of round trips). ``lock=False`` (with
-    ``race_delay`` widening the gap between counting and inserting) exists only so the concurrency test can
-    prove it sees the race that the lock prevents.
+    The meeting is read and the request validated first; then one call of ``register_seat`` (its own
+    transaction) takes the meeting's lock, finds the person's existing registration or decides on the seat, and
+    writes counters, registration and events. ``lock=False`` (with ``race_delay`` widening the gap between
+    counting and inserting) exists only so the concurrency test can prove it sees the race the lock prevents.
     """
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn:
