@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.registration import domain
 from shared.contracts.registration import PersonErasedV1, RegistrationsAnonymisedV1
+from shared.db import Conn
 from shared.service import Loop, ServiceContext
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,24 @@ BLANK = (
     "name = null, email = null, phone = null, age = null, answers = '{}', attestations = '[]', "
     "ticket_code = case when status = 'confirmed' then ticket_code end"
 )
+
+
+# Events recorded before an erasure carry the person's contact; the outbox keeps published rows for days (and
+# publishes them again after Redis lost its data), so the contact is blanked there too. The shape stays valid:
+# a consumer still parses an event published again.
+SCRUB_OUTBOX = (
+    "update outbox set envelope = jsonb_set(envelope::jsonb, '{data,contact}', "
+    '(envelope::jsonb -> \'data\' -> \'contact\') || \'{"name": "", "email": null, "phone": null}\'::jsonb)::text '
+    "where subject = any($1::text[]) and (envelope::jsonb -> 'data' ->> 'registration_id') = any($2::text[]) "
+    "and jsonb_typeof(envelope::jsonb -> 'data' -> 'contact') = 'object'"
+)
+
+
+async def scrub_outbox(conn: Conn, rows: list[Any]) -> None:
+    if not rows:
+        return
+    subjects = sorted({f"meeting/{r['meeting_id']}" for r in rows})
+    await conn.execute(SCRUB_OUTBOX, subjects, [str(r["id"]) for r in rows])
 
 
 class RetentionSettings(BaseSettings):
@@ -40,13 +59,14 @@ async def erase_person(ctx: ServiceContext, tenant: str, *, email: str | None, p
     async with ctx.pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
             f"update registrations set {BLANK}, erased_at = $4 where tenant = $1 and erased_at is null "
-            "and ((email is not null and email = $2) or (phone is not null and phone = $3)) returning id",
+            "and ((email is not null and email = $2) or (phone is not null and phone = $3)) returning id, meeting_id",
             tenant,
             email,
             phone,
             now,
         )
         ids: list[UUID] = [r["id"] for r in rows]
+        await scrub_outbox(conn, list(rows))
         erasure_id = uuid4()
         await ctx.outbox.record(
             conn,
@@ -76,10 +96,11 @@ async def anonymise_due(ctx: ServiceContext, retention_days: int) -> list[tuple[
         for m in meetings:
             rows = await conn.fetch(
                 f"update registrations set {BLANK}, anonymised_at = $2 where meeting_id = $1 "
-                "and anonymised_at is null returning id",
+                "and anonymised_at is null returning id, meeting_id",
                 m["id"],
                 now,
             )
+            await scrub_outbox(conn, list(rows))
             await conn.execute("update meetings set anonymised_at = $2 where id = $1", m["id"], now)
             ids = [r["id"] for r in rows]
             await ctx.outbox.record(

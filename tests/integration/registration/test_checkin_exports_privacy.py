@@ -115,6 +115,19 @@ async def test_erasure_on_request_blanks_every_registration_of_the_person(rig: R
         )
     )
     assert envelope["data"]["phone_sha256"] == domain.contact_hash("+49481973501")
+    # Nothing of the person is left in the events recorded before the erasure (the outbox keeps them for days).
+    subjects = [f"meeting/{m1['id']}", f"meeting/{m2['id']}"]
+    leftovers = await rig.ctx.pool.fetchval(
+        "select count(*) from outbox where subject = any($1::text[]) and (envelope like '%+49481973501%' "
+        "or envelope like '%person1@example.org%' or envelope like '%Teilnehmende Person 2%')",
+        subjects,
+    )
+    assert leftovers == 0
+    kept = await rig.ctx.pool.fetchval(
+        "select count(*) from outbox where envelope like '%person3@example.org%' and subject = $1",
+        f"meeting/{m2['id']}",
+    )
+    assert kept >= 1
     assert "0481" not in json.dumps(envelope)
     bad = await rig.client.post("/api/registration/staff/erasures", json={"phone": "xx"}, headers=rig.staff)
     assert bad.status_code == 422 and bad.json()["errors"][0]["pointer"] == "/phone"
@@ -131,6 +144,10 @@ async def test_retention_anonymises_after_the_configured_days(rig: Rig) -> None:
     assert (UUID(m["id"]), 1) in done
     own = (await rig.client.get(f"/api/registration/registrations/{reg['secret']}")).json()
     assert own["name"] is None and own["email"] is None and own["status"] == "confirmed"
+    left = await rig.ctx.pool.fetchval(
+        "select count(*) from outbox where subject = $1 and envelope like '%person1@example.org%'", f"meeting/{m['id']}"
+    )
+    assert left == 0
     assert (await privacy.anonymise_due(rig.ctx, 30)) == []
     n = await rig.ctx.pool.fetchval(
         "select count(*) from outbox where type = 'civic.registration.registrations.anonymised.v1' and subject = $1",
