@@ -25,7 +25,7 @@ from redis.exceptions import ResponseError
 from civic.devservers import EmbeddedPostgres, EmbeddedRedis
 from shared import db
 from shared.bus.errors import TRANSIENT
-from shared.bus.streams import Keys
+from shared.bus.streams import Keys, ensure_group
 from tests.faults.procs.common import EFFECTS_SQL, STREAM
 from tests.support import eventually
 
@@ -162,6 +162,11 @@ class Cluster:
 
     def consumer(self, name: str, schema: str = "consumer", **env: Any) -> Proc:
         return self.spawn("consumer", name, CIVIC_SCHEMA=schema, CIVIC_NAME=name, **env)
+
+    async def declare_groups(self, *groups: str) -> None:
+        """As the migrate command does: a group that does not exist yet is protected from no trimming."""
+        for group in groups:
+            await ensure_group(self.redis, self.stream_key, group)
 
     async def pool(self, schema: str) -> asyncpg.Pool:
         if schema not in self.pools:

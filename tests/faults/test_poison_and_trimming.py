@@ -37,6 +37,7 @@ async def test_one_poison_entry_among_a_thousand_is_dead_lettered_alone(cluster:
 
 async def test_trimming_while_a_consumer_is_paused_loses_nothing(cluster: Cluster) -> None:
     await cluster.consumer_schema("fast")
+    await cluster.declare_groups("consumer", "fast")
     producer = cluster.producer(
         "p1", CIVIC_RUN="a", CIVIC_COUNT=600, CIVIC_TX_SIZE=10, CIVIC_PACE=0.03, CIVIC_MAINTENANCE=1
     )
