@@ -7,6 +7,7 @@ to a meeting (capacity, cancel) take the same lock.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -203,124 +204,130 @@ async def register(
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn:
         meeting = await store.MEETINGS.get(conn, meeting_id)
-        if meeting is not None and tenant is not None and meeting.tenant != tenant:
-            meeting = None
-        if meeting is None or (meeting.status == "draft" and tenant is None):
-            raise Problem(404, "Not found", detail="no such meeting")
-        if meeting.status != "published":
-            raise Problem(
-                409,
-                "Meeting not open for registration",
-                type_="meeting-not-published",
-                detail=f"the meeting is {meeting.status}",
-            )
-        errors = check_applicant(meeting, applicant)
-        if errors:
-            raise invalid(errors)
-        if not ignore_window:
-            check_window(meeting, now)
-        rid = uuid4()
-        secret = secrets.token_urlsafe(24)
-        seats = 1 + applicant.companions
-        # Signing is cheap and needs no lock: a code for the case that a seat is free.
-        code = ticket_for(meeting, rid, applicant.slot_id)
-        url = manage_url(ctx, secret)
-        contact = Contact(name=applicant.name, email=applicant.email, phone=applicant.phone, locale=applicant.locale)
-        received = _item(
-            ctx, meeting, RegistrationReceivedV1(registration_id=rid, meeting_id=meeting.id, channel=applicant.channel)
+    # From here on no connection is held: the seat queue takes its own.
+    if meeting is not None and tenant is not None and meeting.tenant != tenant:
+        meeting = None
+    if meeting is None or (meeting.status == "draft" and tenant is None):
+        raise Problem(404, "Not found", detail="no such meeting")
+    if meeting.status != "published":
+        raise Problem(
+            409,
+            "Meeting not open for registration",
+            type_="meeting-not-published",
+            detail=f"the meeting is {meeting.status}",
         )
-        # Figures only the locked state knows (seats left, position, counts) are filled in by the function.
-        seats_changed = _item(
+    errors = check_applicant(meeting, applicant)
+    if errors:
+        raise invalid(errors)
+    if not ignore_window:
+        check_window(meeting, now)
+    rid = uuid4()
+    secret = secrets.token_urlsafe(24)
+    seats = 1 + applicant.companions
+    # Signing is cheap and needs no lock: a code for the case that a seat is free.
+    code = ticket_for(meeting, rid, applicant.slot_id)
+    url = manage_url(ctx, secret)
+    contact = Contact(name=applicant.name, email=applicant.email, phone=applicant.phone, locale=applicant.locale)
+    received = _item(
+        ctx, meeting, RegistrationReceivedV1(registration_id=rid, meeting_id=meeting.id, channel=applicant.channel)
+    )
+    # Figures only the locked state knows (seats left, position, counts) are filled in by the function.
+    seats_changed = _item(
+        ctx,
+        meeting,
+        SeatsChangedV1(meeting_id=meeting.id, capacity=None, confirmed=0, waitlisted=0, seats_left=None),
+    )
+    if_confirmed = [
+        received,
+        _item(
             ctx,
             meeting,
-            SeatsChangedV1(meeting_id=meeting.id, capacity=None, confirmed=0, waitlisted=0, seats_left=None),
-        )
-        if_confirmed = [
-            received,
-            _item(
-                ctx,
-                meeting,
-                RegistrationConfirmedV1(
-                    registration_id=rid,
-                    meeting_id=meeting.id,
-                    contact=contact,
-                    companions=applicant.companions,
-                    ticket_code=code,
-                    manage_url=url,
-                ),
+            RegistrationConfirmedV1(
+                registration_id=rid,
+                meeting_id=meeting.id,
+                contact=contact,
+                companions=applicant.companions,
+                ticket_code=code,
+                manage_url=url,
             ),
-            seats_changed,
-        ]
-        if_waitlisted = [
-            received,
-            _item(
-                ctx,
-                meeting,
-                RegistrationWaitlistedV1(
-                    registration_id=rid,
-                    meeting_id=meeting.id,
-                    contact=contact,
-                    position=1,
-                    manage_url=url,
-                ),
+        ),
+        seats_changed,
+    ]
+    if_waitlisted = [
+        received,
+        _item(
+            ctx,
+            meeting,
+            RegistrationWaitlistedV1(
+                registration_id=rid,
+                meeting_id=meeting.id,
+                contact=contact,
+                position=1,
+                manage_url=url,
             ),
-            seats_changed,
-        ]
-        row: Any
-        try:
-            # Outside a transaction block: the statement is its own transaction, so the lock it takes is
-            # released by its commit, without waiting for this process's event loop in between.
-            row = await conn.fetchrow(
-                "select * from register_seat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-                "$15::jsonb, $16::jsonb, $17, $18, $19::jsonb, $20::jsonb, $21, $22, $23, $24)",
-                meeting.id, applicant.slot_id, rid, meeting.tenant, secret, seats, applicant.companions,
-                applicant.channel, applicant.name, applicant.email, applicant.phone, applicant.locale,
-                applicant.age, applicant.guardian_consent, json.dumps(applicant.answers),
-                json.dumps(applicant.attestations), now, code, json.dumps(if_confirmed), json.dumps(if_waitlisted),
-                f"meeting/{meeting.id}", notify_channel(ctx.outbox.service), lock, race_delay,
-            )  # fmt: skip
-        except asyncpg.LockNotAvailableError:
-            raise Problem(
-                503, "Busy", type_="busy", detail="too many registrations at once; try again",
-                headers={"Retry-After": "1"},
-            ) from None  # fmt: skip
-        except asyncpg.UniqueViolationError:
-            # The same person twice at the same moment without the lock (only the control run): the index
-            # kept the second seat out; answer with the first registration.
-            row = {"outcome": "existing", "registration_id": await conn.fetchval(
-                "select id from registrations where meeting_id = $1 and status <> 'cancelled' "
-                "and (email = $2 or phone = $3) order by seq limit 1", meeting.id, applicant.email, applicant.phone
-            )}  # fmt: skip
-        assert row is not None
-        outcome = row["outcome"]
-        if outcome == "not_published":
-            raise Problem(409, "Meeting not open for registration", type_="meeting-not-published")
-        if outcome == "unknown_slot":
-            raise invalid([domain.FieldError("/slot_id", "no such time slot", "unknown")])
-        if outcome == "existing":
+        ),
+        seats_changed,
+    ]
+    row: Any
+    item = {
+        "meeting": str(meeting.id), "slot": str(applicant.slot_id) if applicant.slot_id else None,
+        "id": str(rid), "tenant": meeting.tenant, "secret": secret, "seats": seats,
+        "companions": applicant.companions, "channel": applicant.channel, "name": applicant.name,
+        "email": applicant.email, "phone": applicant.phone, "locale": applicant.locale, "age": applicant.age,
+        "guardian": applicant.guardian_consent, "answers": applicant.answers,
+        "attestations": applicant.attestations, "now": now.isoformat(), "ticket": code,
+        "if_confirmed": if_confirmed, "if_waitlisted": if_waitlisted, "subject": f"meeting/{meeting.id}",
+        "notify": notify_channel(ctx.outbox.service),
+    }  # fmt: skip
+    try:
+        if lock:
+            row = await SEATS.take(ctx, meeting.id, item)
+        else:
+            row = await _take_unlocked(ctx, item, race_delay)
+    except asyncpg.LockNotAvailableError:
+        raise Problem(
+            503, "Busy", type_="busy", detail="too many registrations at once; try again",
+            headers={"Retry-After": "1"},
+        ) from None  # fmt: skip
+    except asyncpg.UniqueViolationError:
+        # The same person twice at the same moment without the lock (only the control run): the index
+        # kept the second seat out; answer with the first registration.
+        existing = await ctx.pool.fetchval(
+            "select id from registrations where meeting_id = $1 and status <> 'cancelled' "
+            "and (email = $2 or phone = $3) order by seq limit 1", meeting.id, applicant.email, applicant.phone
+        )  # fmt: skip
+        row = {"outcome": "existing", "registration_id": existing}
+    assert row is not None
+    outcome = row["outcome"]
+    if outcome == "not_published":
+        raise Problem(409, "Meeting not open for registration", type_="meeting-not-published")
+    if outcome == "unknown_slot":
+        raise invalid([domain.FieldError("/slot_id", "no such time slot", "unknown")])
+    if outcome == "existing":
+        async with ctx.pool.acquire() as conn:
             reg = await store.registration(conn, row["registration_id"])
             assert reg is not None
             return Outcome(reg, False, await store.waitlist_position(conn, reg))
-        if outcome == "refused":
-            raise Problem(
-                409,
-                "Meeting full",
-                type_="meeting-full",
-                detail="all seats are taken and this meeting has no waiting list",
-                seats_left=row["left_seats"],
-            )
-        confirmed = outcome == "confirmed"
-        reg = {
-            "id": rid, "tenant": meeting.tenant, "meeting_id": meeting.id, "slot_id": applicant.slot_id,
-            "secret": secret, "status": outcome, "seats": seats, "companions": applicant.companions,
-            "channel": applicant.channel, "name": applicant.name, "email": applicant.email,
-            "phone": applicant.phone, "locale": applicant.locale, "age": applicant.age,
-            "guardian_consent": applicant.guardian_consent, "answers": applicant.answers,
-            "attestations": applicant.attestations, "ticket_code": code if confirmed else None,
-            "created_at": now, "confirmed_at": now if confirmed else None, "cancelled_at": None,
-            "cancelled_by": None, "erased_at": None, "anonymised_at": None,
-        }  # fmt: skip
-        return Outcome(reg, True, row["wait_position"], row["left_seats"])
+    if outcome == "refused":
+        raise Problem(
+            409,
+            "Meeting full",
+            type_="meeting-full",
+            detail="all seats are taken and this meeting has no waiting list",
+            seats_left=row["left_seats"],
+        )
+    confirmed = outcome == "confirmed"
+    reg = {
+        "id": rid, "tenant": meeting.tenant, "meeting_id": meeting.id, "slot_id": applicant.slot_id,
+        "secret": secret, "status": outcome, "seats": seats, "companions": applicant.companions,
+        "channel": applicant.channel, "name": applicant.name, "email": applicant.email,
+        "phone": applicant.phone, "locale": applicant.locale, "age": applicant.age,
+        "guardian_consent": applicant.guardian_consent, "answers": applicant.answers,
+        "attestations": applicant.attestations, "ticket_code": code if confirmed else None,
+        "created_at": now, "confirmed_at": now if confirmed else None, "cancelled_at": None,
+        "cancelled_by": None, "erased_at": None, "anonymised_at": None,
+    }  # fmt: skip
+    return Outcome(reg, True, row["wait_position"], row["left_seats"])
 
 
 def _item(ctx: ServiceContext, meeting: Meeting, payload: Payload) -> dict[str, Any]:
@@ -332,6 +339,74 @@ def _item(ctx: ServiceContext, meeting: Meeting, payload: Payload) -> dict[str, 
         "stream": ctx.outbox.registry.get(env.type).stream,
         "envelope": env.model_dump(mode="json"),
     }
+
+
+async def _take_unlocked(ctx: ServiceContext, item: dict[str, Any], race_delay: float) -> Any:
+    """The control run's path: the same decision without the lock (and with a widened race window)."""
+    i = item
+    async with ctx.pool.acquire() as conn:
+        return await conn.fetchrow(
+            "select * from register_seat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+            "$15::jsonb, $16::jsonb, $17, $18, $19::jsonb, $20::jsonb, $21, $22, false, $23)",
+            UUID(i["meeting"]), UUID(i["slot"]) if i["slot"] else None, UUID(i["id"]), i["tenant"], i["secret"],
+            i["seats"], i["companions"], i["channel"], i["name"], i["email"], i["phone"], i["locale"], i["age"],
+            i["guardian"], json.dumps(i["answers"]), json.dumps(i["attestations"]),
+            datetime.fromisoformat(i["now"]), i["ticket"], json.dumps(i["if_confirmed"]),
+            json.dumps(i["if_waitlisted"]), i["subject"], i["notify"], race_delay,
+        )  # fmt: skip
+
+
+class SeatQueue:
+    """Group commit per meeting: registrations that arrive while the meeting's last transaction commits wait
+    here and go together into the next one (``register_seats``, one lock, one WAL flush). A lone registration
+    goes at once. If a batch fails, its items are tried one by one so one bad item fails only itself."""
+
+    BATCH = 100
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[int, UUID], list[tuple[dict[str, Any], asyncio.Future[Any]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def take(self, ctx: ServiceContext, meeting_id: UUID, item: dict[str, Any]) -> Any:
+        key = (id(ctx.pool), meeting_id)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        queue = self._pending.get(key)
+        if queue is None:
+            self._pending[key] = [(item, future)]
+            task = asyncio.create_task(self._drain(ctx, key))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            queue.append((item, future))
+        return await future
+
+    async def _drain(self, ctx: ServiceContext, key: tuple[int, UUID]) -> None:
+        try:
+            while self._pending.get(key):
+                queue = self._pending[key]
+                batch, queue[:] = queue[: self.BATCH], queue[self.BATCH :]
+                await self._run(ctx, batch)
+        finally:
+            self._pending.pop(key, None)
+
+    async def _run(self, ctx: ServiceContext, batch: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
+        try:
+            async with ctx.pool.acquire() as conn:
+                rows = await conn.fetch("select * from register_seats($1::jsonb)", json.dumps([i for i, _ in batch]))
+            by_ord = {r["ord"]: r for r in rows}
+            for n, (_, future) in enumerate(batch, start=1):
+                if not future.done():
+                    future.set_result(by_ord[n])
+        except Exception as exc:
+            if len(batch) == 1:
+                if not batch[0][1].done():
+                    batch[0][1].set_exception(exc)
+                return
+            for one in batch:
+                await self._run(ctx, [one])
+
+
+SEATS = SeatQueue()
 
 
 # --- cancel and promote ------------------------------------------------------------------------------------------
