@@ -240,10 +240,8 @@ class Surveys:
                     json.dumps(definition),
                     self.ctx.clock.now(),
                 )
-            except Exception as exc:
-                if "surveys_tenant_slug_key" in str(exc):
-                    raise Problem(409, "Conflict", type_="slug-taken", detail="the slug is already used") from None
-                raise
+            except asyncpg.UniqueViolationError:
+                raise Problem(409, "Conflict", type_="slug-taken", detail="the slug is already used") from None
         return Survey.of(row)
 
     async def _for_update(self, conn: Conn, tenant: str, survey_id: UUID) -> Survey:
