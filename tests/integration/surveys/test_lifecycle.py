@@ -201,3 +201,14 @@ async def test_concurrent_ticks_open_and_close_each_survey_once(rig: Rig) -> Non
     await asyncio.gather(*(rig.svc.tick() for _ in range(6)))
     types = await rig.outbox_types()
     assert types.count(OPENED) == 3 and types.count(CLOSED) == 3
+
+
+async def test_a_slug_is_unique_per_tenant(rig: Rig) -> None:
+    first = await rig.create()
+    second = await rig.create()
+    again = await rig.client.post("/api/surveys/surveys", json=sample_survey(slug=first["slug"]), headers=rig.staff)
+    assert again.status_code == 409 and again.json()["type"].endswith("slug-taken")
+    moved = await rig.client.put(
+        f"/api/surveys/surveys/{second['id']}", json=sample_survey(slug=first["slug"]), headers=rig.staff
+    )
+    assert moved.status_code == 409 and moved.json()["type"].endswith("slug-taken")
