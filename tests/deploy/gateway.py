@@ -186,6 +186,8 @@ async def running_gateway(
         "REDIS_URL": redis_url,
         "CIVIC_STREAM_PREFIX": prefix,
         "CIVIC_PUBLIC_BASE_URL": gateway.url,
+        # The links in mails (subscription confirmation, unsubscribe) lead through the gateway too.
+        "CIVIC_NOTIFICATIONS_PUBLIC_BASE_URL": gateway.url,
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }
