@@ -33,7 +33,7 @@ from tests.deploy.gateway import (
     running_gateway,
 )
 from tests.e2e.story import START, Deployment
-from tests.e2e.support import read_mail, set_clock
+from tests.e2e.support import MailFolder, set_clock
 
 
 def story_env(clock_file: Path, webhook_port: int) -> dict[str, str]:
@@ -69,7 +69,7 @@ async def gateway_deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncI
                 base_url=gw.url,
                 admin_database_url=gw.database_url,
                 set_clock=lambda at: set_clock(clock_file, at),
-                read_mail=lambda: read_mail(tmp_path / "mail"),
+                read_mail=MailFolder(tmp_path / "mail").read,
                 webhook_port=webhook_port,
                 logs=gw.logs,
             )
@@ -119,7 +119,7 @@ async def one_process_deployment(tmp_path_factory: pytest.TempPathFactory) -> As
             base_url=base_url,
             admin_database_url=database_url,
             set_clock=lambda at: set_clock(clock_file, at),
-            read_mail=lambda: read_mail(state / "mail"),
+            read_mail=MailFolder(state / "mail").read,
             webhook_port=webhook_port,
             logs=logs,
         )

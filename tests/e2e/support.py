@@ -21,7 +21,6 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import asyncpg
 
@@ -54,14 +53,26 @@ def set_clock(path: Path, at: datetime) -> None:
 # --- mail --------------------------------------------------------------------------------------------------------
 
 
-def read_mail(folder: Path) -> list[EmailMessage]:
-    """Every .eml file the SMTP sink (civic/mailsink.py) stored, oldest first."""
-    out = []
-    for path in sorted(folder.glob("*.eml")):
-        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
-        out.append(msg)
-    return out
+class MailFolder:
+    """The .eml files an SMTP sink (civic/mailsink.py) stored, oldest first; each file is parsed once, so
+    polling a folder of hundreds of messages stays cheap."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._parsed: dict[Path, EmailMessage] = {}
+
+    def read(self) -> list[EmailMessage]:
+        out = []
+        for path in sorted(self.folder.glob("*.eml")):
+            msg = self._parsed.get(path)
+            if msg is None:
+                msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+                assert isinstance(msg, EmailMessage)
+                # A file the sink may still be writing is read again next time.
+                if time.time() - path.stat().st_mtime > 1.0:
+                    self._parsed[path] = msg
+            out.append(msg)
+        return out
 
 
 @dataclass(frozen=True)
@@ -87,11 +98,11 @@ def classify(msg: EmailMessage) -> Mail:
     return Mail(to=str(msg["To"]).strip().lower(), subject=subject, kind=kind, message=msg)
 
 
-def link_token(text: str, path: str) -> str:
-    """The ``token`` query parameter of the first link to ``path`` in a mail's text."""
-    match = re.search(r"https?://\S+" + re.escape(path) + r"\?\S+", text)
+def link_to(text: str, path: str) -> str:
+    """The first link in a mail's text whose path starts with ``path``."""
+    match = re.search(r"https?://[^/\s]+" + re.escape(path) + r"\S*", text)
     assert match, f"no link to {path} in:\n{text}"
-    return parse_qs(urlparse(match.group(0)).query)["token"][0]
+    return match.group(0)
 
 
 # --- webhooks ----------------------------------------------------------------------------------------------------
