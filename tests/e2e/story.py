@@ -57,6 +57,13 @@ async def until(probe: Callable[[], Awaitable[T]], what: str) -> T:
     return await eventually(probe, timeout=WAIT, interval=0.1, what=what)
 
 
+def decode_qr(png: bytes) -> str:
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert image is not None, "not an image"
+    text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
+    return str(text)
+
+
 def berlin(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=BERLIN)
 
@@ -286,7 +293,8 @@ class Story:
             },
         )
         self.meeting_id = m["id"]
-        assert m["status"] == "draft" and m["capacity"] == SEATS
+        assert m["status"] == "draft" and m["capacity"] == SEATS and m["waitlist"] is True
+        assert datetime.fromisoformat(m["starts_at"]) == berlin("2021-10-28T18:00:00")
         assert datetime.fromisoformat(m["registration_closes_at"]) == berlin("2021-10-25T23:59:00")
         published = await self.json(
             "POST", f"/api/registration/staff/meetings/{self.meeting_id}/publish", headers=self.staff
@@ -394,10 +402,7 @@ class Story:
         # The QR code in the mail is the ticket.
         first = next(m for m in self.mails_of("confirmed") if m.to == self.person(1).email)
         (png,) = first.parts("image/png")
-        image = cv2.imdecode(np.frombuffer(png.get_content(), np.uint8), cv2.IMREAD_GRAYSCALE)
-        assert image is not None
-        decoded, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
-        assert decoded == self.person(1).ticket
+        assert decode_qr(png.get_content()) == self.person(1).ticket
 
         async def full() -> bool:
             m = await self.page_meeting()
@@ -482,8 +487,13 @@ class Story:
                 "label": "Plakat Bahnhof Heide",
             },
         )
-        self.survey["qr_code"] = qr["code"]
-        assert qr["short_link"].endswith(f"/q/{qr['code']}")
+        assert qr["short_link"] == f"{self.dep.base_url}/q/{qr['code']}", qr
+        # The poster: what a phone's camera reads from the printed code is the short link.
+        png = await self.call(
+            "GET", f"/api/content/staff/qr-codes/{qr['code']}/image.png", headers=self.staff, params={"size": "s"}
+        )
+        self.survey["scanned"] = decode_qr(png.content)
+        assert self.survey["scanned"] == qr["short_link"]
         # Not open yet: answers are refused.
         refused = await self.call("POST", self.public_survey_path("responses"), 409, json={"answers": answers_of(0)})
         assert refused.json()["type"].endswith("survey-not-yet-open"), refused.text
@@ -493,7 +503,7 @@ class Story:
 
     async def answer_survey(self) -> None:
         self.dep.set_clock(berlin("2021-10-04T10:00:00"))
-        redirect = await self.call("GET", f"/q/{self.survey['qr_code']}", 302)
+        redirect = await self.call("GET", self.survey["scanned"], 302)
         target = redirect.headers["location"]
         assert target == self.survey["url"], (target, self.survey["url"])
         path = httpx.URL(target).path
