@@ -677,6 +677,9 @@ class Story:
         ids = [r.headers["webhook-id"] for r in received]
         assert len(set(ids)) == len(ids), "an event was delivered twice"
         secret = self.webhook["secret"]
+        # The check itself rejects what was not signed with this secret.
+        assert not verify_standard_webhook(secret, received[0].headers, received[0].body + b" ")
+        assert not verify_standard_webhook("whsec_" + "A" * 44, received[0].headers, received[0].body)
         for r in received:
             assert verify_standard_webhook(secret, r.headers, r.body), f"bad signature on {r.headers}"
             assert r.event["id"] == r.headers["webhook-id"]
