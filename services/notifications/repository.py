@@ -296,19 +296,22 @@ async def deliveries_where(
     )
 
 
-async def claim(conn: Conn, channel: str, now: datetime, lease_until: datetime, limit: int) -> list[Any]:
+async def claim(
+    conn: Conn, channel: str, now: datetime, lease_until: datetime, limit: int, max_attempts: int = 1_000_000
+) -> list[Any]:
     """Take due deliveries (and ones whose sender's lease ran out) for sending: 'sending' until the lease ends."""
     return list(
         await conn.fetch(
             "update deliveries d set state = 'sending', lease_until = $3, attempts = d.attempts + 1"
             " where d.id in (select id from deliveries where channel = $1 and ("
             "   (state in ('queued', 'failed') and next_attempt_at <= $2)"
-            "   or (state = 'sending' and lease_until < $2))"
+            "   or (state = 'sending' and lease_until < $2 and attempts < $5))"
             " order by next_attempt_at limit $4 for update skip locked)"
             f" returning {', '.join('d.' + c.strip() for c in DELIVERY_COLUMNS.split(','))}",
             channel,
             now,
             lease_until,
             limit,
+            max_attempts,
         )
     )

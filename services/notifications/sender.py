@@ -103,7 +103,12 @@ class EmailSender:
         async with self.ctx.pool.acquire() as conn, conn.transaction():
             await self._abandon_unknown(conn, now)
             rows = await repository.claim(
-                conn, "email", now, now + timedelta(seconds=s.lease_seconds), s.sender_batch_size
+                conn,
+                "email",
+                now,
+                now + timedelta(seconds=s.lease_seconds),
+                s.sender_batch_size,
+                s.email_max_attempts,
             )
         if not rows:
             return 0

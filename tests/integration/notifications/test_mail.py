@@ -216,6 +216,7 @@ async def test_a_crash_mid_send_resends_once_and_never_beyond_the_attempt_limit(
             for address in ("crashed@example.org", "exhausted@example.org", "leased@example.org"):
                 await svc.feed(envelope(confirmed(m.meeting_id, address), svc.tenant, f"meeting/{m.meeting_id}"))
             await eventually(lambda: _all_failed(svc, 3), what="first attempts failed")
+            smtp.start()  # the failed rows wait a minute or more: nothing goes out until they are altered below
             # As a sender that died after claiming would leave them:
             await svc.ctx.pool.execute(
                 "update deliveries set state = 'sending', lease_until = now() - interval '1 second',"
@@ -226,7 +227,6 @@ async def test_a_crash_mid_send_resends_once_and_never_beyond_the_attempt_limit(
                 "update deliveries set state = 'sending', lease_until = now() + interval '1 hour', attempts = 1"
                 " where address = 'leased@example.org'"
             )
-            smtp.start()
             await eventually(
                 lambda: svc.rows("select 1 from deliveries where state in ('sent', 'given_up') having count(*) = 2"),
                 what="settled",
