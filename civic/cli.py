@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("migrate", help="create schemas, roles, tables, streams and groups")
     m.add_argument("--services")
     sv = sub.add_parser("serve", help="run services in this process")
-    sv.add_argument("--services")
+    sv.add_argument("--services", default=os.environ.get("CIVIC_SERVICES") or None)
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
     sub.add_parser("status", help="streams, groups, pending, lag, dead letters")
