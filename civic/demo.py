@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import json
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -361,13 +361,62 @@ async def load_content_demo(
             await pool.close()
 
 
+async def create_demo_meeting(base_url: str, settings: Settings) -> UUID:
+    """The county's kick-off, created and published through the registration service's own API (idempotent:
+    an existing demo meeting is reused). Dated two weeks ahead so a newcomer can register right away."""
+    import httpx
+
+    from shared.http.auth import mint_token
+
+    token = mint_token(tenant="kreis-dithmarschen", roles=["staff"], subject="demo", settings=settings)
+    headers = {"Authorization": f"Bearer {token}"}
+    title = "Auftaktveranstaltung Dithmarschen Digital"
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
+        existing = (await client.get("/api/registration/staff/meetings")).raise_for_status().json()
+        for meeting in existing:
+            if meeting["title"] == title:
+                return UUID(str(meeting["id"]))
+        day = date.today() + timedelta(days=14)
+        body = {
+            "title": title,
+            "description": "Informationen und Ideen zur kreisweiten Digitalisierungsstrategie.",
+            "venue": {
+                "name": "Berufsbildungszentrum (Demo)",
+                "street": "Beispielstraße 2",
+                "postal_code": "25746",
+                "city": "Heide",
+            },
+            "starts_at": f"{day.isoformat()}T18:00:00",
+            "ends_at": f"{day.isoformat()}T20:00:00",
+            "capacity": 50,
+            "waitlist": True,
+            "registration_closes_at": f"{(day - timedelta(days=3)).isoformat()}T23:59:00",
+            "attestations": [{"id": "3g", "text": "Für die Teilnahme gilt die 3G-Regel."}],
+        }
+        created = (await client.post("/api/registration/staff/meetings", json=body)).raise_for_status().json()
+        meeting_id = UUID(str(created["id"]))
+        (await client.post(f"/api/registration/staff/meetings/{meeting_id}/publish")).raise_for_status()
+        return meeting_id
+
+
 async def load_demo(base_url: str, *, settings: Settings | None = None) -> str:
-    """The demo for ``civic.up``: loads the content tenants and says where to look (other services add theirs)."""
-    result = await load_content_demo(settings=settings)
+    """The demo for ``civic.up``: the kick-off meeting (registration API), then the content tenants that refer to
+    it; returns where to look."""
+    s = settings or Settings()
+    meeting_id = await create_demo_meeting(base_url, s)
+    result = await load_content_demo(settings=s, kickoff_meeting_id=meeting_id)
     lines = ["  demo tenants:"]
     for tenant, info in result.items():
         lines.append(f"    {tenant:<20} {base_url}/api/content/public/{tenant}/processes/{info['slug']}")
         lines += [f"    {'':<20} QR {base_url}/q/{code}" for code in info["qr_codes"]]
+    lines += [
+        f"  demo kick-off meeting: {base_url}/api/registration/meetings/{meeting_id}",
+        f"  register:  curl -X POST {base_url}/api/registration/meetings/{meeting_id}/registrations \\",
+        "               -H 'content-type: application/json' \\",
+        """               -d '{"name": "Alex Beispiel", "email": "alex@example.org", "privacy_consent": true,"""
+        """ "attestations": ["3g"]}'""",
+        f"  then read the confirmation at {base_url}/dev/mail",
+    ]
     return "\n".join(lines) + "\n"
 
 
