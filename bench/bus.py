@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import secrets
 import time
 from datetime import date
@@ -32,6 +31,7 @@ from typing import Any
 import asyncpg
 import redis
 
+from bench.common import ADMIN_URL, REDIS_URL
 from shared import db
 from shared.bus.consumer import Consumer, Entry
 from shared.bus.outbox import Outbox
@@ -173,8 +173,7 @@ def main() -> None:
     parser.add_argument("--tx", type=int, default=100, help="events per producer transaction")
     parser.add_argument("--raw", type=int, default=3_000, help="messages in a one-at-a-time loop (x5 batched)")
     args = parser.parse_args()
-    url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    url, redis_url = ADMIN_URL, REDIS_URL
     tag = secrets.token_hex(3)
     runner = asyncio.run
     with contextlib.suppress(ImportError):

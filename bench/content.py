@@ -23,28 +23,18 @@ import asyncio
 import contextlib
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from urllib.parse import urlparse, urlunparse
 
 import asyncpg
 import httpx
 
+from bench.common import ADMIN_URL, REDIS_URL, free_port, stopping, wait_ready, with_database
+
 PAGE = "/api/content/public/stadt-detmold/processes/smart-city"
 QR = "/q/detmold-app"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
 
 
 def serve(port: int) -> None:
@@ -82,16 +72,15 @@ async def load(url: str, seconds: float, connections: int, headers: dict[str, st
 
 
 async def main(seconds: float, connections: int) -> None:
-    admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    admin_url, redis_url = ADMIN_URL, REDIS_URL
     name = f"civic_bench_content_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f'create database "{name}"')
     await admin.close()
-    url = _with_database(admin_url, name)
-    port = _free_port()
+    url = with_database(admin_url, name)
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server: subprocess.Popen[bytes] | None = None
+    stack = contextlib.ExitStack()
     try:
         from civic.demo import load_content_demo
         from shared.settings import Settings
@@ -108,12 +97,9 @@ async def main(seconds: float, connections: int) -> None:
         }
         # Popen returns at once; the server is awaited over HTTP below.
         server = subprocess.Popen([sys.executable, "-m", "bench.content", "--serve", str(port)], env=env)  # noqa: ASYNC220
+        stack.enter_context(stopping(server, timeout=10))
+        await wait_ready(base, path="/healthz", attempts=200, interval=0.05)
         async with httpx.AsyncClient() as probe:
-            for _ in range(200):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await probe.get(f"{base}/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.05)
             first = await probe.get(f"{base}{PAGE}")
             first.raise_for_status()
             etag = first.headers["etag"]
@@ -139,12 +125,7 @@ async def main(seconds: float, connections: int) -> None:
         print(f"  304 vs full render   {results['process_page_304'] / results['process_page_full']:5.2f} x")
         print(f"process_page_rps: {results['process_page_full']:.0f}")
     finally:
-        if server is not None:
-            server.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.wait(10)
-            if server.poll() is None:
-                server.kill()
+        stack.close()
         admin = await asyncpg.connect(admin_url)
         await admin.execute(f'drop database if exists "{name}" with (force)')
         await admin.close()

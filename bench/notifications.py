@@ -12,21 +12,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from urllib.parse import urlparse, urlunparse
 from uuid import uuid4
 
 import aiosmtplib
 import asyncpg
 from aiosmtplib.email import flatten_message
 
+from bench.common import ADMIN_URL, REDIS_URL, free_port, with_database
 from services.notifications.service import build_definition
 from services.notifications.settings import NotificationSettings
 from shared import db
@@ -37,12 +35,6 @@ from shared.service import ServiceRuntime
 from shared.settings import Settings
 
 TENANT = "kreis-bench"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_sink(port: int) -> None:
@@ -201,13 +193,12 @@ async def main() -> None:
     if args.sink:
         run_sink(args.sink)
         return
-    admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    admin_url, redis_url = ADMIN_URL, REDIS_URL
     name = f"civic_bench_notifications_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f'create database "{name}"')
     await admin.close()
-    port = _free_port()
+    port = free_port()
     sink = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -221,7 +212,7 @@ async def main() -> None:
         assert sink.stdout is not None
         await sink.stdout.readline()
         baseline = 1.0 if args.skip_baseline else await sink_rate(port, args.count, args.connections)
-        url = urlunparse(urlparse(admin_url)._replace(path=f"/{name}"))
+        url = with_database(admin_url, name)
         rate = await service_rate(url, redis_url, port, args.count, args.connections)
         print(f"mails: {args.count}, SMTP connections: {args.connections}")
         print(f"smtp_sink_plain_aiosmtplib: {baseline:.0f} mails/s")

@@ -26,36 +26,22 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
 import asyncpg
 import httpx
 
+from bench.common import ADMIN_URL, REDIS_URL, free_port, server, wait_ready, with_database
 from shared.http.auth import mint_token
 from shared.settings import Settings
 
-ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 TENANT = "kreis-bench"
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pgbench_binary() -> str:
@@ -67,41 +53,6 @@ def pgbench_binary() -> str:
         if candidate and Path(candidate).exists():
             return candidate
     raise SystemExit("pgbench not found")
-
-
-@contextlib.contextmanager
-def server(db_url: str, prefix: str, port: int) -> Any:
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "REDIS_URL": REDIS_URL,
-        "CIVIC_SERVICES": "registration",
-        "CIVIC_STREAM_PREFIX": prefix,
-        "CIVIC_LOG_LEVEL": "WARNING",
-    }
-    cmd = [
-        sys.executable, "-m", "uvicorn", "--factory", "civic.runner:app", "--host", "127.0.0.1", "--port",
-        str(port), "--log-level", "warning", "--no-access-log", "--backlog", "4096",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-async def wait_ready(base: str) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(300):
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{base}/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.1)
-    raise SystemExit("server did not become ready")
 
 
 async def create_meeting(client: httpx.AsyncClient, base: str, headers: dict[str, str], seats: int) -> str:
@@ -249,7 +200,7 @@ async def main() -> None:
     settings = Settings(DATABASE_URL=db_url, REDIS_URL=REDIS_URL, stream_prefix=prefix)
     headers = {"Authorization": f"Bearer {mint_token(tenant=TENANT, roles=['staff'], settings=settings)}"}
     try:
-        with server(db_url, prefix, port):
+        with server(db_url, prefix, port, "registration"):
             await wait_ready(base)
             async with httpx.AsyncClient(timeout=30) as client:
                 # Warm-up: connections, prepared statements, the app's first requests.

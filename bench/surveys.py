@@ -22,75 +22,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import secrets
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
 
+from bench.common import ADMIN_URL, REDIS_URL, free_port, server, wait_ready, with_database
 from shared import db
 from shared.http.auth import mint_token
 
-ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 TENANT = "kreis-bench"
 SHARDS = 16
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def server(db_url: str, prefix: str, port: int) -> Any:
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "REDIS_URL": REDIS_URL,
-        "CIVIC_SERVICES": "surveys",
-        "CIVIC_STREAM_PREFIX": prefix,
-        "CIVIC_LOG_LEVEL": "WARNING",
-        "CIVIC_SURVEYS_THROTTLE_LIMIT": str(10**9),
-    }
-    cmd = [
-        sys.executable, "-m", "uvicorn", "--factory", "civic.runner:app", "--host", "127.0.0.1", "--port",
-        str(port), "--log-level", "warning", "--no-access-log", "--backlog", "4096",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-async def wait_ready(base: str) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(600):
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{base}/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.1)
-    raise SystemExit("server did not become ready")
 
 
 def survey_body(slug: str) -> dict[str, Any]:
@@ -229,8 +176,8 @@ async def run(args: argparse.Namespace) -> None:
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {mint_token(tenant=TENANT, roles=['staff'])}"}
     try:
-        with server(url, prefix, port):
-            await wait_ready(base)
+        with server(url, prefix, port, "surveys", env={"CIVIC_SURVEYS_THROTTLE_LIMIT": str(10**9)}):
+            await wait_ready(base, attempts=600)
             limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
             async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
                 flood_id = await create_survey(client, headers, "flood")

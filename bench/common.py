@@ -1,0 +1,80 @@
+"""What the benchmarks share: the servers they run against, scratch database URLs, a uvicorn subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from urllib.parse import urlparse, urlunparse
+
+import httpx
+
+from civic.devservers import free_port
+
+__all__ = ["ADMIN_URL", "REDIS_URL", "free_port", "server", "stopping", "wait_ready", "with_database"]
+
+ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` pointing at the database ``name`` instead."""
+    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
+
+
+@contextlib.contextmanager
+def stopping(proc: subprocess.Popen[bytes], timeout: float = 15) -> Iterator[subprocess.Popen[bytes]]:
+    """Terminate ``proc`` on leaving, killing it if it has not exited after ``timeout`` seconds."""
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextlib.contextmanager
+def server(
+    db_url: str,
+    prefix: str,
+    port: int,
+    services: str,
+    *,
+    redis_url: str = REDIS_URL,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``services`` under ``uvicorn --factory civic.runner:app`` in a subprocess (one worker, bus loops on).
+
+    ``env`` adds to (or overrides) the variables every benchmark sets, e.g. a service's own settings.
+    """
+    full_env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "CIVIC_SERVICES": services,
+        "CIVIC_STREAM_PREFIX": prefix,
+        "CIVIC_LOG_LEVEL": "WARNING",
+        **(env or {}),
+    }
+    cmd = [
+        sys.executable, "-m", "uvicorn", "--factory", "civic.runner:app", "--host", "127.0.0.1", "--port",
+        str(port), "--log-level", "warning", "--no-access-log", "--backlog", "4096",
+    ]  # fmt: skip
+    with stopping(subprocess.Popen(cmd, env=full_env)) as proc:
+        yield proc
+
+
+async def wait_ready(base: str, *, path: str = "/readyz", attempts: int = 300, interval: float = 0.1) -> None:
+    """Poll ``base + path`` until it answers 200; exit if it has not after ``attempts`` tries."""
+    async with httpx.AsyncClient() as client:
+        for _ in range(attempts):
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{base}{path}")).status_code == 200:
+                    return
+            await asyncio.sleep(interval)
+    raise SystemExit("server did not become ready")
