@@ -111,15 +111,18 @@ class Maintenance:
     async def run_once(self) -> None:
         for stream in self.streams:
             await self.watermark_and_trim(stream)
-        now = self.clock.now()
         async with self.pool.acquire() as conn:
+            # The database's own time, like the defaults that stamped these rows: a test that moves the service
+            # clock must not make rows look ancient (or never old).
             await conn.execute(
                 "delete from outbox o using stream_watermarks w where o.stream = w.stream "
-                "and o.published_at is not null and o.published_at < $1 "
+                "and o.published_at is not null and o.published_at < now() - $1::interval "
                 "and (o.stream_ms, o.stream_seq) < (w.first_ms, w.first_seq)",
-                now - self.outbox_retention,
+                self.outbox_retention,
             )
-            await conn.execute("delete from processed_events where processed_at < $1", now - self.processed_retention)
+            await conn.execute(
+                "delete from processed_events where processed_at < now() - $1::interval", self.processed_retention
+            )
             OUTBOX_LAG.labels(self.service).set(
                 await conn.fetchval("select count(*) from outbox where published_at is null")
             )
