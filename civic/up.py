@@ -26,8 +26,6 @@ async def main(port: int, smtp_port: int, demo: bool) -> None:
     os.environ.setdefault("CIVIC_NOTIFICATIONS_SMTP_HOST", "127.0.0.1")
     os.environ.setdefault("CIVIC_NOTIFICATIONS_SMTP_PORT", str(smtp_port))
     os.environ.setdefault("CIVIC_PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
-    # Links in mails (confirm a subscription, unsubscribe) point at the notifications API of this process.
-    os.environ.setdefault("CIVIC_NOTIFICATIONS_PUBLIC_BASE_URL", os.environ["CIVIC_PUBLIC_BASE_URL"])
     os.environ.setdefault("CIVIC_LOG_JSON", "false")
 
     from civic.runner import build_app

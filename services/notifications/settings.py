@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.settings import Settings
 
 
 class NotificationSettings(BaseSettings):
@@ -22,8 +24,9 @@ class NotificationSettings(BaseSettings):
 
     #: Key for unsubscribe and opt-in links and for the address hashes in the delivery log.
     signing_secret: str = "dev-only-notifications-secret-change-me"
-    #: Where the links in mails point (the public API of this service).
-    public_base_url: str = "http://localhost:8000"
+    #: Where the links in mails point (the public API of this service); unset, the installation's
+    #: CIVIC_PUBLIC_BASE_URL, so one variable serves every service.
+    public_base_url: str = ""
     #: A folder with ``<tenant>/<locale>/<template>.j2`` files that replace the built-in templates.
     template_overrides_dir: str | None = None
     #: Thank people for coming after check-in.
@@ -49,3 +52,9 @@ class NotificationSettings(BaseSettings):
     #: Only for tests and local development: networks (``127.0.0.1/32``, optionally ``#<port>``) a webhook
     #: may reach although they are private. Empty in production.
     allow_private_targets: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _installation_base_url(self) -> NotificationSettings:
+        if not self.public_base_url:
+            self.public_base_url = Settings().public_base_url
+        return self
