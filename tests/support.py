@@ -71,3 +71,21 @@ def staff_headers(tenant: str, *roles: str, settings: Any = None) -> dict[str, s
 
     token = mint_token(tenant=tenant, roles=list(roles or ("staff",)), settings=settings)
     return {"Authorization": f"Bearer {token}"}
+
+
+async def drop_test_state(admin_url: str, database: str, redis_url: str, prefix: str) -> None:
+    """Remove what a test deployment left: its Redis keys (by prefix) and its database."""
+    import redis.asyncio as aioredis
+
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = [k async for k in redis.scan_iter(f"{prefix}:*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'drop database if exists "{database}" with (force)')
+    finally:
+        await admin.close()

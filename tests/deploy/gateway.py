@@ -30,9 +30,9 @@ from urllib.parse import urlparse, urlunparse
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from civic.devservers import free_port
+from tests.support import drop_test_state
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("registration", "surveys", "notifications", "content")
@@ -187,7 +187,6 @@ async def running_gateway(
         "CIVIC_STREAM_PREFIX": prefix,
         "CIVIC_PUBLIC_BASE_URL": gateway.url,
         # The links in mails (subscription confirmation, unsubscribe) lead through the gateway too.
-        "CIVIC_NOTIFICATIONS_PUBLIC_BASE_URL": gateway.url,
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }
@@ -220,18 +219,7 @@ async def running_gateway(
         # The gateway first, so nothing reaches a service that is shutting down.
         for process in sorted(gateway.processes.values(), key=lambda p: p.name != "nginx"):
             await _stop(process)
-        redis = aioredis.Redis.from_url(redis_url)
-        try:
-            keys = [k async for k in redis.scan_iter(f"{prefix}:*", count=1000)]
-            if keys:
-                await redis.delete(*keys)
-        finally:
-            await redis.aclose()
-        admin = await asyncpg.connect(admin_url)
-        try:
-            await admin.execute(f'drop database if exists "{database}" with (force)')
-        finally:
-            await admin.close()
+        await drop_test_state(admin_url, database, redis_url, prefix)
 
 
 @pytest.fixture(scope="session")

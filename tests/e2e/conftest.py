@@ -18,7 +18,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from civic.devservers import free_port
 from civic.mailsink import MailSink
@@ -34,6 +33,7 @@ from tests.deploy.gateway import (
 )
 from tests.e2e.story import START, Deployment
 from tests.e2e.support import MailFolder, set_clock
+from tests.support import drop_test_state
 
 
 def story_env(clock_file: Path, webhook_port: int) -> dict[str, str]:
@@ -131,18 +131,7 @@ async def one_process_deployment(tmp_path_factory: pytest.TempPathFactory) -> As
             except subprocess.TimeoutExpired:
                 process.kill()
                 await asyncio.to_thread(process.wait, 5)
-        redis = aioredis.Redis.from_url(REDIS_URL)
-        try:
-            keys = [k async for k in redis.scan_iter(f"{prefix}:*", count=1000)]
-            if keys:
-                await redis.delete(*keys)
-        finally:
-            await redis.aclose()
-        admin = await asyncpg.connect(ADMIN_URL)
-        try:
-            await admin.execute(f'drop database if exists "{database}" with (force)')
-        finally:
-            await admin.close()
+        await drop_test_state(ADMIN_URL, database, REDIS_URL, prefix)
 
 
 def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
