@@ -25,11 +25,10 @@ from typing import Any, TypeVar
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
-import cv2
 import httpx
-import numpy as np
 
 from tests.e2e.support import Mail, WebhookReceiver, classify, link_to, tables_holding, verify_standard_webhook
+from tests.qr import decode_png
 from tests.support import eventually, staff_headers
 
 TENANT = "kreis-dithmarschen"
@@ -55,13 +54,6 @@ T = TypeVar("T")
 async def until(probe: Callable[[], Awaitable[T]], what: str) -> T:
     """Poll ``probe`` until it returns something truthy (up to WAIT seconds)."""
     return await eventually(probe, timeout=WAIT, interval=0.1, what=what)
-
-
-def decode_qr(png: bytes) -> str:
-    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
-    assert image is not None, "not an image"
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
-    return str(text)
 
 
 def berlin(text: str) -> datetime:
@@ -402,7 +394,7 @@ class Story:
         # The QR code in the mail is the ticket.
         first = next(m for m in self.mails_of("confirmed") if m.to == self.person(1).email)
         (png,) = first.parts("image/png")
-        assert decode_qr(png.get_content()) == self.person(1).ticket
+        assert decode_png(png.get_content()) == self.person(1).ticket
 
         async def full() -> bool:
             m = await self.page_meeting()
@@ -492,7 +484,7 @@ class Story:
         png = await self.call(
             "GET", f"/api/content/staff/qr-codes/{qr['code']}/image.png", headers=self.staff, params={"size": "s"}
         )
-        self.survey["scanned"] = decode_qr(png.content)
+        self.survey["scanned"] = decode_png(png.content)
         assert self.survey["scanned"] == qr["short_link"]
         # Not open yet: answers are refused.
         refused = await self.call("POST", self.public_survey_path("responses"), 409, json={"answers": answers_of(0)})

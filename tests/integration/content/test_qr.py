@@ -9,8 +9,8 @@ from services.content.service import definition
 from shared.http.app import create_app
 from shared.settings import Settings
 from tests.integration.content.helpers import clock, ok, outbox_events, staff
+from tests.qr import decode_png
 from tests.support import serve
-from tests.unit.content.qr_decode import decode_png
 
 SCANNED = "civic.content.qr.scanned.v1"
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from services.content import qr
-from tests.unit.content.qr_decode import decode_png
+from tests.qr import decode_png
 
 LINK = "https://civic.example.org/q/abcd2345"
 
