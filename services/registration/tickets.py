@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import struct
 from dataclasses import dataclass
 from datetime import date
@@ -44,9 +45,15 @@ class TicketData:
     day: date
 
 
+@functools.lru_cache(maxsize=1024)
+def _signer(private_key: bytes) -> Ed25519PrivateKey:
+    # Loading a key costs about as much as a signature; a rush signs thousands with one meeting's key.
+    return Ed25519PrivateKey.from_private_bytes(private_key)
+
+
 def sign(private_key: bytes, registration_id: UUID, meeting_id: UUID, day: date) -> str:
     body = _LAYOUT.pack(VERSION, registration_id.bytes, meeting_prefix(meeting_id), (day - _EPOCH).days)
-    signature = Ed25519PrivateKey.from_private_bytes(private_key).sign(body)
+    signature = _signer(private_key).sign(body)
     return base64.b32encode(body + signature).decode().rstrip("=")
 
 

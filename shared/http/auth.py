@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -62,7 +62,8 @@ def verify_token(token: str, settings: Settings | None = None) -> Principal:
     return Principal(str(claims["sub"]), tenant, frozenset(str(r) for r in roles))
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
+    # async although it awaits nothing: FastAPI would run a plain function in a worker thread per request.
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -76,13 +77,13 @@ def current_principal(request: Request) -> Principal:
     return verify_token(token.strip())
 
 
-def require(*roles: str) -> Callable[[Principal], Principal]:
+def require(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     """Dependency: a principal holding one of ``roles`` (admins hold all).
 
     Use as ``Annotated[Principal, Depends(require("checkin"))]``.
     """
 
-    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if not principal.has(*roles):
             raise Problem(403, "Forbidden", type_="forbidden", detail=f"needs one of the roles {list(roles)}")
         return principal
