@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import httpx
 
 from civic.devservers import free_port
 
-__all__ = ["ADMIN_URL", "REDIS_URL", "free_port", "server", "stopping", "wait_ready", "with_database"]
+__all__ = [
+    "ADMIN_URL", "REDIS_URL", "cpu_seconds", "free_port", "load", "server", "stopping", "wait_ready",
+    "with_database",
+]  # fmt: skip
 
 ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -47,8 +53,9 @@ def server(
     *,
     redis_url: str = REDIS_URL,
     env: Mapping[str, str] | None = None,
+    workers: int = 1,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``services`` under ``uvicorn --factory civic.runner:app`` in a subprocess (one worker, bus loops on).
+    """``services`` under ``uvicorn --factory civic.runner:app`` in a subprocess (bus loops on in each worker).
 
     ``env`` adds to (or overrides) the variables every benchmark sets, e.g. a service's own settings.
     """
@@ -63,7 +70,7 @@ def server(
     }
     cmd = [
         sys.executable, "-m", "uvicorn", "--factory", "civic.runner:app", "--host", "127.0.0.1", "--port",
-        str(port), "--log-level", "warning", "--no-access-log", "--backlog", "4096",
+        str(port), "--log-level", "warning", "--no-access-log", "--backlog", "4096", "--workers", str(workers),
     ]  # fmt: skip
     with stopping(subprocess.Popen(cmd, env=full_env)) as proc:
         yield proc
@@ -78,3 +85,27 @@ async def wait_ready(base: str, *, path: str = "/readyz", attempts: int = 300, i
                     return
             await asyncio.sleep(interval)
     raise SystemExit("server did not become ready")
+
+
+async def load(port: int, requests: list[dict[str, Any]], *, connections: int) -> dict[str, Any]:
+    """Send ``requests`` to 127.0.0.1:``port`` from a ``bench.loadgen`` process, all wanted at once."""
+    spec = json.dumps({"host": "127.0.0.1", "port": port, "connections": connections, "requests": requests})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.loadgen", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate(spec.encode())
+    if proc.returncode != 0:
+        raise SystemExit(f"the load generator failed (exit {proc.returncode})")
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) used so far by process ``pid`` and its descendants that are still running."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(FileNotFoundError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            with contextlib.suppress(FileNotFoundError):
+                total += cpu_seconds(int(child))
+    return total

@@ -37,11 +37,12 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.common import ADMIN_URL, REDIS_URL, free_port, server, wait_ready, with_database
+from bench.common import ADMIN_URL, REDIS_URL, cpu_seconds, free_port, load, server, wait_ready, with_database
 from shared.http.auth import mint_token
 from shared.settings import Settings
 
 TENANT = "kreis-bench"
+WORKERS = 1
 
 
 def pgbench_binary() -> str:
@@ -73,37 +74,28 @@ async def create_meeting(client: httpx.AsyncClient, base: str, headers: dict[str
     return mid
 
 
-async def rush(base: str, meeting_id: str, clients: int, run: str) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-    # At most 256 requests in flight (httpx's pool gets slow with thousands of waiters); a client's latency
-    # still counts from the moment it wanted to register.
-    gate = asyncio.Semaphore(256)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
-        url = f"/api/registration/meetings/{meeting_id}/registrations"
-
-        async def one(i: int) -> None:
-            body = {
+async def rush(port: int, meeting_id: str, clients: int, run: str, connections: int) -> dict[str, Any]:
+    requests = [
+        {
+            "path": f"/api/registration/meetings/{meeting_id}/registrations",
+            "body": {
                 "name": f"Person {i}",
                 "email": f"{run}-{i}@example.org",
                 "privacy_consent": True,
                 "attestations": ["3g"],
-            }
-            t0 = time.perf_counter()
-            async with gate:
-                r = await client.post(url, json=body)
-            latencies.append(time.perf_counter() - t0)
-            key = r.json().get("status", str(r.status_code)) if r.status_code in (200, 201) else str(r.status_code)
-            statuses[key] = statuses.get(key, 0) + 1
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(clients)))
-        elapsed = time.perf_counter() - t0
-    latencies.sort()
+            },
+        }
+        for i in range(clients)
+    ]
+    result = await load(port, requests, connections=connections)
+    statuses: dict[str, int] = {}
+    for status, body in zip(result["statuses"], result["bodies"], strict=True):
+        key = body["status"] if status in (200, 201) else str(status)
+        statuses[key] = statuses.get(key, 0) + 1
+    latencies = sorted(result["latencies"])
     return {
-        "rate": clients / elapsed,
-        "elapsed": elapsed,
+        "rate": clients / result["elapsed"],
+        "elapsed": result["elapsed"],
         "p50": statistics.median(latencies) * 1000,
         "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         "statuses": statuses,
@@ -185,6 +177,8 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=2000)
     ap.add_argument("--seats", type=int, default=300)
+    ap.add_argument("--connections", type=int, default=256)
+    ap.add_argument("--workers", type=int, default=WORKERS)
     ap.add_argument("--pgbench-seconds", type=int, default=10)
     ap.add_argument("--prefill", type=int, default=int(os.environ.get("BENCH_PREFILL", "1000000")))
     args = ap.parse_args()
@@ -200,14 +194,16 @@ async def main() -> None:
     settings = Settings(DATABASE_URL=db_url, REDIS_URL=REDIS_URL, stream_prefix=prefix)
     headers = {"Authorization": f"Bearer {mint_token(tenant=TENANT, roles=['staff'], settings=settings)}"}
     try:
-        with server(db_url, prefix, port, "registration"):
+        with server(db_url, prefix, port, "registration", workers=args.workers) as proc:
             await wait_ready(base)
             async with httpx.AsyncClient(timeout=30) as client:
-                # Warm-up: connections, prepared statements, the app's first requests.
+                # Warm-up: connections, prepared statements, the app's first requests (in every worker).
                 warm = await create_meeting(client, base, headers, 50)
-                await rush(base, warm, 100, "warm")
+                await rush(port, warm, 200 * args.workers, "warm", args.connections)
                 meeting = await create_meeting(client, base, headers, args.seats)
-            result = await rush(base, meeting, args.clients, "rush")
+            cpu_before = cpu_seconds(proc.pid)
+            result = await rush(port, meeting, args.clients, "rush", args.connections)
+            server_cpu = cpu_seconds(proc.pid) - cpu_before
             expected = {"confirmed": args.seats, "waitlisted": args.clients - args.seats}
             ok = result["statuses"] == expected
             flat: dict[str, Any] | None = None
@@ -216,7 +212,7 @@ async def main() -> None:
                 fill_seconds = await prefill(db_url, args.prefill)
                 async with httpx.AsyncClient(timeout=30) as client:
                     again = await create_meeting(client, base, headers, args.seats)
-                flat = await rush(base, again, args.clients, "flat")
+                flat = await rush(port, again, args.clients, "flat", args.connections)
         tps = await pgbench(db_url, args.pgbench_seconds, 20)
     finally:
         admin = await asyncpg.connect(ADMIN_URL)
@@ -230,10 +226,15 @@ async def main() -> None:
             if keys:
                 r.delete(*keys)
 
-    print(f"setup: uvicorn subprocess (1 worker), {args.clients} clients (<=256 connections), {args.seats} seats")
+    print(
+        f"setup: uvicorn ({args.workers} worker{'s' if args.workers > 1 else ''}), load from a bench.loadgen "
+        f"process, {args.clients} clients over {args.connections} connections, {args.seats} seats, "
+        f"{os.cpu_count()} cores"
+    )
     print(
         f"registration: {result['rate']:.1f} registrations/s, p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, "
-        f"{result['elapsed']:.2f} s, outcome {result['statuses']} ({'as expected' if ok else 'UNEXPECTED'})"
+        f"{result['elapsed']:.2f} s, outcome {result['statuses']} ({'as expected' if ok else 'UNEXPECTED'}), "
+        f"server CPU {server_cpu / args.clients * 1e6:.0f} us per registration"
     )
     if flat is not None:
         print(
