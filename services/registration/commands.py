@@ -16,6 +16,7 @@ from typing import Any, Literal
 from uuid import UUID, uuid4
 
 import asyncpg
+import orjson
 
 from services.registration import domain, store, tickets
 from services.registration import events as meeting_events
@@ -392,7 +393,9 @@ class SeatQueue:
     async def _run(self, ctx: ServiceContext, batch: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
         try:
             async with ctx.pool.acquire() as conn:
-                rows = await conn.fetch("select * from register_seats($1::jsonb)", json.dumps([i for i, _ in batch]))
+                rows = await conn.fetch(
+                    "select * from register_seats($1::jsonb)", orjson.dumps([i for i, _ in batch]).decode()
+                )
             by_ord = {r["ord"]: r for r in rows}
             for n, (_, future) in enumerate(batch, start=1):
                 if not future.done():
