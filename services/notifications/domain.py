@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import functools
 import hashlib
 import hmac
 import random
@@ -125,6 +126,9 @@ DASH = "\u2013"  # the en dash German typesetting puts between times
 # -- dates ---------------------------------------------------------------------------------------------
 
 
+# Both are pure and a fan-out asks them the same question for every recipient: Babel's formatting cost more
+# than the rest of composing a mail.
+@functools.lru_cache(maxsize=4096)
 def when(starts_at: datetime, ends_at: datetime | None, tz: str, locale: str) -> str:
     """How people write a meeting's time: "Donnerstag, 28. Oktober 2021, 18:00\u201320:00 Uhr"."""
     zone = ZoneInfo(tz)
@@ -146,6 +150,7 @@ def when(starts_at: datetime, ends_at: datetime | None, tz: str, locale: str) ->
     return f"{first} {DASH} {format_datetime(end, 'EEEE, d MMMM y, h:mm a', locale='en')}"
 
 
+@functools.lru_cache(maxsize=4096)
 def day(at: datetime, tz: str, locale: str) -> str:
     local = at.astimezone(ZoneInfo(tz))
     if locale == "de":

@@ -15,12 +15,21 @@ import contextlib
 import json
 import logging
 from datetime import datetime, timedelta
+from email.message import Message
 from typing import Any
 from uuid import UUID
 
 from services.notifications import domain, repository
 from services.notifications.domain import Answer
-from services.notifications.rendering import Attachments, Rendered, Templates, build_email, meeting_ics, qr_png
+from services.notifications.rendering import (
+    Attachments,
+    Prototype,
+    Templates,
+    build_email,
+    meeting_ics,
+    qr_png,
+    to_bytes,
+)
 from services.notifications.settings import NotificationSettings
 from services.notifications.smtp import SmtpPool
 from shared.bus.backoff import Backoff
@@ -46,6 +55,18 @@ WITH_TICKET = {"confirmed", "promoted"}
 
 
 _SLOT = "https://unsubscribe.invalid/slot"
+
+
+def _personal(row: Any) -> dict[str, Any]:
+    return json.loads(row["personal"]) if isinstance(row["personal"], str) else dict(row["personal"] or {})
+
+
+def _fanout_key(row: Any) -> tuple[Any, ...] | None:
+    """Mails alike but for recipient and unsubscribe link (one cause, locale and template, nothing personal)
+    share a key; ``None`` for any other mail."""
+    if _personal(row) or row["transactional"] or not row["subscription_id"]:
+        return None
+    return (row["tenant"], row["locale"], row["template"], row["cause_event_id"], row["meeting_id"], row["survey_id"])
 
 
 class NotReady(Exception):
@@ -78,7 +99,7 @@ class EmailSender:
         self.settings = settings
         self.templates = templates
         self.smtp = smtp or SmtpPool(settings)
-        self._rendered: dict[tuple[Any, ...], Rendered] = {}
+        self._prototypes: dict[tuple[Any, ...], Prototype] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = Backoff()
@@ -176,10 +197,9 @@ class EmailSender:
             "rendered": {},
         }
 
-    def compose(self, row: Any, lookups: dict[str, dict[Any, Any]]) -> Any:
-        s = self.settings
+    def _context(self, row: Any, lookups: dict[str, dict[Any, Any]], personal: dict[str, Any]) -> dict[str, Any]:
+        """What the templates see, without the recipient's links; NotReady while the meeting or survey is unknown."""
         tenant, locale, template = row["tenant"], row["locale"], row["template"]
-        personal = json.loads(row["personal"]) if isinstance(row["personal"], str) else dict(row["personal"] or {})
         cause = lookups["causes"].get(row["cause_event_id"], {})
         context: dict[str, Any] = {
             "tenant": tenant,
@@ -211,14 +231,26 @@ class EmailSender:
             context["survey"] = {"title": survey["title"], "url": survey["url"]}
         if cause.get("due_at"):
             context["deadline"] = domain.day(datetime.fromisoformat(cause["due_at"]), tz, locale)
+        return context
+
+    def _message_id(self, row: Any) -> str:
+        # Stable per delivery: a resend after a crash carries the same id, so mail clients can fold duplicates.
+        return f"<{row['id']}@{self.settings.from_address.partition('@')[2] or 'civic'}>"
+
+    def compose(self, row: Any, lookups: dict[str, dict[Any, Any]]) -> Message:
+        """The mail of one delivery, built through the ``email`` package."""
+        s = self.settings
+        personal = _personal(row)
+        context = self._context(row, lookups, personal)
+        meeting = lookups["meetings"].get((row["tenant"], row["meeting_id"])) if row["meeting_id"] else None
         unsubscribe = None
         if not row["transactional"] and row["subscription_id"]:
             unsubscribe = unsubscribe_url(s, row["subscription_id"])
             context["unsubscribe_url"] = unsubscribe
-        if template == "subscription_confirm" and row["subscription_id"]:
+        if row["template"] == "subscription_confirm" and row["subscription_id"]:
             context["confirm_url"] = confirm_url(s, row["subscription_id"])
         attachments = None
-        if template in WITH_TICKET and personal.get("ticket_code") and meeting is not None:
+        if row["template"] in WITH_TICKET and personal.get("ticket_code") and meeting is not None:
             context["qr_cid"] = f"ticket-{row['id']}@civic"
             attachments = Attachments(
                 qr=qr_png(personal["ticket_code"]),
@@ -233,32 +265,39 @@ class EmailSender:
                     stamp=self.ctx.clock.now(),
                 ),
             )
-        rendered = self._render(row, context, personal)
+        rendered = self.templates.render(row["tenant"], row["locale"], row["template"], context)
         return build_email(
             rendered,
             to=row["address"],
             from_address=s.from_address,
             from_name=s.from_name,
-            message_id=f"<{row['id']}@{s.from_address.partition('@')[2] or 'civic'}>",
+            message_id=self._message_id(row),
             date=self.ctx.clock.now(),
             attachments=attachments,
             unsubscribe_url=unsubscribe,
         )
 
-    def _render(self, row: Any, context: dict[str, Any], personal: dict[str, Any]) -> Rendered:
-        """Fan-out mails differ only in their unsubscribe link: render once per cause and locale, then fill it in."""
-        tenant, locale, template = row["tenant"], row["locale"], row["template"]
-        if personal or row["transactional"] or not context.get("unsubscribe_url"):
-            return self.templates.render(tenant, locale, template, context)
-        key = (tenant, locale, template, row["cause_event_id"], row["meeting_id"], row["survey_id"])
-        cached = self._rendered.get(key)
-        if cached is None:
-            cached = self.templates.render(tenant, locale, template, context | {"unsubscribe_url": _SLOT})
-            if len(self._rendered) > 1000:
-                self._rendered.clear()
-            self._rendered[key] = cached
-        url = context["unsubscribe_url"]
-        return Rendered(cached.subject, cached.text.replace(_SLOT, url), cached.html.replace(_SLOT, url))
+    def wire(self, row: Any, lookups: dict[str, dict[Any, Any]]) -> bytes:
+        """The mail as it goes over SMTP; a fan-out mail is filled in from its cause's prototype."""
+        key = _fanout_key(row)
+        if key is None:
+            return to_bytes(self.compose(row, lookups))
+        proto = self._prototypes.get(key)
+        if proto is None:
+            context = self._context(row, lookups, {}) | {"unsubscribe_url": _SLOT}
+            rendered = self.templates.render(row["tenant"], row["locale"], row["template"], context)
+            proto = Prototype.of(
+                rendered, link=_SLOT, from_address=self.settings.from_address, from_name=self.settings.from_name
+            )
+            if len(self._prototypes) > 1000:
+                self._prototypes.clear()
+            self._prototypes[key] = proto
+        return proto.fill(
+            to=row["address"],
+            message_id=self._message_id(row),
+            date=self.ctx.clock.now(),
+            unsubscribe_url=unsubscribe_url(self.settings, row["subscription_id"]),
+        )
 
     async def _send(self, row: Any, lookups: dict[str, dict[Any, Any]]) -> Answer:
         if not row["address"]:
@@ -266,13 +305,13 @@ class EmailSender:
         if any(c in row["address"] for c in "\r\n<>,") or "@" not in row["address"]:
             return Answer(False, True, "not a mail address")
         try:
-            msg = self.compose(row, lookups)
+            data = self.wire(row, lookups)
         except NotReady as exc:
             return Answer(False, False, str(exc))
         except Exception as exc:  # a template error must not stop the batch
             log.exception("rendering failed", extra={"delivery_id": str(row["id"])})
             return Answer(False, True, f"rendering failed: {type(exc).__name__}")
-        return await self.smtp.send(msg, self.settings.from_address, row["address"])
+        return await self.smtp.send(data, self.settings.from_address, row["address"])
 
     async def _record(self, rows: list[Any], answers: list[Answer]) -> None:
         s, now = self.settings, self.ctx.clock.now()

@@ -6,12 +6,10 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
-from email.message import Message
 
 import aiosmtplib
 
 from services.notifications.domain import Answer, smtp_answer
-from services.notifications.rendering import to_bytes
 from services.notifications.settings import NotificationSettings
 
 _ADDRESS = re.compile(r"[^\s<>@]+@[^\s<>@]+")
@@ -58,12 +56,12 @@ class SmtpPool:
                     with contextlib.suppress(Exception):
                         client.close()
 
-    async def send(self, msg: Message, sender: str, recipient: str) -> Answer:
+    async def send(self, data: bytes, sender: str, recipient: str) -> Answer:
         for _ in range(2):
             try:
                 async with self._client() as (client, reused):
                     try:
-                        _, response = await client.sendmail(sender, [recipient], to_bytes(msg))
+                        _, response = await client.sendmail(sender, [recipient], data)
                     except aiosmtplib.SMTPServerDisconnected:
                         if reused:
                             # The server closed an idle pooled connection: try once more on a new one.
