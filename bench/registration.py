@@ -5,9 +5,9 @@ scratch database created for the run and dropped afterwards:
 
 - ``registration``: uvicorn serving the registration service in a subprocess (``--workers``, default one, bus
   loops on); a meeting with 300 seats and a waiting list; 2,000 clients (``bench.loadgen`` in a process of its
-  own, 256 keep-alive connections) all register at the same moment through ``POST /api/registration/meetings/{id}/registrations``. Latency is as
-  each client sees it, from firing its request (queueing included) to the answer. The run checks exactly 300
-  confirmed and 1,700 waitlisted.
+  own, 256 keep-alive connections) all register at the same moment through
+  ``POST /api/registration/meetings/{id}/registrations``. Latency is as each client sees it, from firing its
+  request (queueing included) to the answer. The run checks exactly 300 confirmed and 1,700 waitlisted.
 - ``raw_postgres`` (the baseline of the ratio): pgbench on the same server, 20 clients, each transaction one
   registration row and one outbox row (tables created ``like`` the service's, with all their indexes); the
   median of three runs of ``--pgbench-seconds`` (default 5).
