@@ -219,6 +219,8 @@ _MESSAGE_ID = "<message-id@civic-slot.invalid>"
 _DATE = "civic-slot-date"
 _TEXT = "civic-slot-text-plain\n"
 _HTML = "civic-slot-text-html\n"
+#: Where the templates are given each recipient's unsubscribe link when a prototype is rendered.
+UNSUBSCRIBE_SLOT = "https://unsubscribe.invalid/slot"
 
 
 @dataclass(frozen=True)
@@ -233,11 +235,10 @@ class Prototype:
     raw: bytes
     text: str
     html: str
-    link: str
 
     @classmethod
-    def of(cls, rendered: Rendered, *, link: str, from_address: str, from_name: str) -> Prototype:
-        """``rendered`` holds ``link`` where each recipient's unsubscribe link goes."""
+    def of(cls, rendered: Rendered, *, from_address: str, from_name: str) -> Prototype:
+        """``rendered`` holds ``UNSUBSCRIBE_SLOT`` where each recipient's unsubscribe link goes."""
         msg = build_email(
             Rendered(rendered.subject, "", ""),
             to=_TO,
@@ -245,23 +246,23 @@ class Prototype:
             from_name=from_name,
             message_id=_MESSAGE_ID,
             date=datetime(2000, 1, 1, tzinfo=UTC),
-            unsubscribe_url=link,
+            unsubscribe_url=UNSUBSCRIBE_SLOT,
         )
         msg.replace_header("Date", _DATE)
         bodies = [part for part in msg.walk() if part.get_content_maintype() == "text"]
         assert len(bodies) == 2, "a fan-out mail has a plain and an HTML body and nothing else"
         for part, marker in zip(bodies, (_TEXT, _HTML), strict=True):
             part.set_payload(marker)  # stays declared base64: the encoded bodies go where the markers are
-        return cls(to_bytes(msg), rendered.text, rendered.html, link)
+        return cls(to_bytes(msg), rendered.text, rendered.html)
 
     def fill(self, *, to: str, message_id: str, date: datetime, unsubscribe_url: str) -> bytes:
-        text = base64.encodebytes(self.text.replace(self.link, unsubscribe_url).encode())
-        html = base64.encodebytes(self.html.replace(self.link, unsubscribe_url).encode())
+        text = base64.encodebytes(self.text.replace(UNSUBSCRIBE_SLOT, unsubscribe_url).encode())
+        html = base64.encodebytes(self.html.replace(UNSUBSCRIBE_SLOT, unsubscribe_url).encode())
         return (
             self.raw.replace(_TO.encode(), to.encode(), 1)
             .replace(_MESSAGE_ID.encode(), message_id.encode(), 1)
             .replace(_DATE.encode(), rfc2822_date(date).encode(), 1)
-            .replace(self.link.encode(), unsubscribe_url.encode(), 1)
+            .replace(UNSUBSCRIBE_SLOT.encode(), unsubscribe_url.encode(), 1)
             .replace(_TEXT.encode(), text, 1)
             .replace(_HTML.encode(), html, 1)
         )

@@ -22,6 +22,7 @@ from uuid import UUID
 from services.notifications import domain, repository
 from services.notifications.domain import Answer
 from services.notifications.rendering import (
+    UNSUBSCRIBE_SLOT,
     Attachments,
     Prototype,
     Templates,
@@ -54,17 +55,14 @@ NEEDS_MEETING = {
 WITH_TICKET = {"confirmed", "promoted"}
 
 
-_SLOT = "https://unsubscribe.invalid/slot"
-
-
 def _personal(row: Any) -> dict[str, Any]:
     return json.loads(row["personal"]) if isinstance(row["personal"], str) else dict(row["personal"] or {})
 
 
-def _fanout_key(row: Any) -> tuple[Any, ...] | None:
+def _fanout_key(row: Any, personal: dict[str, Any]) -> tuple[Any, ...] | None:
     """Mails alike but for recipient and unsubscribe link (one cause, locale and template, nothing personal)
     share a key; ``None`` for any other mail."""
-    if _personal(row) or row["transactional"] or not row["subscription_id"]:
+    if personal or row["transactional"] or not row["subscription_id"]:
         return None
     return (row["tenant"], row["locale"], row["template"], row["cause_event_id"], row["meeting_id"], row["survey_id"])
 
@@ -194,7 +192,6 @@ class EmailSender:
             "meetings": {(m["tenant"], m["meeting_id"]): m for m in meetings},
             "surveys": {(v["tenant"], v["survey_id"]): v for v in surveys},
             "causes": {c["event_id"]: json.loads(c["data"]) for c in causes},
-            "rendered": {},
         }
 
     def _context(self, row: Any, lookups: dict[str, dict[Any, Any]], personal: dict[str, Any]) -> dict[str, Any]:
@@ -237,10 +234,9 @@ class EmailSender:
         # Stable per delivery: a resend after a crash carries the same id, so mail clients can fold duplicates.
         return f"<{row['id']}@{self.settings.from_address.partition('@')[2] or 'civic'}>"
 
-    def compose(self, row: Any, lookups: dict[str, dict[Any, Any]]) -> Message:
+    def compose(self, row: Any, lookups: dict[str, dict[Any, Any]], personal: dict[str, Any]) -> Message:
         """The mail of one delivery, built through the ``email`` package."""
         s = self.settings
-        personal = _personal(row)
         context = self._context(row, lookups, personal)
         meeting = lookups["meetings"].get((row["tenant"], row["meeting_id"])) if row["meeting_id"] else None
         unsubscribe = None
@@ -279,16 +275,15 @@ class EmailSender:
 
     def wire(self, row: Any, lookups: dict[str, dict[Any, Any]]) -> bytes:
         """The mail as it goes over SMTP; a fan-out mail is filled in from its cause's prototype."""
-        key = _fanout_key(row)
+        personal = _personal(row)
+        key = _fanout_key(row, personal)
         if key is None:
-            return to_bytes(self.compose(row, lookups))
+            return to_bytes(self.compose(row, lookups, personal))
         proto = self._prototypes.get(key)
         if proto is None:
-            context = self._context(row, lookups, {}) | {"unsubscribe_url": _SLOT}
+            context = self._context(row, lookups, {}) | {"unsubscribe_url": UNSUBSCRIBE_SLOT}
             rendered = self.templates.render(row["tenant"], row["locale"], row["template"], context)
-            proto = Prototype.of(
-                rendered, link=_SLOT, from_address=self.settings.from_address, from_name=self.settings.from_name
-            )
+            proto = Prototype.of(rendered, from_address=self.settings.from_address, from_name=self.settings.from_name)
             if len(self._prototypes) > 1000:
                 self._prototypes.clear()
             self._prototypes[key] = proto

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
+from services.notifications.rendering import UNSUBSCRIBE_SLOT as LINK
 from services.notifications.rendering import Prototype, Rendered, build_email, to_bytes
 
-LINK = "https://unsubscribe.invalid/slot"
 RENDERED = Rendered(
     "Anmeldeschluss naht: Auftaktveranstaltung Digitalstrategie",
     f"Guten Tag,\n\nnur noch bis Montag, 25. Oktober 2021, 23:59 Uhr.\n\nAbmelden: {LINK}\n",
@@ -37,7 +37,7 @@ def built(to: str, message_id: str, at: datetime, url: str) -> EmailMessage:
 
 
 def test_filled_prototype_matches_the_mail_built_for_each_recipient() -> None:
-    proto = Prototype.of(RENDERED, link=LINK, from_address="beteiligung@example.org", from_name="Kreis Dithmarschen")
+    proto = Prototype.of(RENDERED, from_address="beteiligung@example.org", from_name="Kreis Dithmarschen")
     at = datetime(2021, 10, 22, 9, 30, tzinfo=UTC)
     for i in range(3):
         to, mid = f"person{i}@example.org", f"<delivery-{i}@example.org>"
