@@ -44,7 +44,6 @@ from shared.http.auth import mint_token
 from shared.settings import Settings
 
 TENANT = "kreis-bench"
-WORKERS = 1
 
 
 def pgbench_binary() -> str:
@@ -180,7 +179,7 @@ async def main() -> None:
     ap.add_argument("--clients", type=int, default=2000)
     ap.add_argument("--seats", type=int, default=300)
     ap.add_argument("--connections", type=int, default=256)
-    ap.add_argument("--workers", type=int, default=WORKERS)
+    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--pgbench-seconds", type=int, default=5)
     ap.add_argument("--prefill", type=int, default=int(os.environ.get("BENCH_PREFILL", "1000000")))
     args = ap.parse_args()
