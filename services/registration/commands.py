@@ -8,7 +8,6 @@ to a meeting (capacity, cancel) take the same lock.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +20,6 @@ import orjson
 from services.registration import domain, store, tickets
 from services.registration import events as meeting_events
 from services.registration.store import Meeting
-from shared.bus.outbox import notify_channel
 from shared.contracts.envelope import Payload
 from shared.contracts.registration import (
     Contact,
@@ -34,6 +32,7 @@ from shared.contracts.registration import (
 )
 from shared.db import Conn
 from shared.http.problems import Problem
+from shared.logs import correlation_id_var, request_id_var
 from shared.service import ServiceContext
 
 Channel = Literal["online", "email", "phone", "in_person"]
@@ -197,14 +196,13 @@ async def register(
 ) -> Outcome:
     """Register someone for a meeting: confirmed while seats remain, else waitlisted, else refused.
 
-    The meeting is read and the request validated first; then one call of ``register_seat`` (its own
-    transaction) takes the meeting's lock, finds the person's existing registration or decides on the seat, and
-    writes counters, registration and events. ``lock=False`` (with ``race_delay`` widening the gap between
-    counting and inserting) exists only so the concurrency test can prove it sees the race the lock prevents.
+    The meeting is read and the request validated first; then the seat queue decides and writes it, with the
+    registrations that arrived meanwhile, in one transaction (``decide_and_write``). ``lock=False`` (with
+    ``race_delay`` widening the gap between counting and inserting) exists only so the concurrency test can
+    prove it sees the race the lock prevents.
     """
     now = ctx.clock.now()
-    async with ctx.pool.acquire() as conn:
-        meeting = await store.MEETINGS.get(conn, meeting_id)
+    meeting = await store.MEETINGS.get(ctx.pool, meeting_id)
     # From here on no connection is held: the seat queue takes its own.
     if meeting is not None and tenant is not None and meeting.tenant != tenant:
         meeting = None
@@ -222,69 +220,19 @@ async def register(
         raise invalid(errors)
     if not ignore_window:
         check_window(meeting, now)
-    rid = uuid4()
-    secret = secrets.token_urlsafe(24)
-    seats = 1 + applicant.companions
-    # Signing is cheap and needs no lock: a code for the case that a seat is free.
-    code = ticket_for(meeting, rid, applicant.slot_id)
-    url = manage_url(ctx, secret)
-    contact = Contact(name=applicant.name, email=applicant.email, phone=applicant.phone, locale=applicant.locale)
-    received = _item(
-        ctx, meeting, RegistrationReceivedV1(registration_id=rid, meeting_id=meeting.id, channel=applicant.channel)
+    claim = Claim(
+        meeting=meeting,
+        applicant=applicant,
+        id=uuid4(),
+        secret=secrets.token_urlsafe(24),
+        now=now,
+        correlation_id=correlation_id_var.get() or request_id_var.get(),
     )
-    # Figures only the locked state knows (seats left, position, counts) are filled in by the function.
-    seats_changed = _item(
-        ctx,
-        meeting,
-        SeatsChangedV1(meeting_id=meeting.id, capacity=None, confirmed=0, waitlisted=0, seats_left=None),
-    )
-    if_confirmed = [
-        received,
-        _item(
-            ctx,
-            meeting,
-            RegistrationConfirmedV1(
-                registration_id=rid,
-                meeting_id=meeting.id,
-                contact=contact,
-                companions=applicant.companions,
-                ticket_code=code,
-                manage_url=url,
-            ),
-        ),
-        seats_changed,
-    ]
-    if_waitlisted = [
-        received,
-        _item(
-            ctx,
-            meeting,
-            RegistrationWaitlistedV1(
-                registration_id=rid,
-                meeting_id=meeting.id,
-                contact=contact,
-                position=1,
-                manage_url=url,
-            ),
-        ),
-        seats_changed,
-    ]
-    row: Any
-    item = {
-        "meeting": str(meeting.id), "slot": str(applicant.slot_id) if applicant.slot_id else None,
-        "id": str(rid), "tenant": meeting.tenant, "secret": secret, "seats": seats,
-        "companions": applicant.companions, "channel": applicant.channel, "name": applicant.name,
-        "email": applicant.email, "phone": applicant.phone, "locale": applicant.locale, "age": applicant.age,
-        "guardian": applicant.guardian_consent, "answers": applicant.answers,
-        "attestations": applicant.attestations, "now": now.isoformat(), "ticket": code,
-        "if_confirmed": if_confirmed, "if_waitlisted": if_waitlisted, "subject": f"meeting/{meeting.id}",
-        "notify": notify_channel(ctx.outbox.service),
-    }  # fmt: skip
     try:
         if lock:
-            row = await SEATS.take(ctx, meeting.id, item)
+            decision = await SEATS.take(ctx, claim)
         else:
-            row = await _take_unlocked(ctx, item, race_delay)
+            decision = (await decide_and_write(ctx, [claim], lock=False, delay=race_delay))[0]
     except asyncpg.LockNotAvailableError:
         raise Problem(
             503, "Busy", type_="busy", detail="too many registrations at once; try again",
@@ -297,16 +245,16 @@ async def register(
             "select id from registrations where meeting_id = $1 and status <> 'cancelled' "
             "and (email = $2 or phone = $3) order by seq limit 1", meeting.id, applicant.email, applicant.phone
         )  # fmt: skip
-        row = {"outcome": "existing", "registration_id": existing}
-    assert row is not None
-    outcome = row["outcome"]
+        decision = Decision("existing", existing)
+    outcome = decision.outcome
     if outcome == "not_published":
         raise Problem(409, "Meeting not open for registration", type_="meeting-not-published")
     if outcome == "unknown_slot":
         raise invalid([domain.FieldError("/slot_id", "no such time slot", "unknown")])
     if outcome == "existing":
+        assert decision.registration_id is not None
         async with ctx.pool.acquire() as conn:
-            reg = await store.registration(conn, row["registration_id"])
+            reg = await store.registration(conn, decision.registration_id)
             assert reg is not None
             return Outcome(reg, False, await store.waitlist_position(conn, reg))
     if outcome == "refused":
@@ -315,70 +263,178 @@ async def register(
             "Meeting full",
             type_="meeting-full",
             detail="all seats are taken and this meeting has no waiting list",
-            seats_left=row["left_seats"],
+            seats_left=decision.seats_left,
         )
-    confirmed = outcome == "confirmed"
     reg = {
-        "id": rid, "tenant": meeting.tenant, "meeting_id": meeting.id, "slot_id": applicant.slot_id,
-        "secret": secret, "status": outcome, "seats": seats, "companions": applicant.companions,
-        "channel": applicant.channel, "name": applicant.name, "email": applicant.email,
-        "phone": applicant.phone, "locale": applicant.locale, "age": applicant.age,
-        "guardian_consent": applicant.guardian_consent, "answers": applicant.answers,
-        "attestations": applicant.attestations, "ticket_code": code if confirmed else None,
-        "created_at": now, "confirmed_at": now if confirmed else None, "cancelled_at": None,
-        "cancelled_by": None, "erased_at": None, "anonymised_at": None,
+        **claim.row(outcome, decision.ticket_code),
+        "cancelled_at": None, "cancelled_by": None, "erased_at": None, "anonymised_at": None,
     }  # fmt: skip
-    return Outcome(reg, True, row["wait_position"], row["left_seats"])
+    return Outcome(reg, True, decision.position, decision.seats_left)
 
 
-def _item(ctx: ServiceContext, meeting: Meeting, payload: Payload) -> dict[str, Any]:
-    """An event for ``register_seat``: its envelope (sequence number 1 as a placeholder) and routing."""
-    env = ctx.outbox.envelope(payload, tenant=meeting.tenant, subject=f"meeting/{meeting.id}", sequence=1)
-    return {
-        "id": str(env.id),
-        "type": env.type,
-        "stream": ctx.outbox.registry.get(env.type).stream,
-        "envelope": env.model_dump(mode="json"),
-    }
+@dataclass
+class Claim:
+    """A validated registration on its way to a seat decision."""
+
+    meeting: Meeting
+    applicant: Applicant
+    id: UUID
+    secret: str
+    now: datetime
+    #: The request's: its events carry it, although a batch of several requests records them.
+    correlation_id: str | None
+
+    @property
+    def seats(self) -> int:
+        return 1 + self.applicant.companions
+
+    def row(self, status: str, ticket_code: str | None) -> dict[str, Any]:
+        """The registration as stored once decided."""
+        a = self.applicant
+        confirmed = status == "confirmed"
+        return {
+            "id": self.id, "tenant": self.meeting.tenant, "meeting_id": self.meeting.id, "slot_id": a.slot_id,
+            "secret": self.secret, "status": status, "seats": self.seats, "companions": a.companions,
+            "channel": a.channel, "name": a.name, "email": a.email, "phone": a.phone, "locale": a.locale,
+            "age": a.age, "guardian_consent": a.guardian_consent, "answers": a.answers,
+            "attestations": a.attestations, "privacy_consent_at": self.now, "ticket_code": ticket_code,
+            "created_at": self.now, "confirmed_at": self.now if confirmed else None,
+        }  # fmt: skip
+
+    def events(self, ctx: ServiceContext, decision: Decision) -> list[Payload]:
+        a, m = self.applicant, self.meeting
+        contact = Contact(name=a.name, email=a.email, phone=a.phone, locale=a.locale)
+        url = manage_url(ctx, self.secret)
+        received = RegistrationReceivedV1(registration_id=self.id, meeting_id=m.id, channel=a.channel)
+        if decision.outcome == "confirmed":
+            assert decision.ticket_code is not None
+            return [
+                received,
+                RegistrationConfirmedV1(
+                    registration_id=self.id,
+                    meeting_id=m.id,
+                    contact=contact,
+                    companions=a.companions,
+                    ticket_code=decision.ticket_code,
+                    manage_url=url,
+                    seats_left=decision.seats_left,
+                ),
+            ]
+        assert decision.position is not None
+        return [
+            received,
+            RegistrationWaitlistedV1(
+                registration_id=self.id, meeting_id=m.id, contact=contact, position=decision.position, manage_url=url
+            ),
+        ]
 
 
-async def _take_unlocked(ctx: ServiceContext, item: dict[str, Any], race_delay: float) -> Any:
-    """The control run's path: the same decision without the lock (and with a widened race window)."""
-    i = item
-    async with ctx.pool.acquire() as conn:
-        return await conn.fetchrow(
-            "select * from register_seat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-            "$15::jsonb, $16::jsonb, $17, $18, $19::jsonb, $20::jsonb, $21, $22, false, $23)",
-            UUID(i["meeting"]), UUID(i["slot"]) if i["slot"] else None, UUID(i["id"]), i["tenant"], i["secret"],
-            i["seats"], i["companions"], i["channel"], i["name"], i["email"], i["phone"], i["locale"], i["age"],
-            i["guardian"], json.dumps(i["answers"]), json.dumps(i["attestations"]),
-            datetime.fromisoformat(i["now"]), i["ticket"], json.dumps(i["if_confirmed"]),
-            json.dumps(i["if_waitlisted"]), i["subject"], i["notify"], race_delay,
-        )  # fmt: skip
+@dataclass
+class Decision:
+    """What ``decide_seats`` made of a claim: confirmed, waitlisted, existing, refused, not_published or
+    unknown_slot."""
+
+    outcome: str
+    registration_id: UUID | None = None
+    position: int | None = None
+    seats_left: int | None = None
+    ticket_code: str | None = None
+
+
+INSERT_REGISTRATIONS = (
+    "insert into registrations (id, tenant, meeting_id, slot_id, secret, status, seats, companions, channel, name, "
+    "email, phone, locale, age, guardian_consent, answers, attestations, privacy_consent_at, ticket_code, "
+    "created_at, confirmed_at) "
+    "select r.id, r.tenant, r.meeting_id, r.slot_id, r.secret, r.status, r.seats, r.companions, r.channel, r.name, "
+    "r.email, r.phone, r.locale, r.age, r.guardian_consent, r.answers, r.attestations, r.privacy_consent_at, "
+    "r.ticket_code, r.created_at, r.confirmed_at "
+    # In the order decided: ``seq`` orders the waiting list.
+    "from jsonb_populate_recordset(null::registrations, $1::jsonb) with ordinality as r order by r.ordinality"
+)
+
+
+async def decide_and_write(
+    ctx: ServiceContext, claims: list[Claim], *, lock: bool = True, delay: float = 0.0
+) -> list[Decision]:
+    """Decide the seats of ``claims`` (all of one meeting, in order) and write what was decided, in one
+    transaction: the registrations, two events each (received, then confirmed or waitlisted, with their real
+    figures) and one seats-changed event for the batch.
+
+    ``decide_seats`` takes the meeting's lock and counts; the lock is held until commit, so tickets are signed
+    and events built only for what actually happened. ``lock=False`` (with ``delay`` widening the gap between
+    counting and writing) exists only so the concurrency test can prove it sees the race the lock prevents.
+    """
+    meeting = claims[0].meeting
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            "select * from decide_seats($1, $2, $3, $4, $5, $6, $7, $8) order by ord",
+            meeting.id,
+            [c.id for c in claims],
+            [c.applicant.slot_id for c in claims],
+            [c.seats for c in claims],
+            [c.applicant.email for c in claims],
+            [c.applicant.phone for c in claims],
+            lock,
+            delay,
+        )
+        decisions: list[Decision] = []
+        registrations: list[dict[str, Any]] = []
+        payloads: list[Payload] = []
+        correlations: list[str | None] = []
+        for claim, row in zip(claims, rows, strict=True):
+            d = Decision(row["outcome"], row["registration_id"], row["wait_position"], row["left_seats"])
+            decisions.append(d)
+            if d.outcome not in ("confirmed", "waitlisted"):
+                continue
+            if d.outcome == "confirmed":
+                d.ticket_code = ticket_for(meeting, claim.id, claim.applicant.slot_id)
+            registrations.append(claim.row(d.outcome, d.ticket_code))
+            events = claim.events(ctx, d)
+            payloads += events
+            correlations += [claim.correlation_id] * len(events)
+        if registrations:
+            # ``str`` for the meeting id, an asyncpg UUID that orjson does not know.
+            await conn.execute(INSERT_REGISTRATIONS, orjson.dumps(registrations, default=str).decode())
+            last = rows[-1]
+            capacity, confirmed = last["total_capacity"], last["total_confirmed"]
+            payloads.append(
+                SeatsChangedV1(
+                    meeting_id=meeting.id,
+                    capacity=capacity,
+                    confirmed=confirmed,
+                    waitlisted=last["total_waitlisted"],
+                    seats_left=domain.seats_left(capacity, confirmed),
+                )
+            )
+            correlations.append(correlations[-1])
+            await meeting_events.record(
+                conn, ctx.outbox, meeting.tenant, f"meeting/{meeting.id}", payloads, correlation_ids=correlations
+            )
+    return decisions
 
 
 class SeatQueue:
     """Group commit per meeting: registrations that arrive while the meeting's last transaction commits wait
-    here and go together into the next one (``register_seats``, one lock, one WAL flush). A lone registration
-    goes at once. If a batch fails, its items are tried one by one so one bad item fails only itself."""
+    here and go together into the next one (one lock, one WAL flush). A lone registration goes at once. If a
+    batch fails, its items are tried one by one so one bad item fails only itself."""
 
     BATCH = 100
 
     def __init__(self) -> None:
-        self._pending: dict[tuple[int, UUID], list[tuple[dict[str, Any], asyncio.Future[Any]]]] = {}
+        self._pending: dict[tuple[int, UUID], list[tuple[Claim, asyncio.Future[Decision]]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def take(self, ctx: ServiceContext, meeting_id: UUID, item: dict[str, Any]) -> Any:
-        key = (id(ctx.pool), meeting_id)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    async def take(self, ctx: ServiceContext, claim: Claim) -> Decision:
+        key = (id(ctx.pool), claim.meeting.id)
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         queue = self._pending.get(key)
         if queue is None:
-            self._pending[key] = [(item, future)]
+            self._pending[key] = [(claim, future)]
             task = asyncio.create_task(self._drain(ctx, key))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         else:
-            queue.append((item, future))
+            queue.append((claim, future))
         return await future
 
     async def _drain(self, ctx: ServiceContext, key: tuple[int, UUID]) -> None:
@@ -390,16 +446,12 @@ class SeatQueue:
         finally:
             self._pending.pop(key, None)
 
-    async def _run(self, ctx: ServiceContext, batch: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
+    async def _run(self, ctx: ServiceContext, batch: list[tuple[Claim, asyncio.Future[Decision]]]) -> None:
         try:
-            async with ctx.pool.acquire() as conn:
-                rows = await conn.fetch(
-                    "select * from register_seats($1::jsonb)", orjson.dumps([i for i, _ in batch]).decode()
-                )
-            by_ord = {r["ord"]: r for r in rows}
-            for n, (_, future) in enumerate(batch, start=1):
+            decisions = await decide_and_write(ctx, [claim for claim, _ in batch])
+            for (_, future), decision in zip(batch, decisions, strict=True):
                 if not future.done():
-                    future.set_result(by_ord[n])
+                    future.set_result(decision)
         except Exception as exc:
             if len(batch) == 1:
                 if not batch[0][1].done():

@@ -10,9 +10,18 @@ from shared.contracts.envelope import Payload
 from shared.db import Conn
 
 
-async def record(conn: Conn, outbox: Outbox, tenant: str, subject: str, payloads: Sequence[Payload]) -> None:
+async def record(
+    conn: Conn,
+    outbox: Outbox,
+    tenant: str,
+    subject: str,
+    payloads: Sequence[Payload],
+    *,
+    correlation_ids: Sequence[str | None] | None = None,
+) -> None:
     """Like ``Outbox.record_many`` for one subject: one statement reserves the sequence numbers, one writes the
-    rows and wakes the relay at commit."""
+    rows and wakes the relay at commit. ``correlation_ids`` (one per payload) for events of several requests
+    recorded together; otherwise the current request's or event's."""
     if not payloads:
         return
     if not conn.is_in_transaction():
@@ -24,7 +33,11 @@ async def record(conn: Conn, outbox: Outbox, tenant: str, subject: str, payloads
         len(payloads),
     )
     first = int(last) - len(payloads) + 1
-    envs = [outbox.envelope(p, tenant=tenant, subject=subject, sequence=first + i) for i, p in enumerate(payloads)]
+    correlations = correlation_ids or [None] * len(payloads)
+    envs = [
+        outbox.envelope(p, tenant=tenant, subject=subject, sequence=first + i, correlation_id=c)
+        for i, (p, c) in enumerate(zip(payloads, correlations, strict=True))
+    ]
     await conn.execute(
         "with rows as (insert into outbox (id, tenant, stream, type, subject, envelope) "
         "select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) returning 1) "

@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from services.registration import domain
 from shared.db import Conn
 
@@ -221,7 +223,7 @@ class MeetingCache:
     """Meetings as registration reads them, kept for a moment per process.
 
     In a rush every request reads the same meeting; the cache spares two queries each. What decides a seat
-    (status, capacity, counters) is read again under the lock by ``register_seat``; a cached copy only serves
+    (status, capacity, counters) is read again under the lock by ``decide_seats``; a cached copy only serves
     validating the form (questions, attestations, window), at most ``ttl`` seconds behind an edit made by
     another process (edits in this process forget the copy at once).
     """
@@ -230,12 +232,13 @@ class MeetingCache:
         self.ttl = ttl
         self._items: dict[UUID, tuple[float, Meeting]] = {}
 
-    async def get(self, conn: Conn, meeting_id: UUID) -> Meeting | None:
+    async def get(self, pool: asyncpg.Pool, meeting_id: UUID) -> Meeting | None:
         now = time.monotonic()
         hit = self._items.get(meeting_id)
         if hit is not None and hit[0] > now:
             return hit[1]
-        found = await meeting(conn, meeting_id)
+        async with pool.acquire() as conn:
+            found = await meeting(conn, meeting_id)
         if found is not None:
             if len(self._items) > 10_000:
                 self._items.clear()

@@ -4,6 +4,7 @@ control run that switches the lock off and must overbook (so the test is known t
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from services.registration import commands
 from shared import db
+from shared.logs import request_id_var
 from shared.service import ServiceContext
 from tests.integration.registration.conftest import Rig
 
@@ -117,3 +119,51 @@ async def assert_counters_match(ctx: ServiceContext, meeting_id: UUID) -> None:
     )
     assert row is not None
     assert (row["confirmed_seats"], row["waitlisted"]) == (row["seats"], row["waiting"])
+
+
+async def test_the_same_person_many_times_at_once_gets_one_registration(rig: Rig, wide: ServiceContext) -> None:
+    m = await rig.meeting(capacity=SEATS)
+    mid = UUID(m["id"])
+    await commands.register(wide, mid, applicant(3, 0))  # caches the meeting: the rest meet in one batch
+    same = [commands.register(wide, mid, applicant(3, 1)) for _ in range(20)]
+    others = [commands.register(wide, mid, applicant(3, i)) for i in range(2, 12)]
+    results = await asyncio.gather(*same, *others)
+    mine = results[:20]
+    assert len({o.registration["id"] for o in mine}) == 1
+    assert [o.created for o in mine].count(True) == 1
+    assert await tally(wide, m["id"]) == {"confirmed": 12}
+    await assert_counters_match(wide, mid)
+
+
+async def test_a_batch_records_each_outcome_with_its_figures_and_one_seats_change(
+    rig: Rig, wide: ServiceContext
+) -> None:
+    m = await rig.meeting(capacity=3)
+    mid = UUID(m["id"])
+    await commands.register(wide, mid, applicant(4, 0))
+
+    async def one(i: int) -> commands.Outcome:
+        request_id_var.set(f"request-{i}")  # each task runs in a copy of the context: this request's id
+        return await commands.register(wide, mid, applicant(4, i))
+
+    outcomes = await asyncio.gather(*(one(i) for i in range(1, 10)))
+    rows = await wide.pool.fetch(
+        "select type, envelope from outbox where subject = $1 order by position", f"meeting/{mid}"
+    )
+    envs = [json.loads(r["envelope"]) for r in rows]
+    assert [e["aggregatesequence"] for e in envs] == list(range(1, len(envs) + 1))
+    batch = envs[-(2 * 9 + 1) :]  # the nine registrations' events, then the batch's seats change
+    kinds = [e["type"].split(".")[-2] for e in batch]
+    assert kinds == ["received", "confirmed"] * 2 + ["received", "waitlisted"] * 7 + ["seats_changed"]
+    by_registration = {o.registration["id"]: o for o in outcomes}
+    for received, outcome in zip(batch[0:-1:2], batch[1:-1:2], strict=True):
+        rid = UUID(received["data"]["registration_id"])
+        assert UUID(outcome["data"]["registration_id"]) == rid
+        n = int(by_registration[rid].registration["name"].split()[-1])
+        assert received["correlationid"] == outcome["correlationid"] == f"request-{n}"
+    assert [e["data"]["seats_left"] for e in batch[1:4:2]] == [1, 0]
+    assert [e["data"]["position"] for e in batch[5:-1:2]] == list(range(1, 8))
+    assert all(e["data"]["ticket_code"] for e in batch[1:4:2])
+    assert batch[-1]["data"] == {
+        "meeting_id": str(mid), "capacity": 3, "confirmed": 3, "waitlisted": 7, "seats_left": 0
+    }  # fmt: skip
