@@ -131,6 +131,19 @@ async def test_bad_registration_lists_every_bad_field(rig: Rig) -> None:
     assert pointers == {"/companions", "/attestations", "/answers/topics", "/answers/unknown", "/answers/accessible"}
 
 
+async def test_a_body_that_is_not_json_is_a_problem_and_the_body_is_documented(rig: Rig) -> None:
+    m = await rig.meeting()
+    path = f"/api/registration/meetings/{m['id']}/registrations"
+    r = await rig.client.post(path, content=b'{"name": "Jemand",', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert [(e["in"], e["code"]) for e in r.json()["errors"]] == [("body", "json_invalid")]
+    doc = (await rig.client.get("/api/registration/openapi.json")).json()
+    body = doc["paths"]["/api/registration/meetings/{meeting_id}/registrations"]["post"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert {"name", "email", "phone", "privacy_consent", "answers"} <= set(schema["properties"])
+    assert schema["required"] == ["name", "privacy_consent"]
+
+
 async def test_window_is_named_when_registration_is_refused(rig: Rig) -> None:
     m = await rig.meeting(registration_opens_at="2021-10-05T09:00:00")
     r = await rig.register(m["id"], citizen())
