@@ -22,7 +22,7 @@ from services.registration.schemas import (
 )
 from services.registration.views import meeting_view, registration_view
 from shared.http.auth import Principal, Staff, require
-from shared.http.bodies import documented, json_body
+from shared.http.lean import LeanRoute, documented, json_body
 from shared.http.problems import Problem
 from shared.service import ServiceContext, context_of
 
@@ -96,14 +96,23 @@ async def get_meeting(ctx: Ctx, meeting_id: UUID) -> dict[str, Any]:
         return await meeting_view(conn, m)
 
 
-@router.post("/meetings/{meeting_id}/registrations", status_code=201, openapi_extra=documented(RegistrationIn))
 async def register(request: Request, meeting_id: UUID) -> Response:
     """Register without an account. 201 for a new registration, 200 when this person was already registered."""
-    # The route a rush hits: the body is read and validated here rather than as a parameter (shared/http/bodies.py).
     ctx = context_of(request, "registration")
     body = await json_body(request, RegistrationIn)
     out = await commands.register(ctx, meeting_id, applicant_of(body))
     return outcome_response(ctx, out)
+
+
+# The route a rush hits, lean (shared/http/lean.py): no dependencies resolved, the body validated from its bytes.
+router.add_api_route(
+    "/meetings/{meeting_id:uuid}/registrations",
+    register,
+    methods=["POST"],
+    status_code=201,
+    openapi_extra=documented(RegistrationIn),
+    route_class_override=LeanRoute,
+)
 
 
 @router.get("/registrations/{secret}")

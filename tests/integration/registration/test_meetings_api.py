@@ -131,7 +131,7 @@ async def test_bad_registration_lists_every_bad_field(rig: Rig) -> None:
     assert pointers == {"/companions", "/attestations", "/answers/topics", "/answers/unknown", "/answers/accessible"}
 
 
-async def test_a_body_that_is_not_json_is_a_problem_and_the_body_is_documented(rig: Rig) -> None:
+async def test_a_bad_body_or_id_is_a_problem_and_the_route_is_documented(rig: Rig) -> None:
     m = await rig.meeting()
     path = f"/api/registration/meetings/{m['id']}/registrations"
     r = await rig.client.post(path, content=b'{"name": "Jemand",', headers={"content-type": "application/json"})
@@ -142,6 +142,11 @@ async def test_a_body_that_is_not_json_is_a_problem_and_the_body_is_documented(r
     schema = body["content"]["application/json"]["schema"]
     assert {"name", "email", "phone", "privacy_consent", "answers"} <= set(schema["properties"])
     assert schema["required"] == ["name", "privacy_consent"]
+    assert doc["paths"]["/api/registration/meetings/{meeting_id}/registrations"]["post"]["parameters"][0]["schema"] == {
+        "type": "string", "format": "uuid", "title": "Meeting Id"
+    }  # fmt: skip
+    r = await rig.register("not-a-meeting-id", citizen())
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
 
 
 async def test_window_is_named_when_registration_is_refused(rig: Rig) -> None:
