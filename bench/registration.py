@@ -3,9 +3,10 @@
 In one run, on the configured PostgreSQL and Redis (``DATABASE_URL``, ``REDIS_URL``; localhost defaults), in a
 scratch database created for the run and dropped afterwards:
 
-- ``registration``: uvicorn serving the registration service in a subprocess (``--workers``, default one, bus
-  loops on); a meeting with 300 seats and a waiting list; 2,000 clients (``bench.loadgen`` in a process of its
-  own, 256 keep-alive connections) all register at the same moment through
+- ``registration``: uvicorn serving the registration service in a subprocess (``--workers``, default one per
+  core, as a deployment runs a replica per core; bus loops on in each); a meeting with 300 seats and a waiting
+  list; 2,000 clients (``bench.loadgen`` in a process of its own, 256 keep-alive connections) all register at
+  the same moment through
   ``POST /api/registration/meetings/{id}/registrations``. Latency is as each client sees it, from firing its
   request (queueing included) to the answer. The run checks exactly 300 confirmed and 1,700 waitlisted.
 - ``raw_postgres`` (the baseline of the ratio): pgbench on the same server, 20 clients, each transaction one
@@ -14,7 +15,7 @@ scratch database created for the run and dropped afterwards:
 - ``flat``: the rush again after pre-filling ``--prefill`` registrations (default 1,000,000) of another meeting.
 
     DATABASE_URL=... REDIS_URL=... python -m bench.registration [--clients 2000] [--seats 300] [--prefill N]
-        [--workers 1] [--connections 256] [--pgbench-seconds 5]
+        [--workers N] [--connections 256] [--pgbench-seconds 5]
 
 Last line: ``registration_vs_raw_postgres: <registrations/s ÷ pgbench transactions/s>``.
 """
@@ -179,7 +180,7 @@ async def main() -> None:
     ap.add_argument("--clients", type=int, default=2000)
     ap.add_argument("--seats", type=int, default=300)
     ap.add_argument("--connections", type=int, default=256)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--pgbench-seconds", type=int, default=5)
     ap.add_argument("--prefill", type=int, default=int(os.environ.get("BENCH_PREFILL", "1000000")))
     args = ap.parse_args()

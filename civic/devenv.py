@@ -2,7 +2,8 @@
 
 ``python -m civic.devenv -- pytest`` is what ``make test`` and ``make up`` use: on a machine with only Python
 it starts a real PostgreSQL and a real Redis-compatible server under ``.civic/`` and stops them on exit; where
-the variables are already set, it starts nothing.
+the variables are already set, it starts nothing. ``CIVIC_DURABLE_POSTGRES=1`` makes the embedded PostgreSQL
+flush its commits to disk (``fsync=on``), for benchmarks of writes.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ def main(argv: list[str]) -> int:
     started: list[EmbeddedPostgres | EmbeddedRedis] = []
     try:
         if not env.get("DATABASE_URL"):
-            pg = EmbeddedPostgres(STATE_DIR / "postgres").start()
+            durable = env.get("CIVIC_DURABLE_POSTGRES", "") not in ("", "0")
+            pg = EmbeddedPostgres(STATE_DIR / "postgres", durable=durable).start()
             started.append(pg)
             env["DATABASE_URL"] = pg.url
-            print(f"civic: embedded PostgreSQL at {pg.url}", file=sys.stderr)
+            print(f"civic: embedded PostgreSQL at {pg.url}{' (fsync on)' if durable else ''}", file=sys.stderr)
         if not env.get("REDIS_URL"):
             redis = EmbeddedRedis(reset_dir(STATE_DIR / "redis")).start()
             started.append(redis)

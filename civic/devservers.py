@@ -41,10 +41,15 @@ def _wait_for_port(port: int, timeout: float) -> None:
 
 @dataclass
 class EmbeddedPostgres:
-    """One PostgreSQL cluster in ``data_dir`` listening on 127.0.0.1:``port``."""
+    """One PostgreSQL cluster in ``data_dir`` listening on 127.0.0.1:``port``.
+
+    Commits are not flushed to disk (``fsync=off``: tests and development want speed, not durability) unless
+    ``durable``, as a production server runs and as a benchmark of writes must measure them.
+    """
 
     data_dir: Path
     port: int = field(default_factory=free_port)
+    durable: bool = False
 
     @property
     def url(self) -> str:
@@ -101,7 +106,8 @@ class EmbeddedPostgres:
             "-l",
             str(self.data_dir / "server.log"),
             "-o",
-            f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off -c max_connections=300",
+            f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync={'on' if self.durable else 'off'} "
+            "-c max_connections=300",
             "start",
         )
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -225,28 +226,45 @@ class MeetingCache:
     In a rush every request reads the same meeting; the cache spares two queries each. What decides a seat
     (status, capacity, counters) is read again under the lock by ``decide_seats``; a cached copy only serves
     validating the form (questions, attestations, window), at most ``ttl`` seconds behind an edit made by
-    another process (edits in this process forget the copy at once).
+    another process (edits in this process forget the copy at once). When a copy expires, the requests that
+    want it meanwhile wait for one read rather than each reading it again.
     """
 
     def __init__(self, ttl: float = 1.0) -> None:
         self.ttl = ttl
         self._items: dict[UUID, tuple[float, Meeting]] = {}
+        self._reading: dict[UUID, asyncio.Task[Meeting | None]] = {}
 
     async def get(self, pool: asyncpg.Pool, meeting_id: UUID) -> Meeting | None:
-        now = time.monotonic()
         hit = self._items.get(meeting_id)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        async with pool.acquire() as conn:
-            found = await meeting(conn, meeting_id)
-        if found is not None:
+        reading = self._reading.get(meeting_id)
+        if reading is None:
+            reading = asyncio.create_task(self._read(pool, meeting_id))
+            self._reading[meeting_id] = reading
+        # Shielded: one waiting request cancelled (its client gone) does not cancel the read for the others.
+        return await asyncio.shield(reading)
+
+    async def _read(self, pool: asyncpg.Pool, meeting_id: UUID) -> Meeting | None:
+        started = time.monotonic()
+        try:
+            async with pool.acquire() as conn:
+                found = await meeting(conn, meeting_id)
+        finally:
+            mine = self._reading.get(meeting_id) is asyncio.current_task()
+            if mine:
+                del self._reading[meeting_id]
+        # Not kept if the meeting was forgotten (edited) while it was being read: the copy may be older.
+        if found is not None and mine:
             if len(self._items) > 10_000:
                 self._items.clear()
-            self._items[meeting_id] = (now + self.ttl, found)
+            self._items[meeting_id] = (started + self.ttl, found)
         return found
 
     def forget(self, meeting_id: UUID) -> None:
         self._items.pop(meeting_id, None)
+        self._reading.pop(meeting_id, None)
 
 
 MEETINGS = MeetingCache()

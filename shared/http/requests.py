@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,8 +20,9 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode(errors="ignore")
-        request_id = incoming if _SAFE.match(incoming) else str(uuid.uuid4())
+        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode(errors="ignore")
+        # Made like nginx's $request_id (32 hex digits), and cheaper than a UUID on every request.
+        request_id = incoming if _SAFE.match(incoming) else os.urandom(16).hex()
         token = request_id_var.set(request_id)
 
         async def send_with_id(message: Message) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
+from uuid import UUID
 
+import pytest
+
+from services.registration import store
 from tests.integration.registration.conftest import OTHER_TENANT, Rig, citizen
 from tests.support import staff_headers
 
@@ -236,3 +241,32 @@ async def test_time_slots_have_their_own_capacity(rig: Rig) -> None:
     assert {e["pointer"] for e in r.json()["errors"]} == {"/slot_id", "/age"}
     r = await rig.register(m["id"], citizen(5, age=12, slot_id="00000000-0000-4000-8000-000000000000"))
     assert {e["pointer"] for e in r.json()["errors"]} == {"/slot_id", "/guardian_consent"}
+
+
+async def test_the_meeting_cache_reads_once_for_many_at_once_and_forgets_an_edit(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = await rig.meeting()
+    mid = UUID(m["id"])
+    reads: list[UUID] = []
+    real_read = store.meeting
+
+    async def counted(conn: Any, meeting_id: UUID, **kw: Any) -> Any:
+        reads.append(meeting_id)
+        return await real_read(conn, meeting_id, **kw)
+
+    monkeypatch.setattr(store, "meeting", counted)
+    cache = store.MeetingCache()
+    found = await asyncio.gather(*(cache.get(rig.ctx.pool, mid) for _ in range(50)))
+    assert reads == [mid] and {f.id for f in found if f} == {mid}
+    await cache.get(rig.ctx.pool, mid)
+    assert len(reads) == 1  # still fresh
+
+    # Forgotten while being read (an edit committed meanwhile): that read's copy is not kept.
+    cache.forget(mid)
+    reading = asyncio.ensure_future(cache.get(rig.ctx.pool, mid))
+    await asyncio.sleep(0)
+    cache.forget(mid)
+    assert (await reading) is not None
+    await cache.get(rig.ctx.pool, mid)
+    assert len(reads) == 3
