@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from fastapi import FastAPI
 
 from civic.services import select
@@ -15,7 +17,27 @@ def build_app(services: str | list[str] | None = None) -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     clock = clock_from_settings(settings.clock_file, settings.production)
-    return create_app(select(services), settings, clock=clock)
+    app = create_app(select(services), settings, clock=clock)
+    settle_collector()
+    return app
+
+
+#: Young collections this far apart: a request's objects are nearly all freed by reference counting anyway.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def settle_collector() -> None:
+    """Tune Python's cyclic garbage collector for a long-running server, once its app is built.
+
+    What start-up made (modules, routes, schemas) lives as long as the process: frozen, the collector no
+    longer walks it on every full collection. With the default thresholds the collector took about a fifth of
+    the registration service's CPU in a rush (timed with ``gc.callbacks``), most of it in full collections
+    walking start-up objects; after this, almost none.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def app() -> FastAPI:
