@@ -406,7 +406,7 @@ async def decide_and_write(
                     seats_left=domain.seats_left(capacity, confirmed),
                 )
             )
-            correlations.append(correlations[-1])
+            correlations.append(correlations[-1])  # the batch's: it carries its last request's
             await meeting_events.record(
                 conn, ctx.outbox, meeting.tenant, f"meeting/{meeting.id}", payloads, correlation_ids=correlations
             )
