@@ -6,7 +6,9 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+
+from shared.http.email import Email
 
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 Slug = Field(min_length=1, max_length=100, pattern=SLUG)
@@ -121,7 +123,7 @@ class ContactIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     role: Text | None = None
     unit: Text | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
     phone: str | None = Field(default=None, max_length=50)
     address: str | None = Field(default=None, max_length=500)
     opening_hours: Text | None = None

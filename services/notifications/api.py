@@ -10,13 +10,14 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, Field
 
 from services.notifications import domain, repository
 from services.notifications.repository import EmailDelivery
 from services.notifications.settings import NotificationSettings
 from services.notifications.webhooks import check_url, endpoint_json
 from shared.http.auth import Staff
+from shared.http.email import Email
 from shared.http.problems import Problem
 from shared.service import context_of
 
@@ -25,7 +26,7 @@ NAME = "notifications"
 
 class SubscribeIn(BaseModel):
     tenant: str = Field(min_length=1, max_length=63)
-    email: EmailStr
+    email: Email
     process_id: UUID
     locale: Literal["de", "en"] = "de"
 
@@ -200,7 +201,7 @@ def build_router(settings: NotificationSettings) -> APIRouter:
     async def deliveries_of_recipient(
         request: Request,
         staff: Staff,
-        email: Annotated[EmailStr | None, Query()] = None,
+        email: Annotated[Email | None, Query()] = None,
         registration_id: Annotated[UUID | None, Query()] = None,
     ) -> list[DeliveryOut]:
         """Messages to one recipient: by address (matched by its keyed hash) or by registration."""

@@ -80,6 +80,26 @@ def outcome_response(ctx: ServiceContext, out: commands.Outcome) -> Response:
 # --- public ------------------------------------------------------------------------------------------------------
 
 
+async def register(request: Request, meeting_id: UUID) -> Response:
+    """Register without an account. 201 for a new registration, 200 when this person was already registered."""
+    ctx = context_of(request, "registration")
+    body = await json_body(request, RegistrationIn)
+    out = await commands.register(ctx, meeting_id, applicant_of(body))
+    return outcome_response(ctx, out)
+
+
+# The route a rush hits, lean (shared/http/lean.py): no dependencies resolved, the body validated from its bytes;
+# first in the router, since a request is matched against the routes in order.
+router.add_api_route(
+    "/meetings/{meeting_id:uuid}/registrations",
+    register,
+    methods=["POST"],
+    status_code=201,
+    openapi_extra=documented(RegistrationIn),
+    route_class_override=LeanRoute,
+)
+
+
 @router.get("/meetings")
 async def list_published(ctx: Ctx, tenant: Annotated[str, Query(min_length=1, max_length=63)]) -> list[dict[str, Any]]:
     async with ctx.pool.acquire() as conn:
@@ -94,25 +114,6 @@ async def get_meeting(ctx: Ctx, meeting_id: UUID) -> dict[str, Any]:
         if m is None or m.status == "draft":
             raise Problem(404, "Not found", detail="no such meeting")
         return await meeting_view(conn, m)
-
-
-async def register(request: Request, meeting_id: UUID) -> Response:
-    """Register without an account. 201 for a new registration, 200 when this person was already registered."""
-    ctx = context_of(request, "registration")
-    body = await json_body(request, RegistrationIn)
-    out = await commands.register(ctx, meeting_id, applicant_of(body))
-    return outcome_response(ctx, out)
-
-
-# The route a rush hits, lean (shared/http/lean.py): no dependencies resolved, the body validated from its bytes.
-router.add_api_route(
-    "/meetings/{meeting_id:uuid}/registrations",
-    register,
-    methods=["POST"],
-    status_code=201,
-    openapi_extra=documented(RegistrationIn),
-    route_class_override=LeanRoute,
-)
 
 
 @router.get("/registrations/{secret}")

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.registration import domain
+from shared.http.email import Email
 
 
 class Strict(BaseModel):
@@ -145,7 +146,7 @@ class CancelIn(Strict):
 
 class RegistrationIn(Strict):
     name: str = Field(min_length=1, max_length=200)
-    email: EmailStr | None = None
+    email: Email | None = None
     phone: str | None = Field(default=None, max_length=40)
     privacy_consent: bool
     companions: int = Field(default=0, ge=0, le=20)
@@ -169,5 +170,5 @@ class CheckinIn(Strict):
 
 
 class ErasureIn(Strict):
-    email: EmailStr | None = None
+    email: Email | None = None
     phone: str | None = Field(default=None, max_length=40)
