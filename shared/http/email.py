@@ -4,7 +4,7 @@
 Python; at about 40 µs an address it was the largest single cost of a registration in a rush. Nearly every
 address people type is plain ASCII (``name.surname+tag@mail.example.de``): for those this module checks the
 shape with one regular expression and answers exactly what ``email_validator`` would (the domain lowercased).
-Anything else (non-ASCII, quoted local parts, IDNA labels, special-use domains, lengths near the limits) goes
+Anything else (non-ASCII, quoted local parts, IDNA labels, special-use domains, too long) goes
 the way ``EmailStr`` goes. ``tests/unit/test_email.py`` holds the two to the same answers.
 """
 
