@@ -13,6 +13,11 @@ event_id_var: ContextVar[str | None] = ContextVar("event_id", default=None)
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
+def current_correlation_id() -> str | None:
+    """What events made now belong to: the chain of the event being handled, else the request."""
+    return correlation_id_var.get() or request_id_var.get()
+
+
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.correlation_id = correlation_id_var.get()

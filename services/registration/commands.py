@@ -32,7 +32,7 @@ from shared.contracts.registration import (
 )
 from shared.db import Conn
 from shared.http.problems import Problem
-from shared.logs import correlation_id_var, request_id_var
+from shared.logs import current_correlation_id
 from shared.service import ServiceContext
 
 Channel = Literal["online", "email", "phone", "in_person"]
@@ -72,17 +72,19 @@ def ticket_for(meeting: Meeting, registration_id: UUID, slot_id: UUID | None) ->
     return tickets.sign(meeting.signing_key, registration_id, meeting.id, day)
 
 
-async def seats_event(conn: Conn, meeting: Meeting, pending: tuple[int, int] = (0, 0)) -> SeatsChangedV1:
-    """Seat figures of the whole meeting; ``pending`` adds seats and waiting people not yet written."""
+async def seats_event(conn: Conn, meeting: Meeting) -> SeatsChangedV1:
+    """Seat figures of the whole meeting, as counted now."""
     whole = await store.counts(conn, meeting.id, whole=True)
-    capacity = meeting_capacity(meeting)
-    seats, waiting = whole.confirmed_seats + pending[0], whole.waitlisted + pending[1]
+    return seats_changed(meeting.id, meeting_capacity(meeting), whole.confirmed_seats, whole.waitlisted)
+
+
+def seats_changed(meeting_id: UUID, capacity: int | None, confirmed: int, waitlisted: int) -> SeatsChangedV1:
     return SeatsChangedV1(
-        meeting_id=meeting.id,
+        meeting_id=meeting_id,
         capacity=capacity,
-        confirmed=seats,
-        waitlisted=waiting,
-        seats_left=domain.seats_left(capacity, seats),
+        confirmed=confirmed,
+        waitlisted=waitlisted,
+        seats_left=domain.seats_left(capacity, confirmed),
     )
 
 
@@ -226,7 +228,7 @@ async def register(
         id=uuid4(),
         secret=secrets.token_urlsafe(24),
         now=now,
-        correlation_id=correlation_id_var.get() or request_id_var.get(),
+        correlation_id=current_correlation_id(),
     )
     try:
         if lock:
@@ -395,16 +397,10 @@ async def decide_and_write(
         if registrations:
             # ``str`` for the meeting id, an asyncpg UUID that orjson does not know.
             await conn.execute(INSERT_REGISTRATIONS, orjson.dumps(registrations, default=str).decode())
+            # Counted under the lock, capacity included (the cached meeting may be a moment behind an edit).
             last = rows[-1]
-            capacity, confirmed = last["total_capacity"], last["total_confirmed"]
             payloads.append(
-                SeatsChangedV1(
-                    meeting_id=meeting.id,
-                    capacity=capacity,
-                    confirmed=confirmed,
-                    waitlisted=last["total_waitlisted"],
-                    seats_left=domain.seats_left(capacity, confirmed),
-                )
+                seats_changed(meeting.id, last["total_capacity"], last["total_confirmed"], last["total_waitlisted"])
             )
             correlations.append(correlations[-1])  # the batch's: it carries its last request's
             await meeting_events.record(

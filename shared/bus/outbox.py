@@ -10,7 +10,7 @@ from shared.clock import Clock, SystemClock
 from shared.contracts.envelope import Envelope, Payload
 from shared.contracts.registry import REGISTRY, Registry
 from shared.db import Conn
-from shared.logs import correlation_id_var, event_id_var, request_id_var
+from shared.logs import current_correlation_id, event_id_var
 
 
 def notify_channel(service: str) -> str:
@@ -48,7 +48,7 @@ class Outbox:
             subject=subject,
             dataschema=f"urn:civic:event:{spec.type}",
             tenant=tenant,
-            correlationid=correlation_id or correlation_id_var.get() or request_id_var.get(),
+            correlationid=correlation_id or current_correlation_id(),
             causationid=str(cause) if cause else None,
             aggregatesequence=sequence,
             data=payload.model_dump(mode="json"),

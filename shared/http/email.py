@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from email_validator import SPECIAL_USE_DOMAIN_NAMES
+import email_validator
 from pydantic import PlainValidator, WithJsonSchema
 from pydantic.networks import validate_email
 from pydantic_core import PydanticCustomError
@@ -23,7 +23,6 @@ from pydantic_core import PydanticCustomError
 _COMMON = re.compile(
     r"[A-Za-z0-9_+-]{1,64}(?:\.[A-Za-z0-9_+-]{1,64})*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
 )
-_SPECIAL_USE = tuple(SPECIAL_USE_DOMAIN_NAMES)
 
 
 def _common(value: str) -> str | None:
@@ -34,7 +33,8 @@ def _common(value: str) -> str | None:
     domain = domain.lower()
     if len(local) > 64 or len(domain) > 253 or "--" in domain:  # "--": IDNA's rules for labels apply
         return None
-    if any(domain == name or domain.endswith("." + name) for name in _SPECIAL_USE):
+    # Read when used: email_validator documents changing this list (e.g. letting tests use ".test").
+    if any(domain == name or domain.endswith("." + name) for name in email_validator.SPECIAL_USE_DOMAIN_NAMES):
         return None
     return f"{local}@{domain}"
 
