@@ -136,6 +136,7 @@ class ServiceRuntime:
                     keys=keys,
                     batch_size=s.relay_batch_size,
                     poll_seconds=s.relay_poll_seconds,
+                    event_field=s.stream_event_field,
                 ).run,
                 self.consumer.run,
                 Maintenance(

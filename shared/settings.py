@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     processed_retention_hours: int = 24 * 30
     deadline_interval_seconds: float = 10.0
     deadline_late_after_seconds: int = 300
+
+    # Stream entries: the field the relay writes the CloudEvent to. "__data__" (FastStream reads it as the
+    # body); "event" only while processes of a version that reads nothing else still run (docs/events.md).
+    stream_event_field: Literal["__data__", "event"] = "__data__"
 
     #: Tests only: a file holding the instant "now" should be (see shared/clock.py FileClock).
     clock_file: str | None = None

@@ -27,7 +27,7 @@ from redis.exceptions import ResponseError
 
 from shared.bus.backoff import Backoff
 from shared.bus.errors import TRANSIENT
-from shared.bus.streams import Keys, ensure_group
+from shared.bus.streams import Keys, ensure_group, entry_event
 from shared.contracts.registry import REGISTRY, Event, Registry, UnknownEventType
 from shared.db import Conn
 from shared.logs import correlation_id_var, event_id_var
@@ -245,9 +245,9 @@ class Consumer:
         bad: list[Bad] = []
         for eid_b, fields in entries:
             eid = eid_b.decode()
-            raw = fields.get(b"event")
+            raw = entry_event(fields)
             if raw is None:
-                bad.append(Bad(eid, _raw(fields), "entry has no 'event' field"))
+                bad.append(Bad(eid, _raw(fields), "entry has neither a '__data__' nor an 'event' field"))
                 continue
             try:
                 event = self.registry.parse(raw)
@@ -441,7 +441,7 @@ def _group_lost(exc: ResponseError) -> bool:
 
 
 def _raw(fields: dict[bytes, bytes]) -> str:
-    raw = fields.get(b"event")
+    raw = entry_event(fields)
     if raw is not None:
         return raw.decode(errors="replace")
 

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from shared.bus.backoff import Backoff
 from shared.bus.errors import TRANSIENT
 from shared.bus.outbox import notify_channel
-from shared.bus.streams import Keys, parse_entry_id
+from shared.bus.streams import EVENT_FIELD, EventField, Keys, entry_fields, parse_entry_id
 from shared.db import Conn
 from shared.metrics import EVENTS_PUBLISHED, REDIS_DATA_LOSS
 
@@ -38,6 +38,7 @@ class Relay:
         keys: Keys,
         batch_size: int = 500,
         poll_seconds: float = 1.0,
+        event_field: EventField = EVENT_FIELD,
     ) -> None:
         self.service = service
         self.pool = pool
@@ -46,6 +47,7 @@ class Relay:
         self.keys = keys
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.event_field = event_field
         self._wake = asyncio.Event()
         self._lock_key = f"relay:{service}"
 
@@ -112,7 +114,10 @@ class Relay:
             # Asked again on the pipeline's connection: Redis may have lost its data since the check above.
             pipe.exists(self.keys.alive(self.service))
             for row in rows:
-                pipe.xadd(self.keys.stream(row["stream"]), {"event": row["envelope"], "position": str(row["position"])})
+                pipe.xadd(
+                    self.keys.stream(row["stream"]),
+                    entry_fields(row["envelope"], row["position"], self.event_field),
+                )
             replies: list[Any] = await pipe.execute()
             if not replies[0]:
                 # The batch went to a Redis that has not been recovered yet. Left unmarked, it goes out again

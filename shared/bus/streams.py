@@ -6,9 +6,33 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass
+from typing import Final, Literal
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
+
+#: The entry field holding the CloudEvent as JSON. FastStream's stream subscriber takes an entry's ``__data__``
+#: field as the message body, so a plain FastStream app receives the CloudEvent as it is.
+EVENT_FIELD: Final = "__data__"
+#: Where entries written before kept the CloudEvent; still read, so a rolling upgrade loses nothing.
+LEGACY_EVENT_FIELD: Final = "event"
+#: The producing service's outbox position of the event (a decimal string); the same event published again
+#: (after Redis lost its data, or a replay) carries the same position.
+POSITION_FIELD = "position"
+EventField = Literal["__data__", "event"]
+_EVENT_B, _LEGACY_B = EVENT_FIELD.encode(), LEGACY_EVENT_FIELD.encode()
+
+
+def entry_fields(envelope: str, position: int, field: EventField = EVENT_FIELD) -> dict[FieldT, EncodableT]:
+    """What the relay writes for one event."""
+    return {field: envelope, POSITION_FIELD: str(position)}
+
+
+def entry_event(fields: dict[bytes, bytes]) -> bytes | None:
+    """The CloudEvent of an entry, in either field."""
+    raw = fields.get(_EVENT_B)
+    return raw if raw is not None else fields.get(_LEGACY_B)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from redis.exceptions import ResponseError
 from civic.devservers import EmbeddedPostgres, EmbeddedRedis
 from shared import db
 from shared.bus.errors import TRANSIENT
-from shared.bus.streams import Keys, ensure_group
+from shared.bus.streams import Keys, ensure_group, entry_event
 from tests.faults.procs.common import EFFECTS_SQL, STREAM
 from tests.support import eventually
 
@@ -232,7 +232,7 @@ class Cluster:
 
         found: Counter[str] = Counter()
         for _id, fields in await self.redis.xrange(self.stream_key):
-            found[json.loads(fields[b"event"])["data"]["code"]] += 1
+            found[json.loads(entry_event(fields))["data"]["code"]] += 1
         return found
 
     async def close(self) -> None:

@@ -9,13 +9,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from shared.bus.streams import entry_event
 from tests.integration.registration.conftest import Rig, citizen
 from tests.support import eventually, staff_headers
 
 
 async def stream_events(redis: aioredis.Redis, key: str) -> list[dict[str, Any]]:
     entries = await redis.xrange(key)
-    return [json.loads(fields[b"event"]) for _, fields in entries]
+    return [json.loads(entry_event(fields)) for _, fields in entries]
 
 
 async def test_heide_kickoff_from_creation_to_check_in(live_rig: Rig, redis: aioredis.Redis) -> None:

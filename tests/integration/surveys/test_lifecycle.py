@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+from shared.bus.streams import entry_event
 from tests.integration.surveys.rig import Rig, sample_survey
 from tests.support import eventually
 
@@ -118,7 +119,7 @@ async def test_surveys_open_and_close_on_time_with_events_once(rig: Rig) -> None
     # The relay carried them to the service's stream.
     async def streamed() -> list[str]:
         entries = await rig.ctx.redis.xrange(rig.ctx.keys.stream("surveys"))
-        events = [json.loads(f[b"event"]) for _, f in entries]
+        events = [json.loads(entry_event(f)) for _, f in entries]
         return [e["type"] for e in events if e["tenant"] == rig.tenant]
 
     await eventually(lambda: _has_all(streamed, [PUBLISHED, OPENED, CLOSED, APPROACHING]), what="events streamed")
