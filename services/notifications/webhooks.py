@@ -202,7 +202,8 @@ class WebhookSender:
         msg_id = str(row["cause_event_id"])
         timestamp = int(self.ctx.clock.now().timestamp())
         headers = {
-            "content-type": "application/json",
+            # Structured mode of the CloudEvents HTTP binding.
+            "content-type": "application/cloudevents+json; charset=utf-8",
             "webhook-id": msg_id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": domain.webhook_signature(endpoint["secret"], msg_id, timestamp, body),

@@ -38,8 +38,9 @@ class Outbox:
     ) -> Envelope:
         spec = self.registry.for_payload(self.service, payload)
         # Within a handler the event being handled is the cause and its correlation id carries on; within
-        # a request the request id starts the chain.
-        cause = causation_id or event_id_var.get()
+        # a request the request id starts the chain. A payload that names the event it answers (a delivery's
+        # ``cause_event_id``: mails and webhooks go out after the handler returned) names the cause itself.
+        cause = causation_id or getattr(payload, "cause_event_id", None) or event_id_var.get()
         return Envelope(
             id=uuid4(),
             source=f"/civic/{self.service}",

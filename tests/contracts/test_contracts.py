@@ -83,3 +83,25 @@ def test_a_service_cannot_publish_another_services_payload() -> None:
             tenant="t",
             subject=None,
         )
+
+
+def test_causation_is_the_event_being_handled_or_the_one_a_payload_answers() -> None:
+    from uuid import uuid4
+
+    from shared.bus.outbox import Outbox
+    from shared.contracts.notifications import NotificationSentV1
+    from shared.contracts.registration import MeetingCancelledV1
+    from shared.logs import event_id_var
+
+    outbox = Outbox("registration")
+    payload = MeetingCancelledV1(meeting_id=uuid4())
+    assert outbox.envelope(payload, tenant="t", subject=None).causationid is None  # a request starts the chain
+    cause = str(uuid4())
+    token = event_id_var.set(cause)
+    try:
+        assert outbox.envelope(payload, tenant="t", subject=None).causationid == cause
+    finally:
+        event_id_var.reset(token)
+    answered = uuid4()
+    sent = NotificationSentV1(delivery_id=uuid4(), cause_event_id=answered, channel="email", template="x")
+    assert Outbox("notifications").envelope(sent, tenant="t", subject=None).causationid == str(answered)

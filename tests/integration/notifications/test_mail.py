@@ -78,6 +78,7 @@ async def test_confirmation_mail_has_german_date_calendar_file_and_qr_ticket(set
 
             sent = await eventually(lambda: svc.outbox_events(SENT), what="sent events")
             assert {e["data"]["cause_event_id"] for e in sent} >= {str(env.id)}
+            assert all(e["causationid"] == e["data"]["cause_event_id"] for e in sent)
             assert all("erika" not in str(e) for e in sent)
             rows = await svc.rows(
                 "select state, attempts, last_answer from deliveries where cause_event_id = $1", env.id

@@ -77,6 +77,7 @@ async def test_signed_delivery_without_personal_data(settings: Settings) -> None
             expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
             assert req.headers["webhook-signature"] == f"v1,{expected}"
             assert req.headers["webhook-id"] == str(env.id)
+            assert req.headers["content-type"] == "application/cloudevents+json; charset=utf-8"
             body = json.loads(req.body)
             assert body["type"] == "civic.registration.registration.confirmed.v1"
             assert body["data"]["registration_id"] == str(reg.registration_id)
