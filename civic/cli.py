@@ -6,7 +6,7 @@ civic status                          per stream: length; per group: pending, la
 civic replay SERVICE [--since ISO]    publish a service's outbox again (consumers absorb duplicates)
 civic dlq list|show|retry|drop        dead letters
 civic token --tenant T --roles r,s    a development bearer token for staff endpoints
-civic contracts [--check]             write (or check) docs/events/: JSON Schemas and AsyncAPI
+civic contracts [--check]             write (or check) docs/events/ (JSON Schemas, AsyncAPI) and the kit's models
 """
 
 from __future__ import annotations
@@ -160,6 +160,8 @@ async def dlq(action: str, service: str | None, ident: int | None, status_: str)
 
 
 def contracts(check: bool) -> int:
+    from civic.subscriber.codegen import EVENTS_MODULE, events_module, formatted
+
     files = generated_files(consumers())
     stale = []
     for rel, text in files.items():
@@ -170,6 +172,13 @@ def contracts(check: bool) -> int:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
+    # The subscriber kit's typed events, from the same registry.
+    module = formatted(events_module())
+    if check:
+        if not EVENTS_MODULE.exists() or EVENTS_MODULE.read_text() != module:
+            stale.append(str(EVENTS_MODULE.relative_to(ROOT)))
+    else:
+        EVENTS_MODULE.write_text(module)
     if check:
         known = {DOCS_EVENTS / rel for rel in files}
         stale += [str(p.relative_to(DOCS_EVENTS)) for p in DOCS_EVENTS.rglob("*.json") if p not in known]

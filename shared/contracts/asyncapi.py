@@ -14,9 +14,18 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.registry import REGISTRY, Registry
 
 
-def payload_schema(type_: str, registry: Registry = REGISTRY) -> dict[str, Any]:
+COMPONENT_SCHEMAS = "#/components/schemas/{model}"
+
+
+def payload_schema(type_: str, registry: Registry = REGISTRY, *, ref_template: str | None = None) -> dict[str, Any]:
+    """A payload's JSON Schema: standalone (its nested models under ``$defs``), or with ``ref_template`` for a
+    document that keeps the nested models elsewhere (the caller moves ``$defs`` there)."""
     spec = registry.get(type_)
-    schema: dict[str, Any] = spec.payload.model_json_schema(mode="serialization")
+    schema: dict[str, Any] = (
+        spec.payload.model_json_schema(mode="serialization", ref_template=ref_template)
+        if ref_template
+        else spec.payload.model_json_schema(mode="serialization")
+    )
     schema["$id"] = f"urn:civic:event:{type_}"
     schema["description"] = spec.description
     return schema
@@ -37,12 +46,19 @@ def asyncapi_document(
     specs = [s for s in registry if service is None or s.producer == service or s.type in consumers.get(service, ())]
     envelope = Envelope.model_json_schema()
     envelope["properties"].pop("data", None)
+    schemas: dict[str, Any] = {"Envelope": envelope}
     channels: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     for s in specs:
         name = _message_name(s.type)
-        payload = payload_schema(s.type, registry)
+        # Nested models (Venue, Contact) go to components/schemas: a "#/$defs/..." reference inside a message
+        # would be resolved from the document's root, where there is no $defs.
+        payload = payload_schema(s.type, registry, ref_template=COMPONENT_SCHEMAS)
+        payload.pop("$id", None)  # an $id would make references inside resolve against it, not the document
+        for model, definition in payload.pop("$defs", {}).items():
+            if schemas.setdefault(model, definition) != definition:
+                raise ValueError(f"two different nested models are both called {model}")
         messages[name] = {
             "name": s.type,
             "title": s.type,
@@ -97,12 +113,16 @@ def asyncapi_document(
         "info": {
             "title": f"civic events{f' ({service})' if service else ''}",
             "version": "1.0.0",
-            "description": "CloudEvents 1.0 envelopes on Redis Streams; each entry's field 'event' holds one.",
+            "description": (
+                "CloudEvents 1.0 envelopes on Redis Streams. Each entry's field '__data__' holds one as JSON (the "
+                "message body a FastStream subscriber receives); the field 'position' holds the producer's outbox "
+                "position. Entries written before this format held the envelope in the field 'event'."
+            ),
         },
         "defaultContentType": "application/cloudevents+json",
         "channels": channels,
         "operations": operations,
-        "components": {"schemas": {"Envelope": envelope}, "messages": messages},
+        "components": {"schemas": schemas, "messages": messages},
     }
 
 

@@ -45,6 +45,17 @@ def test_generated_documents_are_current() -> None:
     assert not stale and not extra, f"run `civic contracts`; stale: {stale}, unexpected: {extra}"
 
 
+def test_the_subscriber_kits_models_are_current_and_cover_every_type() -> None:
+    from civic.subscriber import events
+    from civic.subscriber.codegen import EVENTS_MODULE, events_module, formatted
+
+    assert EVENTS_MODULE.read_text() == formatted(events_module()), "run `civic contracts`"
+    assert set(events.MODELS) == {s.type for s in REGISTRY}
+    for spec in REGISTRY:
+        model = events.MODELS[spec.type]
+        assert model.model_fields["data"].annotation is spec.payload
+
+
 def test_asyncapi_is_version_3_with_a_channel_per_stream() -> None:
     doc = json.loads((DOCS_EVENTS / "asyncapi.json").read_text())
     assert doc["asyncapi"] == "3.0.0"
