@@ -158,8 +158,11 @@ class CivicSubscriber:
                 if deliveries > self.max_deliveries:
                     await self._dead_letter(sub.key, entry_id, fields, deliveries - 1)
                     raise AckMessage()  # FastStream acknowledges it; the handler does not see it again
-            if sub.types is not None and _event_type(fields.get(_DATA)) not in sub.types:
-                raise AckMessage()  # not asked for: acknowledged unseen
+            if sub.types is not None:
+                type_ = _event_type(fields.get(_DATA))
+                if type_ is not None and type_ not in sub.types:
+                    raise AckMessage()  # not asked for: acknowledged unseen
+                # No type at all (not a CloudEvent): the handler's validation fails and the limit applies.
             return await original(msg)
 
         return parse
