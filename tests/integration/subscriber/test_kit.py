@@ -173,8 +173,9 @@ async def test_a_lost_group_is_recreated_at_0_and_the_subscriber_restarted(civic
         await eventually(lambda: _true(got >= set(after)), timeout=20, what="events after the loss")
         groups = await civic.redis.xinfo_groups(civic.stream("registration"))
         assert [g["name"] for g in groups] == [b"nb"]
+        # Reader and claimer both run again, whether FastStream stopped them on NOGROUP or not.
+        await eventually(lambda: _true(all(s.running for s in broker.subscribers)), what="subscribers running")
     assert got == set(before) | set(after)
-    assert all(s.running for s in broker.subscribers)  # whichever noticed first, FastStream's or the guard
 
 
 async def _entry_of(civic: Civic, event_id: UUID) -> bytes:
