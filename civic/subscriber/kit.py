@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 from faststream import AckPolicy
 from faststream.exceptions import AckMessage
 from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.parser import BinaryMessageFormatV1
 from redis.exceptions import ResponseError
 
 from civic.subscriber.cloudevent import CloudEvent
@@ -148,9 +149,10 @@ class CivicSubscriber:
             if _DATA not in fields and _LEGACY in fields:
                 msg = {**msg, "data": {**fields, _DATA: fields[_LEGACY]}}  # written before the move to __data__
                 fields = msg["data"]
-            entry_id: bytes = msg["message_ids"][0]
             if claimed:
-                deliveries = await self._deliveries(sub.key, entry_id)
+                ids: list[bytes] = msg.get("message_ids") or []
+                entry_id = ids[0] if ids else b""
+                deliveries = await self._deliveries(sub.key, entry_id) if ids else None
                 if deliveries is None:
                     # Not pending in the group: nothing was claimed (an in-memory test broker hands every
                     # message to both subscribers), or another consumer acknowledged it meanwhile.
@@ -270,6 +272,8 @@ def _type_name(t: str | type[CloudEvent[Any]]) -> str:
 def _event_type(raw: bytes | None) -> str | None:
     if raw is None:
         return None
+    if raw.startswith(BinaryMessageFormatV1.IDENTITY_HEADER):
+        raw = BinaryMessageFormatV1.parse(raw)[0]  # published by FastStream itself (its test broker, say)
     try:
         value = json.loads(raw)
     except ValueError:

@@ -18,6 +18,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from faststream import FastStream
@@ -46,7 +47,7 @@ class Settings:
 def board_post(event: RegistrationMeetingPublishedV1) -> dict[str, Any]:
     """What goes on the board: plain words, the date as people say it, and the link to register."""
     m = event.data
-    when = m.starts_at.strftime("%d.%m.%Y, %H:%M Uhr")
+    when = m.starts_at.astimezone(ZoneInfo(m.timezone)).strftime("%d.%m.%Y, %H:%M Uhr")  # local time
     where = f" in {m.venue.name}" if m.venue else ""
     text = f"{m.title} am {when}{where}."
     if m.seats_left is not None:
