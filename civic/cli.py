@@ -4,6 +4,8 @@ civic migrate [--services a,b]        schemas, roles, tables; streams and consum
 civic serve [--services a,b] [--port] HTTP APIs and bus loops of the services, in this process
 civic status                          per stream: length; per group: pending, lag; dead letters
 civic replay SERVICE [--since ISO]    publish a service's outbox again (consumers absorb duplicates)
+      [--group G]                     ... only to the outside group G's replay stream
+civic subscribers add|list|remove     outside consumer groups trimming waits for, within limits
 civic dlq list|show|retry|drop        dead letters
 civic token --tenant T --roles r,s    a development bearer token for staff endpoints
 civic contracts [--check]             write (or check) docs/events/ (JSON Schemas, AsyncAPI) and the kit's models
@@ -26,7 +28,7 @@ from civic.services import ALL, consumers, select
 from shared import db
 from shared.bus.consumer import Consumer
 from shared.bus.maintenance import group_states
-from shared.bus.streams import Keys, ensure_group, redis_client
+from shared.bus.streams import Keys, ensure_group, entry_fields, redis_client
 from shared.contracts.asyncapi import generated_files
 from shared.contracts.registry import REGISTRY
 from shared.http.auth import mint_token
@@ -87,6 +89,43 @@ async def status() -> dict[str, Any]:
     return out
 
 
+REPLAY_TTL_SECONDS = 7 * 24 * 3600
+
+
+async def replay_to_group(service: str, since: str | None, group: str) -> int:
+    """Write the service's published outbox (since ``since``) to a stream of the outside group's own,
+    ``<prefix>:replay:<service>:<group>``, in outbox order and in the live streams' entry format. Nobody else
+    sees these entries again; the stream expires a week after the last replay written to it."""
+    s = get_settings()
+    keys = Keys(s.stream_prefix)
+    target = keys.replay(service, group)
+    conn = await db.connect(s.database_url, select(service)[0].schema)
+    redis = redis_client(s.redis_url)
+    written, after = 0, 0
+    try:
+        while True:
+            rows = await conn.fetch(
+                "select position, envelope from outbox where stream = $1 and published_at is not null"
+                " and position > $2 and ($3::timestamptz is null or created_at >= $3) order by position limit 1000",
+                service,
+                after,
+                datetime.fromisoformat(since) if since else None,
+            )
+            if not rows:
+                break
+            pipe = redis.pipeline(transaction=False)
+            for r in rows:
+                pipe.xadd(target, entry_fields(r["envelope"], r["position"], s.stream_event_field))
+            pipe.expire(target, REPLAY_TTL_SECONDS)
+            await pipe.execute()
+            written += len(rows)
+            after = rows[-1]["position"]
+    finally:
+        await conn.close()
+        await redis.aclose()
+    return written
+
+
 async def replay(service: str, since: str | None) -> int:
     s = get_settings()
     conn = await db.connect(s.database_url, select(service)[0].schema)
@@ -102,6 +141,71 @@ async def replay(service: str, since: str | None) -> int:
     finally:
         await conn.close()
     return int(result.split()[-1])
+
+
+async def subscribers(
+    action: str,
+    stream: str | None,
+    group: str | None,
+    *,
+    max_lag: int = 100_000,
+    max_age_hours: float = 168,
+    description: str | None = None,
+) -> Any:
+    """Outside consumer groups: trimming waits for them within their limits (shared/bus/maintenance.py)."""
+    s = get_settings()
+    keys = Keys(s.stream_prefix)
+    streams = [stream] if stream else REGISTRY.streams()
+    if action != "list" and (stream is None or group is None):
+        raise SystemExit("subscribers add/remove need --stream and a group name")
+    if action != "list" and group in ALL:
+        raise SystemExit(f"{group!r} is the name of a civic service's own group")
+    out: list[dict[str, Any]] = []
+    redis = redis_client(s.redis_url)
+    try:
+        for st in streams:
+            conn = await db.connect(s.database_url, select(st)[0].schema)
+            try:
+                if action == "add":
+                    # At 0: the new subscriber sees everything still in the stream.
+                    created = await ensure_group(redis, keys.stream(st), str(group))
+                    await conn.execute(
+                        "insert into outside_groups (stream, name, max_lag, max_age_seconds, description) "
+                        "values ($1, $2, $3, $4, $5) on conflict (stream, name) do update set "
+                        "max_lag = excluded.max_lag, max_age_seconds = excluded.max_age_seconds, "
+                        "description = coalesce(excluded.description, outside_groups.description)",
+                        st,
+                        group,
+                        max_lag,
+                        int(max_age_hours * 3600),
+                        description,
+                    )
+                    return {"stream": keys.stream(st), "group": group, "group_created": created}
+                if action == "remove":
+                    done = await conn.execute("delete from outside_groups where stream = $1 and name = $2", st, group)
+                    destroyed = await redis.xgroup_destroy(keys.stream(st), str(group))
+                    return {"removed": done.endswith("1"), "group_destroyed": bool(destroyed)}
+                states = {g.name: g for g in await group_states(redis, keys.stream(st))}
+                for r in await conn.fetch("select * from outside_groups where stream = $1 order by name", st):
+                    g = states.get(r["name"])
+                    out.append(
+                        {
+                            "stream": keys.stream(st),
+                            "group": r["name"],
+                            "max_lag": r["max_lag"],
+                            "max_age_hours": r["max_age_seconds"] / 3600,
+                            "pending": g.pending if g else None,
+                            "lag": g.lag if g else None,
+                            "exists": g is not None,
+                            "overrun_since": r["overrun_at"],
+                            "description": r["description"],
+                        }
+                    )
+            finally:
+                await conn.close()
+    finally:
+        await redis.aclose()
+    return out
 
 
 async def dlq(action: str, service: str | None, ident: int | None, status_: str) -> Any:
@@ -231,9 +335,17 @@ def main(argv: list[str] | None = None) -> int:
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
     sub.add_parser("status", help="streams, groups, pending, lag, dead letters")
-    r = sub.add_parser("replay", help="publish a service's outbox again")
+    r = sub.add_parser("replay", help="publish a service's outbox again (to everyone, or to one outside group)")
     r.add_argument("service")
     r.add_argument("--since", help="ISO timestamp; default: everything still in the outbox")
+    r.add_argument("--group", help="write to <prefix>:replay:<service>:<group> only, for that outside group")
+    o = sub.add_parser("subscribers", help="outside consumer groups that trimming waits for (within limits)")
+    o.add_argument("action", choices=["add", "list", "remove"])
+    o.add_argument("group", nargs="?")
+    o.add_argument("--stream", choices=REGISTRY.streams())
+    o.add_argument("--max-lag", type=int, default=100_000, help="entries behind before trimming stops waiting")
+    o.add_argument("--max-age-hours", type=float, default=168, help="age of the oldest unconfirmed entry, likewise")
+    o.add_argument("--description")
     q = sub.add_parser("dlq", help="dead letters")
     q.add_argument("action", choices=["list", "show", "retry", "drop"])
     q.add_argument("id", nargs="?", type=int)
@@ -254,7 +366,24 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "status":
         _print(asyncio.run(status()))
     elif args.cmd == "replay":
-        print(f"{asyncio.run(replay(args.service, args.since))} event(s) queued for publishing again")
+        if args.group:
+            n = asyncio.run(replay_to_group(args.service, args.since, args.group))
+            print(f"{n} event(s) written to {Keys(get_settings().stream_prefix).replay(args.service, args.group)}")
+        else:
+            print(f"{asyncio.run(replay(args.service, args.since))} event(s) queued for publishing again")
+    elif args.cmd == "subscribers":
+        _print(
+            asyncio.run(
+                subscribers(
+                    args.action,
+                    args.stream,
+                    args.group,
+                    max_lag=args.max_lag,
+                    max_age_hours=args.max_age_hours,
+                    description=args.description,
+                )
+            )
+        )
     elif args.cmd == "dlq":
         _print(asyncio.run(dlq(args.action, args.service, args.id, args.status)))
     elif args.cmd == "token":

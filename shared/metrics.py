@@ -12,5 +12,8 @@ EVENTS_DEAD_LETTERED = Counter("civic_events_dead_lettered_total", "Entries dead
 OUTBOX_LAG = Gauge("civic_outbox_lag", "Outbox rows not yet published", ["service"])
 CONSUMER_LAG = Gauge("civic_consumer_lag", "Entries not yet delivered to the group", ["service", "stream"])
 CONSUMER_PENDING = Gauge("civic_consumer_pending", "Entries delivered but not acknowledged", ["service", "stream"])
+OUTSIDE_GROUP_OVERRUN = Gauge(
+    "civic_outside_group_overrun", "1 while a registered outside group is past its limits", ["group", "stream"]
+)
 HANDLER_SECONDS = Histogram("civic_handler_seconds", "Handler latency", ["service", "type"])
 REDIS_DATA_LOSS = Counter("civic_redis_data_loss_total", "Times Redis was found to have lost its data", ["service"])

@@ -102,18 +102,21 @@ class CivicSubscriber:
         stream: str,
         *,
         types: Iterable[str | type[CloudEvent[Any]]] | None = None,
+        replay: bool = False,
         title: str | None = None,
         description: str | None = None,
     ) -> Callable[[F], F]:
         """Decorate a handler for civic's ``stream`` (a producing service: registration, surveys, content,
-        notifications). ``types`` (event types or the models of civic.subscriber.events) limits what reaches it."""
+        notifications). ``types`` (event types or the models of civic.subscriber.events) limits what reaches it.
+        ``replay=True`` reads this group's replay stream instead (``civic replay SERVICE --group GROUP``)."""
         if stream not in STREAM_TYPES:
             raise ValueError(f"civic has no stream {stream!r}; streams: {sorted(STREAM_TYPES)}")
         wanted = None if types is None else frozenset(_type_name(t) for t in types)
         unknown = sorted((wanted or set()) - set(STREAM_TYPES[stream]))
         if unknown:
             raise ValueError(f"not on the {stream} stream: {unknown}")
-        sub = _Subscription(self.stream_key(stream), wanted)
+        key = f"{self.prefix}:replay:{stream}:{self.group}" if replay else self.stream_key(stream)
+        sub = _Subscription(key, wanted)
         self._subscriptions.append(sub)
         reader = broker.subscriber(
             stream=StreamSub(

@@ -47,6 +47,10 @@ class Keys:
     def dead_letters(self, service: str) -> str:
         return f"{self.prefix}:dlq:{service}"
 
+    def replay(self, service: str, group: str) -> str:
+        """A replay of ``service``'s outbox for one outside group (``civic replay --group``)."""
+        return f"{self.prefix}:replay:{service}:{group}"
+
     def alive(self, service: str) -> str:
         """Set by a producer when it first talks to a Redis; its absence later means Redis lost its data."""
         return f"{self.prefix}:alive:{service}"

@@ -13,7 +13,6 @@ from typing import Any
 from shared.contracts.envelope import Envelope
 from shared.contracts.registry import REGISTRY, Registry
 
-
 COMPONENT_SCHEMAS = "#/components/schemas/{model}"
 
 
