@@ -138,7 +138,7 @@ def raw_one_at_a_time(redis_url: str, n: int, size: int, tag: str) -> float:
         r.xgroup_create(key, "g", id="0", mkstream=True)
         started = time.perf_counter()
         for _ in range(n):
-            r.xadd(key, {"event": body})
+            r.xadd(key, {"__data__": body})
             response = r.xreadgroup("g", "c", {key: ">"}, count=1)
             r.xack(key, "g", response[0][1][0][0])
         return n / (time.perf_counter() - started)
@@ -157,7 +157,7 @@ def raw_batched(redis_url: str, n: int, size: int, tag: str, batch: int = 100) -
         for _ in range(0, n, batch):
             pipe = r.pipeline(transaction=False)
             for _ in range(batch):
-                pipe.xadd(key, {"event": body})
+                pipe.xadd(key, {"__data__": body})
             pipe.execute()
             response = r.xreadgroup("g", "c", {key: ">"}, count=batch)
             r.xack(key, "g", *[entry_id for entry_id, _ in response[0][1]])

@@ -166,7 +166,7 @@ async def service_rate(database_url: str, redis_url: str, port: int, count: int,
                 (
                     b"0-1",
                     {
-                        b"event": outbox.envelope(meeting, tenant=TENANT, subject="m", sequence=1)
+                        b"__data__": outbox.envelope(meeting, tenant=TENANT, subject="m", sequence=1)
                         .model_dump_json()
                         .encode()
                     },
@@ -175,7 +175,7 @@ async def service_rate(database_url: str, redis_url: str, port: int, count: int,
         )
         started = time.perf_counter()
         env = outbox.envelope(reminder, tenant=TENANT, subject=None)
-        await consumer.handle_entries(key, [(b"0-2", {b"event": env.model_dump_json().encode()})])
+        await consumer.handle_entries(key, [(b"0-2", {b"__data__": env.model_dump_json().encode()})])
         fanned = time.perf_counter() - started
         while True:
             # Asked through the partial indexes of the rows still to send, so that watching costs next to

@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from shared.bus.relay import Relay
 from shared.contracts.registry import Event
 from shared.db import Conn
 from shared.settings import Settings
@@ -45,6 +46,40 @@ async def test_events_carry_tenant_and_per_subject_sequence(rig: BusRig) -> None
         by_subject.setdefault(e["subject"], []).append(e["aggregatesequence"])
     assert all(seqs == list(range(1, len(seqs) + 1)) for seqs in by_subject.values())
     assert all(e["specversion"] == "1.0" and e["type"] == "civic.content.qr.scanned.v1" for e in envelopes)
+
+
+async def test_entries_hold_the_event_in_data_and_the_outbox_position(rig: BusRig) -> None:
+    await rig.publish(3)
+    await rig.relay().publish_batch()
+    entries = await rig.redis.xrange(rig.keys.stream("content"))
+    rows = await rig.producer_pool.fetch("select position, envelope from outbox order by position")
+    assert [fields for _, fields in entries] == [
+        {b"__data__": r["envelope"].encode(), b"position": str(r["position"]).encode()} for r in rows
+    ]
+
+
+async def test_a_rolling_upgrade_loses_nothing(rig: BusRig) -> None:
+    """Old relays write the field 'event', new ones '__data__' (or 'event' while old consumers run): every
+    entry is handled once, whichever field it has."""
+    await rig.publish(4)
+    old = Relay(
+        "content",
+        rig.producer_pool,
+        rig.redis,
+        database_url=rig.settings.database_url,
+        keys=rig.keys,
+        batch_size=2,
+        event_field="event",
+    )
+    await old.publish_batch()
+    await rig.relay().publish_batch()
+    fields = [set(f) for _, f in await rig.redis.xrange(rig.keys.stream("content"))]
+    assert fields == [{b"event", b"position"}] * 2 + [{b"__data__", b"position"}] * 2
+    consumer = rig.consumer()
+    async with running(consumer.run):
+        await eventually(lambda: _equals(rig.effects, 4), what="4 effects")
+        await eventually(lambda: _pending_zero(rig))
+    assert await rig.consumer_pool.fetchval("select count(*) from dead_letters") == 0
 
 
 async def test_a_duplicate_entry_has_one_effect(rig: BusRig) -> None:

@@ -122,7 +122,7 @@ class Running:
         consumer = self.runtime.consumer
         assert consumer is not None
         key = self.ctx.keys.stream(REGISTRY.get(env.type).stream)
-        await consumer.handle_entries(key, [(b"0-1", {b"event": env.model_dump_json().encode()})])
+        await consumer.handle_entries(key, [(b"0-1", {b"__data__": env.model_dump_json().encode()})])
 
     async def rows(self, sql: str, *args: Any) -> list[Any]:
         return list(await self.ctx.pool.fetch(sql, *args))
