@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -28,6 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import orjson
 import redis.asyncio as aioredis
 from faststream import AckPolicy
 from faststream.exceptions import AckMessage
@@ -278,7 +278,7 @@ def _event_type(raw: bytes | None) -> str | None:
     if raw.startswith(BinaryMessageFormatV1.IDENTITY_HEADER):
         raw = BinaryMessageFormatV1.parse(raw)[0]  # published by FastStream itself (its test broker, say)
     try:
-        value = json.loads(raw)
+        value = orjson.loads(raw)
     except ValueError:
         return None  # not JSON: the handler's validation fails, and the delivery limit deals with it
     return value.get("type") if isinstance(value, dict) else None
