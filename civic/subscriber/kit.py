@@ -75,6 +75,7 @@ class CivicSubscriber:
         polling_interval_ms: int = 100,
         guard_interval: float = 1.0,
         dead_letter_stream: str | None = None,
+        dead_letter_maxlen: int = 10_000,
     ) -> None:
         self.redis_url = redis_url
         self.group = group
@@ -85,6 +86,7 @@ class CivicSubscriber:
         self.polling_interval_ms = polling_interval_ms
         self.guard_interval = guard_interval
         self.dead_letter_stream = dead_letter_stream or f"{prefix}:dlq:{group}"
+        self.dead_letter_maxlen = dead_letter_maxlen
         self.redis: aioredis.Redis = aioredis.Redis.from_url(redis_url)
         self._subscriptions: list[_Subscription] = []
         self._guard: asyncio.Task[None] | None = None
@@ -193,6 +195,8 @@ class CivicSubscriber:
                 "group": self.group,
                 "deliveries": str(deliveries),
             },
+            maxlen=self.dead_letter_maxlen,  # the newest are kept: a flood of poison must not fill Redis
+            approximate=True,
         )
         self.dead_lettered += 1
         log.error(
