@@ -6,8 +6,8 @@ and FastStream, in a consumer group of its own. Run it with
     NEIGHBOURHOOD_TENANT=kreis-dithmarschen NEIGHBOURHOOD_BOARD_URL=https://board.example/api/posts \\
     REDIS_URL=redis://127.0.0.1:6379/0 python clients/faststream/neighbourhood_app.py
 
-or with FastStream's own command (``faststream run clients.faststream.neighbourhood_app:app``). Its AsyncAPI
-document: ``python clients/faststream/neighbourhood_app.py --asyncapi`` (kept in neighbourhood_app.asyncapi.json).
+(``app`` is an ordinary FastStream application). Its AsyncAPI document, as FastStream makes it:
+``python clients/faststream/neighbourhood_app.py --asyncapi`` (kept in neighbourhood_app.asyncapi.json).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from civic.subscriber.events import RegistrationMeetingPublishedV1
 class Settings:
     tenant: str = field(default_factory=lambda: os.environ.get("NEIGHBOURHOOD_TENANT", "kreis-dithmarschen"))
     board_url: str = field(
-        default_factory=lambda: os.environ.get("NEIGHBOURHOOD_BOARD_URL", "http://127.0.0.1:18500/posts")
+        default_factory=lambda: os.environ.get("NEIGHBOURHOOD_BOARD_URL", "http://127.0.0.1:8080/posts")
     )
     redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     #: civic's CIVIC_STREAM_PREFIX.
