@@ -18,7 +18,8 @@ EVENT_FIELD: Final = "__data__"
 #: Where entries written before kept the CloudEvent; still read, so a rolling upgrade loses nothing.
 LEGACY_EVENT_FIELD: Final = "event"
 #: The producing service's outbox position of the event (a decimal string); the same event published again
-#: (after Redis lost its data, or a replay) carries the same position.
+#: (after Redis lost its data, or a replay) carries the same position. Not strictly increasing along a stream:
+#: transactions commit in any order.
 POSITION_FIELD = "position"
 EventField = Literal["__data__", "event"]
 _EVENT_B, _LEGACY_B = EVENT_FIELD.encode(), LEGACY_EVENT_FIELD.encode()
