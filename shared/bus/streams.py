@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from shared.contracts.spec import PRIVATE_PREFIX
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -18,6 +20,10 @@ class Keys:
     prefix: str = "civic"
 
     def stream(self, logical: str) -> str:
+        """Public streams under ``<prefix>:stream:``, private ones under ``<prefix>:private:``, so one Redis ACL
+        key pattern (``~<prefix>:stream:*``) gives outside subscribers the public ones and nothing else."""
+        if logical.startswith(PRIVATE_PREFIX):
+            return f"{self.prefix}:private:{logical.removeprefix(PRIVATE_PREFIX)}"
         return f"{self.prefix}:stream:{logical}"
 
     def dead_letters(self, service: str) -> str:
