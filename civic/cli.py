@@ -243,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--check", action="store_true")
     sub.add_parser(
         "redis-acl",
-        help="print a Redis ACL file (passwords from CIVIC_REDIS_PASSWORD_<SERVICE>, CIVIC_REDIS_PASSWORD_SUBSCRIBER)",
+        help="print a Redis ACL file (passwords from CIVIC_REDIS_PASSWORD_<SERVICE>, _SUBSCRIBER and, for the "
+        "operator's default user, _ADMIN)",
     )
     args = p.parse_args(argv)
 
@@ -275,7 +276,11 @@ def redis_acl() -> int:
         print(f"set {', '.join(missing)}", file=sys.stderr)
         return 2
     subscriber = passwords.pop("subscriber")
-    print(acl_file(passwords, subscriber, Keys(get_settings().stream_prefix), consumers()), end="")
+    admin = os.environ.get("CIVIC_REDIS_PASSWORD_ADMIN") or None
+    # Not through Settings: this one-shot needs no database, JWT or privacy secret, which production mode demands.
+    keys = Keys(os.environ.get("CIVIC_STREAM_PREFIX") or "civic")
+    text = acl_file(passwords, subscriber, keys, consumers(), admin_password=admin)
+    print(text, end="")
     return 0
 
 

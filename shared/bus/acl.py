@@ -8,6 +8,7 @@ asks. ``civic redis-acl`` prints these rules for an operator's ACL file; the tes
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 
 from shared.bus.streams import Keys
@@ -35,14 +36,19 @@ def service_key_patterns(
     return patterns
 
 
+def _password(password: str) -> str:
+    """As Redis stores it: the SHA-256 of the password, so an ACL file holds no password in the clear."""
+    return "#" + hashlib.sha256(password.encode()).hexdigest()
+
+
 def service_rule(service: str, password: str, keys: Keys, consumes: Iterable[str] = ()) -> str:
     """The body of ``ACL SETUSER`` / a ``user`` line of an ACL file for a service's Redis user."""
     patterns = " ".join(f"~{p}" for p in service_key_patterns(service, keys, consumes))
-    return f"on >{password} resetkeys resetchannels {patterns} {SERVICE_COMMANDS}"
+    return f"on {_password(password)} resetkeys resetchannels {patterns} {SERVICE_COMMANDS}"
 
 
 def subscriber_rule(password: str, keys: Keys) -> str:
-    return f"on >{password} resetkeys resetchannels ~{keys.prefix}:stream:* {SUBSCRIBER_COMMANDS}"
+    return f"on {_password(password)} resetkeys resetchannels ~{keys.prefix}:stream:* {SUBSCRIBER_COMMANDS}"
 
 
 def acl_file(
@@ -52,10 +58,12 @@ def acl_file(
     consumers: Mapping[str, Sequence[str]],
     *,
     user_prefix: str = "civic-",
+    admin_password: str | None = None,
 ) -> str:
-    """An ACL file (``aclfile``) with a user per service and ``<user_prefix>subscriber``; the default user is
-    turned off, so an operator adds their own administrative user."""
-    lines = ["user default off"]
+    """An ACL file (``aclfile``) with a user per service and ``<user_prefix>subscriber``. The default user is
+    the operator's (everything, with ``admin_password``) or, without one, turned off."""
+    admin = f"on {_password(admin_password)} ~* &* +@all" if admin_password else "off"
+    lines = [f"user default {admin}"]
     for service, password in sorted(passwords.items()):
         lines.append(f"user {user_prefix}{service} {service_rule(service, password, keys, consumers.get(service, ()))}")
     lines.append(f"user {user_prefix}subscriber {subscriber_rule(subscriber_password, keys)}")
