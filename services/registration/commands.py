@@ -34,7 +34,7 @@ from shared.contracts.registration import (
 from shared.db import Conn
 from shared.http.problems import Problem
 from shared.logs import current_correlation_id
-from shared.privacy import new_key, store_keys
+from shared.privacy import new_key
 from shared.service import ServiceContext
 
 Channel = Literal["online", "email", "phone", "in_person"]
@@ -356,6 +356,10 @@ class Decision:
 
 
 INSERT_REGISTRATIONS = (
+    # The registrations' keys (the keyring, shared/privacy.py) in the same statement: no extra round trip
+    # while the meeting's lock is held.
+    "with keys as (insert into person_keys (id, tenant, key) "
+    "select * from unnest($2::uuid[], $3::text[], $4::bytea[])) "
     "insert into registrations (id, tenant, meeting_id, slot_id, secret, status, seats, companions, channel, name, "
     "email, phone, locale, age, guardian_consent, answers, attestations, privacy_consent_at, ticket_code, "
     "created_at, confirmed_at) "
@@ -408,8 +412,14 @@ async def decide_and_write(
             correlations += [claim.correlation_id] * len(events)
         if registrations:
             # ``str`` for the meeting id, an asyncpg UUID that orjson does not know.
-            await conn.execute(INSERT_REGISTRATIONS, orjson.dumps(registrations, default=str).decode())
-            await store_keys(conn, [(r["id"], meeting.tenant, c.key) for r, c in _written(registrations, claims)])
+            written = _written(registrations, claims)
+            await conn.execute(
+                INSERT_REGISTRATIONS,
+                orjson.dumps(registrations, default=str).decode(),
+                [r["id"] for r, _ in written],
+                [meeting.tenant] * len(written),
+                [c.key for _, c in written],
+            )
             # Counted under the lock, capacity included (the cached meeting may be a moment behind an edit).
             last = rows[-1]
             payloads.append(
