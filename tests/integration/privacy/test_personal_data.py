@@ -361,7 +361,9 @@ async def test_no_personal_data_on_public_streams_erasure_everywhere_and_export(
                         entries = await admin.xrange(private_key)
                         return any(second["id"].encode() in f[b"event"] for _, f in entries)
 
-                    await eventually(unacknowledged, timeout=90, what="the second registration on the private stream, unread")
+                    await eventually(
+                        unacknowledged, timeout=90, what="the second registration on the private stream, unread"
+                    )
                     # A backup of Redis's files, taken while the canary's events are in them.
                     await snapshot(admin)
                     backup = own_redis.files()
