@@ -9,6 +9,7 @@ civic subscribers add|list|remove     outside consumer groups trimming waits for
 civic dlq list|show|retry|drop        dead letters
 civic token --tenant T --roles r,s    a development bearer token for staff endpoints
 civic contracts [--check]             write (or check) docs/events/ (JSON Schemas, AsyncAPI) and the kit's models
+civic redis-acl                       Redis ACL file: a user per service, one for outside subscribers
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ import asyncpg
 
 from civic.services import ALL, consumers, select
 from shared import db
+from shared.bus.acl import acl_file
 from shared.bus.consumer import Consumer
 from shared.bus.maintenance import group_states
 from shared.bus.streams import Keys, ensure_group, entry_fields, redis_client
 from shared.contracts.asyncapi import generated_files
 from shared.contracts.registry import REGISTRY
 from shared.http.auth import mint_token
+from shared.privacy import share_keyrings
 from shared.service import ServiceContext, bind
 from shared.settings import get_settings
 
@@ -52,6 +55,8 @@ async def migrate(names: str | None) -> None:
             for stream in sorted({REGISTRY.get(t).stream for t in d.subscriptions}):
                 created = await ensure_group(redis, keys.stream(stream), d.name)
                 print(f"  group {d.name} on {keys.stream(stream)}: {'created' if created else 'exists'}")
+        # After all of them: a keyring can be shared only with roles that exist.
+        await share_keyrings(s.database_url, select(names))
     finally:
         await redis.aclose()
 
@@ -357,6 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--subject", default="dev")
     c = sub.add_parser("contracts", help="write or check docs/events")
     c.add_argument("--check", action="store_true")
+    sub.add_parser(
+        "redis-acl",
+        help="print a Redis ACL file (passwords from CIVIC_REDIS_PASSWORD_<SERVICE>, _SUBSCRIBER and, for the "
+        "operator's default user, _ADMIN)",
+    )
     args = p.parse_args(argv)
 
     if args.cmd == "migrate":
@@ -390,6 +400,25 @@ def main(argv: list[str] | None = None) -> int:
         print(mint_token(tenant=args.tenant, roles=args.roles.split(","), subject=args.subject))
     elif args.cmd == "contracts":
         return contracts(args.check)
+    elif args.cmd == "redis-acl":
+        return redis_acl()
+    return 0
+
+
+def redis_acl() -> int:
+    """The ACL file for this installation's prefix; each password from the environment (none is made up)."""
+    names = [*ALL, "subscriber"]
+    passwords = {n: os.environ.get(f"CIVIC_REDIS_PASSWORD_{n.upper()}", "") for n in names}
+    missing = [f"CIVIC_REDIS_PASSWORD_{n.upper()}" for n, pw in passwords.items() if not pw]
+    if missing:
+        print(f"set {', '.join(missing)}", file=sys.stderr)
+        return 2
+    subscriber = passwords.pop("subscriber")
+    admin = os.environ.get("CIVIC_REDIS_PASSWORD_ADMIN") or None
+    # Not through Settings: this one-shot needs no database, JWT or privacy secret, which production mode demands.
+    keys = Keys(os.environ.get("CIVIC_STREAM_PREFIX") or "civic")
+    text = acl_file(passwords, subscriber, keys, consumers(), admin_password=admin)
+    print(text, end="")
     return 0
 
 

@@ -73,6 +73,9 @@ class ServiceDefinition:
     #: Routes outside /api/<name>/ (such as QR short links), mounted at the root.
     root_router: APIRouter | None = None
     pool_size: int = 10
+    #: Services whose role may read this service's keyring (``person_keys``, see shared/privacy.py): the
+    #: consumers of its sealed personal data.
+    key_readers: tuple[str, ...] = ()
 
     @property
     def schema(self) -> str:

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-in-production-0123456789"
+DEV_PRIVACY_SECRET = "dev-only-privacy-secret-change-me-0123456789"
 
 
 class Settings(BaseSettings):
@@ -42,6 +43,10 @@ class Settings(BaseSettings):
     # body); "event" only while processes of a version that reads nothing else still run (docs/events.md).
     stream_event_field: Literal["__data__", "event"] = "__data__"
 
+    # Privacy (docs/privacy.md): the installation's key for the keyed HMACs that stand for a person on the bus
+    # (person.erased) and in stored pseudonyms. Shared by every service; never leaves the installation.
+    privacy_secret: str = DEV_PRIVACY_SECRET
+
     #: Tests only: a file holding the instant "now" should be (see shared/clock.py FileClock).
     clock_file: str | None = None
 
@@ -55,6 +60,8 @@ class Settings(BaseSettings):
                 raise ValueError("CIVIC_JWT_SECRET (or CIVIC_JWT_PUBLIC_KEY) must be set in production mode")
             if len(self.jwt_secret) < 32 and not self.jwt_public_key:
                 raise ValueError("CIVIC_JWT_SECRET must have at least 32 characters")
+            if self.privacy_secret == DEV_PRIVACY_SECRET or len(self.privacy_secret) < 32:
+                raise ValueError("CIVIC_PRIVACY_SECRET must be set (at least 32 characters) in production mode")
         return self
 
 

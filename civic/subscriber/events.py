@@ -10,19 +10,25 @@ from pydantic import Field
 from civic.subscriber.cloudevent import CloudEvent
 from shared.contracts.common import DeadlineApproachingV1
 from shared.contracts.content import ContentPublishedV1, PhaseStartedV1, QrScannedV1
-from shared.contracts.notifications import NotificationFailedV1, NotificationSentV1
+from shared.contracts.notifications import NotificationFailedV1, NotificationSentV1, PersonExportContributedV1
 from shared.contracts.registration import (
     MeetingCancelledV1,
     MeetingChangedV1,
     MeetingPublishedV1,
     PersonErasedV1,
+    PersonErasedV2,
+    PersonExportRequestedV1,
     RegistrationCancelledV1,
+    RegistrationCancelledV2,
     RegistrationCheckedInV1,
     RegistrationConfirmedV1,
+    RegistrationConfirmedV2,
     RegistrationPromotedV1,
+    RegistrationPromotedV2,
     RegistrationReceivedV1,
     RegistrationsAnonymisedV1,
     RegistrationWaitlistedV1,
+    RegistrationWaitlistedV2,
     SeatsChangedV1,
 )
 from shared.contracts.surveys import ResponseCompletedV1, SurveyClosedV1, SurveyOpenedV1, SurveyPublishedV1
@@ -64,6 +70,14 @@ class NotificationsNotificationSentV1(CloudEvent[NotificationSentV1]):
     type: Literal["civic.notifications.notification.sent.v1"] = "civic.notifications.notification.sent.v1"
 
 
+class NotificationsPersonExportContributedV1(CloudEvent[PersonExportContributedV1]):
+    """The notifications service's records for a data export (sealed). Personal data: sealed."""
+
+    type: Literal["civic.notifications.person.export_contributed.v1"] = (
+        "civic.notifications.person.export_contributed.v1"
+    )
+
+
 class RegistrationDeadlineApproachingV1(CloudEvent[DeadlineApproachingV1]):
     """A registration deadline or a meeting start is near."""
 
@@ -95,15 +109,33 @@ class RegistrationMeetingSeatsChangedV1(CloudEvent[SeatsChangedV1]):
 
 
 class RegistrationPersonErasedV1(CloudEvent[PersonErasedV1]):
-    """A person's data was erased on request. Personal data: email_sha256, phone_sha256."""
+    """Retired (see v2). Personal data: email_sha256, phone_sha256."""
 
     type: Literal["civic.registration.person.erased.v1"] = "civic.registration.person.erased.v1"
 
 
+class RegistrationPersonErasedV2(CloudEvent[PersonErasedV2]):
+    """A person's data was erased on request (keyed HMACs of the contact only). Personal data: email_hmac, phone_hmac."""
+
+    type: Literal["civic.registration.person.erased.v2"] = "civic.registration.person.erased.v2"
+
+
+class RegistrationPersonExportRequestedV1(CloudEvent[PersonExportRequestedV1]):
+    """Staff asked for a person's data export (the e-mail address or phone number sealed). Personal data: sealed."""
+
+    type: Literal["civic.registration.person.export_requested.v1"] = "civic.registration.person.export_requested.v1"
+
+
 class RegistrationRegistrationCancelledV1(CloudEvent[RegistrationCancelledV1]):
-    """A registration was cancelled. Personal data: contact."""
+    """Retired (see v2). Personal data: contact."""
 
     type: Literal["civic.registration.registration.cancelled.v1"] = "civic.registration.registration.cancelled.v1"
+
+
+class RegistrationRegistrationCancelledV2(CloudEvent[RegistrationCancelledV2]):
+    """A registration was cancelled (contact sealed). Personal data: sealed."""
+
+    type: Literal["civic.registration.registration.cancelled.v2"] = "civic.registration.registration.cancelled.v2"
 
 
 class RegistrationRegistrationCheckedInV1(CloudEvent[RegistrationCheckedInV1]):
@@ -113,15 +145,27 @@ class RegistrationRegistrationCheckedInV1(CloudEvent[RegistrationCheckedInV1]):
 
 
 class RegistrationRegistrationConfirmedV1(CloudEvent[RegistrationConfirmedV1]):
-    """A registration holds a seat. Personal data: contact, ticket_code, manage_url."""
+    """Retired (see v2). Personal data: contact, ticket_code, manage_url."""
 
     type: Literal["civic.registration.registration.confirmed.v1"] = "civic.registration.registration.confirmed.v1"
 
 
+class RegistrationRegistrationConfirmedV2(CloudEvent[RegistrationConfirmedV2]):
+    """A registration holds a seat (contact, ticket code and manage link sealed). Personal data: sealed."""
+
+    type: Literal["civic.registration.registration.confirmed.v2"] = "civic.registration.registration.confirmed.v2"
+
+
 class RegistrationRegistrationPromotedV1(CloudEvent[RegistrationPromotedV1]):
-    """A waitlisted registration got a seat. Personal data: contact, ticket_code, manage_url."""
+    """Retired (see v2). Personal data: contact, ticket_code, manage_url."""
 
     type: Literal["civic.registration.registration.promoted.v1"] = "civic.registration.registration.promoted.v1"
+
+
+class RegistrationRegistrationPromotedV2(CloudEvent[RegistrationPromotedV2]):
+    """A waitlisted registration got a seat (contact, ticket code and manage link sealed). Personal data: sealed."""
+
+    type: Literal["civic.registration.registration.promoted.v2"] = "civic.registration.registration.promoted.v2"
 
 
 class RegistrationRegistrationReceivedV1(CloudEvent[RegistrationReceivedV1]):
@@ -131,9 +175,15 @@ class RegistrationRegistrationReceivedV1(CloudEvent[RegistrationReceivedV1]):
 
 
 class RegistrationRegistrationWaitlistedV1(CloudEvent[RegistrationWaitlistedV1]):
-    """A registration is on the waiting list. Personal data: contact, manage_url."""
+    """Retired (see v2). Personal data: contact, manage_url."""
 
     type: Literal["civic.registration.registration.waitlisted.v1"] = "civic.registration.registration.waitlisted.v1"
+
+
+class RegistrationRegistrationWaitlistedV2(CloudEvent[RegistrationWaitlistedV2]):
+    """A registration is on the waiting list (contact and manage link sealed). Personal data: sealed."""
+
+    type: Literal["civic.registration.registration.waitlisted.v2"] = "civic.registration.registration.waitlisted.v2"
 
 
 class RegistrationRegistrationsAnonymisedV1(CloudEvent[RegistrationsAnonymisedV1]):
@@ -179,19 +229,29 @@ ContentEvent = Annotated[
 NotificationsEvent = Annotated[
     NotificationsNotificationFailedV1 | NotificationsNotificationSentV1, Field(discriminator="type")
 ]
+Private.NotificationsEvent = Annotated[NotificationsPersonExportContributedV1, Field(discriminator="type")]
+Private.RegistrationEvent = Annotated[
+    RegistrationPersonErasedV1
+    | RegistrationPersonErasedV2
+    | RegistrationPersonExportRequestedV1
+    | RegistrationRegistrationCancelledV1
+    | RegistrationRegistrationCancelledV2
+    | RegistrationRegistrationConfirmedV1
+    | RegistrationRegistrationConfirmedV2
+    | RegistrationRegistrationPromotedV1
+    | RegistrationRegistrationPromotedV2
+    | RegistrationRegistrationWaitlistedV1
+    | RegistrationRegistrationWaitlistedV2,
+    Field(discriminator="type"),
+]
 RegistrationEvent = Annotated[
     RegistrationDeadlineApproachingV1
     | RegistrationMeetingCancelledV1
     | RegistrationMeetingChangedV1
     | RegistrationMeetingPublishedV1
     | RegistrationMeetingSeatsChangedV1
-    | RegistrationPersonErasedV1
-    | RegistrationRegistrationCancelledV1
     | RegistrationRegistrationCheckedInV1
-    | RegistrationRegistrationConfirmedV1
-    | RegistrationRegistrationPromotedV1
     | RegistrationRegistrationReceivedV1
-    | RegistrationRegistrationWaitlistedV1
     | RegistrationRegistrationsAnonymisedV1,
     Field(discriminator="type"),
 ]
@@ -212,18 +272,25 @@ MODELS: dict[str, type[CloudEvent[Any]]] = {
     "civic.content.qr.scanned.v1": ContentQrScannedV1,
     "civic.notifications.notification.failed.v1": NotificationsNotificationFailedV1,
     "civic.notifications.notification.sent.v1": NotificationsNotificationSentV1,
+    "civic.notifications.person.export_contributed.v1": NotificationsPersonExportContributedV1,
     "civic.registration.deadline.approaching.v1": RegistrationDeadlineApproachingV1,
     "civic.registration.meeting.cancelled.v1": RegistrationMeetingCancelledV1,
     "civic.registration.meeting.changed.v1": RegistrationMeetingChangedV1,
     "civic.registration.meeting.published.v1": RegistrationMeetingPublishedV1,
     "civic.registration.meeting.seats_changed.v1": RegistrationMeetingSeatsChangedV1,
     "civic.registration.person.erased.v1": RegistrationPersonErasedV1,
+    "civic.registration.person.erased.v2": RegistrationPersonErasedV2,
+    "civic.registration.person.export_requested.v1": RegistrationPersonExportRequestedV1,
     "civic.registration.registration.cancelled.v1": RegistrationRegistrationCancelledV1,
+    "civic.registration.registration.cancelled.v2": RegistrationRegistrationCancelledV2,
     "civic.registration.registration.checked_in.v1": RegistrationRegistrationCheckedInV1,
     "civic.registration.registration.confirmed.v1": RegistrationRegistrationConfirmedV1,
+    "civic.registration.registration.confirmed.v2": RegistrationRegistrationConfirmedV2,
     "civic.registration.registration.promoted.v1": RegistrationRegistrationPromotedV1,
+    "civic.registration.registration.promoted.v2": RegistrationRegistrationPromotedV2,
     "civic.registration.registration.received.v1": RegistrationRegistrationReceivedV1,
     "civic.registration.registration.waitlisted.v1": RegistrationRegistrationWaitlistedV1,
+    "civic.registration.registration.waitlisted.v2": RegistrationRegistrationWaitlistedV2,
     "civic.registration.registrations.anonymised.v1": RegistrationRegistrationsAnonymisedV1,
     "civic.surveys.deadline.approaching.v1": SurveysDeadlineApproachingV1,
     "civic.surveys.response.completed.v1": SurveysResponseCompletedV1,
@@ -243,19 +310,28 @@ STREAM_TYPES: dict[str, tuple[str, ...]] = {
         "civic.notifications.notification.failed.v1",
         "civic.notifications.notification.sent.v1",
     ),
+    "private.notifications": ("civic.notifications.person.export_contributed.v1",),
+    "private.registration": (
+        "civic.registration.person.erased.v1",
+        "civic.registration.person.erased.v2",
+        "civic.registration.person.export_requested.v1",
+        "civic.registration.registration.cancelled.v1",
+        "civic.registration.registration.cancelled.v2",
+        "civic.registration.registration.confirmed.v1",
+        "civic.registration.registration.confirmed.v2",
+        "civic.registration.registration.promoted.v1",
+        "civic.registration.registration.promoted.v2",
+        "civic.registration.registration.waitlisted.v1",
+        "civic.registration.registration.waitlisted.v2",
+    ),
     "registration": (
         "civic.registration.deadline.approaching.v1",
         "civic.registration.meeting.cancelled.v1",
         "civic.registration.meeting.changed.v1",
         "civic.registration.meeting.published.v1",
         "civic.registration.meeting.seats_changed.v1",
-        "civic.registration.person.erased.v1",
-        "civic.registration.registration.cancelled.v1",
         "civic.registration.registration.checked_in.v1",
-        "civic.registration.registration.confirmed.v1",
-        "civic.registration.registration.promoted.v1",
         "civic.registration.registration.received.v1",
-        "civic.registration.registration.waitlisted.v1",
         "civic.registration.registrations.anonymised.v1",
     ),
     "surveys": (

@@ -19,9 +19,7 @@ definition = ServiceDefinition(
         "civic.registration.meeting.changed.v1": projections.meeting_snapshot,
         "civic.registration.meeting.cancelled.v1": projections.meeting_cancelled,
         "civic.registration.meeting.seats_changed.v1": projections.seats_changed,
-        "civic.registration.registration.confirmed.v1": projections.seats_changed,
-        "civic.registration.registration.promoted.v1": projections.seats_changed,
-        "civic.registration.registration.cancelled.v1": projections.seats_changed,
+        # Seat counts come from seats_changed only: the per-registration events are private (docs/privacy.md).
         "civic.surveys.survey.published.v1": projections.survey_published,
         "civic.surveys.survey.opened.v1": projections.survey_opened,
         "civic.surveys.survey.closed.v1": projections.survey_closed,

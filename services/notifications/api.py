@@ -19,6 +19,7 @@ from services.notifications.webhooks import check_url, endpoint_json
 from shared.http.auth import Staff
 from shared.http.email import Email
 from shared.http.problems import Problem
+from shared.privacy import person_hmac
 from shared.service import context_of
 
 NAME = "notifications"
@@ -114,6 +115,7 @@ def build_router(settings: NotificationSettings) -> APIRouter:
                 tenant=body.tenant,
                 address=body.email,
                 email_sha256=domain.email_sha256(body.email),
+                email_hmac=person_hmac(ctx.settings.privacy_secret, "email", body.email),
                 recipient_key=key,
                 locale=body.locale,
                 process_id=body.process_id,

@@ -13,21 +13,31 @@ from services.notifications.settings import NotificationSettings
 from shared.bus.consumer import accept_newer
 from shared.contracts.common import DeadlineApproachingV1
 from shared.contracts.content import ContentPublishedV1
+from shared.contracts.notifications import PersonExportContributedV1
 from shared.contracts.registration import (
     Contact,
     MeetingCancelledV1,
     MeetingSnapshotV1,
     PersonErasedV1,
+    PersonErasedV2,
+    PersonExportRequestedV1,
+    RegistrantData,
     RegistrationCancelledV1,
+    RegistrationCancelledV2,
     RegistrationCheckedInV1,
     RegistrationConfirmedV1,
+    RegistrationConfirmedV2,
     RegistrationPromotedV1,
+    RegistrationPromotedV2,
     RegistrationsAnonymisedV1,
     RegistrationWaitlistedV1,
+    RegistrationWaitlistedV2,
+    registrant_context,
 )
 from shared.contracts.registry import REGISTRY, Event
 from shared.contracts.surveys import SurveyOpenedV1, SurveyPublishedV1
 from shared.db import Conn
+from shared.privacy import KeyGone, open_sealed, producer_key, seal
 from shared.service import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -88,6 +98,27 @@ class Handlers:
 
     # -- registrations ----------------------------------------------------------------------------------
 
+    async def _registrant(self, conn: Conn, event: Event) -> RegistrantData | None:
+        """The registrant's contact, ticket code and manage link: sealed in version 2 (opened with the key from
+        registration's keyring), in the clear in the retired version 1. None once the person was erased (the key
+        is gone, so an event still pending or replayed mails nobody) or when the event carries no contact."""
+        p = event.payload
+        if isinstance(p, RegistrationConfirmedV1 | RegistrationPromotedV1 | RegistrationWaitlistedV1):
+            return RegistrantData(
+                contact=p.contact, ticket_code=getattr(p, "ticket_code", None), manage_url=p.manage_url
+            )
+        if isinstance(p, RegistrationCancelledV1):
+            return RegistrantData(contact=p.contact) if p.contact else None
+        key_id, sealed = getattr(p, "key_id", None), getattr(p, "sealed", None)
+        if key_id is None or sealed is None:
+            return None
+        try:
+            key = await producer_key(conn, "registration", key_id, event.envelope.tenant)
+        except KeyGone:
+            log.info("registrant's data was erased before this event was handled", extra={"type": event.type})
+            return None
+        return RegistrantData.model_validate(open_sealed(key, sealed, context=registrant_context(key_id)))
+
     async def _registration(
         self, conn: Conn, event: Event, *, registration_id: UUID, meeting_id: UUID, status: str, contact: Contact | None
     ) -> Any:
@@ -134,48 +165,57 @@ class Handlers:
 
     async def registration_confirmed(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
         p = event.payload
-        assert isinstance(p, RegistrationConfirmedV1 | RegistrationPromotedV1)
+        assert isinstance(
+            p, RegistrationConfirmedV1 | RegistrationPromotedV1 | RegistrationConfirmedV2 | RegistrationPromotedV2
+        )
+        data = await self._registrant(conn, event)
+        if data is None:
+            return
         row = await self._registration(
             conn,
             event,
             registration_id=p.registration_id,
             meeting_id=p.meeting_id,
             status="confirmed",
-            contact=p.contact,
+            contact=data.contact,
         )
-        template = "promoted" if isinstance(p, RegistrationPromotedV1) else "confirmed"
+        template = "promoted" if isinstance(p, RegistrationPromotedV1 | RegistrationPromotedV2) else "confirmed"
         personal = {
-            "ticket_code": p.ticket_code,
-            "manage_url": p.manage_url,
+            "ticket_code": data.ticket_code,
+            "manage_url": data.manage_url,
             "companions": getattr(p, "companions", 0),
         }
         await self._mail_registrant(ctx, conn, event, row, template, personal)
 
     async def registration_waitlisted(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
         p = event.payload
-        assert isinstance(p, RegistrationWaitlistedV1)
+        assert isinstance(p, RegistrationWaitlistedV1 | RegistrationWaitlistedV2)
+        data = await self._registrant(conn, event)
+        if data is None:
+            return
         row = await self._registration(
             conn,
             event,
             registration_id=p.registration_id,
             meeting_id=p.meeting_id,
             status="waitlisted",
-            contact=p.contact,
+            contact=data.contact,
         )
         await self._mail_registrant(
-            ctx, conn, event, row, "waitlisted", {"position": p.position, "manage_url": p.manage_url}
+            ctx, conn, event, row, "waitlisted", {"position": p.position, "manage_url": data.manage_url}
         )
 
     async def registration_cancelled(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
         p = event.payload
-        assert isinstance(p, RegistrationCancelledV1)
+        assert isinstance(p, RegistrationCancelledV1 | RegistrationCancelledV2)
+        data = await self._registrant(conn, event)
         row = await self._registration(
             conn,
             event,
             registration_id=p.registration_id,
             meeting_id=p.meeting_id,
             status="cancelled",
-            contact=p.contact,
+            contact=data.contact if data else None,
         )
         await self._mail_registrant(ctx, conn, event, row, f"cancelled_{p.cancelled_by.removesuffix('_cancelled')}", {})
 
@@ -190,12 +230,42 @@ class Handlers:
 
     async def person_erased(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
         p = event.payload
-        assert isinstance(p, PersonErasedV1 | RegistrationsAnonymisedV1)
+        assert isinstance(p, PersonErasedV1 | PersonErasedV2 | RegistrationsAnonymisedV1)
         tenant = event.envelope.tenant
         await repository.erase_registrations(conn, tenant, list(p.registration_ids))
+        # The person asked to be forgotten: their news subscriptions go too.
+        if isinstance(p, PersonErasedV2) and p.email_hmac:
+            await repository.erase_recipient(conn, tenant, p.email_hmac, column="email_hmac")
         if isinstance(p, PersonErasedV1) and p.email_sha256:
-            # The person asked to be forgotten: their news subscriptions go too.
             await repository.erase_recipient(conn, tenant, p.email_sha256)
+
+    async def person_export_requested(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
+        """Answer a data export request with this service's records, sealed under the export's key."""
+        p = event.payload
+        assert isinstance(p, PersonExportRequestedV1)
+        tenant = event.envelope.tenant
+        try:
+            key = await producer_key(conn, "registration", p.key_id, tenant)
+        except KeyGone:
+            return  # the export expired or its person was erased before we got to it
+        subject = open_sealed(key, p.sealed, context=f"export:{p.export_id}")
+        records: dict[str, Any] = {"recipients": [], "subscriptions": [], "registrations": [], "deliveries": []}
+        email = subject.get("email")
+        if email:
+            # Phone numbers: this service keeps none.
+            records = await repository.person_records(
+                conn, tenant, email, domain.recipient_key(self.settings.signing_secret, email)
+            )
+        await ctx.outbox.record(
+            conn,
+            PersonExportContributedV1(
+                export_id=p.export_id,
+                key_id=p.key_id,
+                sealed=seal(key, {"records": records}, context=f"export:{p.export_id}:notifications"),
+            ),
+            tenant=tenant,
+            subject=f"export/{p.export_id}",
+        )
 
     # -- reminders and news -----------------------------------------------------------------------------
 

@@ -196,11 +196,14 @@ async def erase_registrations(conn: Conn, tenant: str, ids: list[UUID]) -> None:
     await _blank_deliveries(conn, "registration_id = any($2)", tenant, ids)
 
 
-async def erase_recipient(conn: Conn, tenant: str, email_sha256: str) -> None:
+async def erase_recipient(conn: Conn, tenant: str, email_sha256: str, *, column: str = "email_sha256") -> None:
+    """Delete the recipient (its subscriptions with it) found by ``column`` (``email_sha256`` for
+    person.erased.v1, ``email_hmac`` for v2) and blank its deliveries."""
+    assert column in ("email_sha256", "email_hmac")
     keys = await conn.fetch(
-        "select recipient_key from recipients where tenant = $1 and email_sha256 = $2", tenant, email_sha256
+        f"select recipient_key from recipients where tenant = $1 and {column} = $2", tenant, email_sha256
     )
-    await conn.execute("delete from recipients where tenant = $1 and email_sha256 = $2", tenant, email_sha256)
+    await conn.execute(f"delete from recipients where tenant = $1 and {column} = $2", tenant, email_sha256)
     if keys:
         await _blank_deliveries(conn, "recipient_key = any($2)", tenant, [k["recipient_key"] for k in keys])
 
@@ -231,18 +234,20 @@ async def subscribe(
     locale: str,
     process_id: UUID,
     now: datetime,
+    email_hmac: str | None = None,
 ) -> tuple[UUID, str, bool]:
     """Create or re-arm a subscription; (id, state, needs an opt-in mail)."""
     recipient_id = await conn.fetchval(
-        "insert into recipients (id, tenant, address, email_sha256, recipient_key, locale) values"
-        " ($1, $2, $3, $4, $5, $6) on conflict (tenant, email_sha256) do update set address = excluded.address,"
-        " locale = excluded.locale returning id",
+        "insert into recipients (id, tenant, address, email_sha256, recipient_key, locale, email_hmac) values"
+        " ($1, $2, $3, $4, $5, $6, $7) on conflict (tenant, email_sha256) do update set address = excluded.address,"
+        " locale = excluded.locale, email_hmac = coalesce(excluded.email_hmac, recipients.email_hmac) returning id",
         uuid4(),
         tenant,
         address,
         email_sha256,
         recipient_key,
         locale,
+        email_hmac,
     )
     row = await conn.fetchrow(
         "select id, state from subscriptions where tenant = $1 and recipient_id = $2 and process_id = $3 for update",
@@ -315,3 +320,61 @@ async def claim(
             max_attempts,
         )
     )
+
+
+# -- data export (GDPR Art. 15) ---------------------------------------------------------------------------
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in dict(row).items():
+        if isinstance(v, datetime):
+            v = v.isoformat()
+        elif isinstance(v, UUID):
+            v = str(v)
+        elif isinstance(v, str) and k in ("personal", "preferences") and v[:1] == "{":
+            v = json.loads(v)
+        out[k] = v
+    return out
+
+
+async def person_records(conn: Conn, tenant: str, address: str, recipient_key: str) -> dict[str, Any]:
+    """Everything this service holds about one e-mail address: recipient record, subscriptions,
+    registrations it keeps for reminders, and the delivery log's mails to it."""
+    recipients = await conn.fetch(
+        "select id, address, locale, preferences, created_at from recipients"
+        " where tenant = $1 and (lower(address) = lower($2) or recipient_key = $3) order by created_at",
+        tenant,
+        address,
+        recipient_key,
+    )
+    subscriptions = await conn.fetch(
+        "select s.id, s.process_id, s.state, s.created_at, s.confirmed_at from subscriptions s"
+        " join recipients r on r.id = s.recipient_id"
+        " where s.tenant = $1 and (lower(r.address) = lower($2) or r.recipient_key = $3) order by s.created_at",
+        tenant,
+        address,
+        recipient_key,
+    )
+    registrations = await conn.fetch(
+        "select registration_id, meeting_id, status, address, name, locale from registrations"
+        " where tenant = $1 and (lower(address) = lower($2) or recipient_key = $3) order by registration_id",
+        tenant,
+        address,
+        recipient_key,
+    )
+    deliveries = await conn.fetch(
+        "select id, cause_event_id, template, transactional, locale, address, registration_id, subscription_id,"
+        " meeting_id, survey_id, personal, state, attempts, created_at, sent_at from deliveries"
+        " where tenant = $1 and channel = 'email' and (lower(address) = lower($2) or recipient_key = $3)"
+        " order by created_at, id",
+        tenant,
+        address,
+        recipient_key,
+    )
+    return {
+        "recipients": [_plain(r) for r in recipients],
+        "subscriptions": [_plain(r) for r in subscriptions],
+        "registrations": [_plain(r) for r in registrations],
+        "deliveries": [_plain(r) for r in deliveries],
+    }

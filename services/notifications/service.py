@@ -19,7 +19,8 @@ _R, _S, _C = "civic.registration", "civic.surveys", "civic.content"
 
 
 def subscriptions(h: Handlers) -> dict[str, ServiceHandler]:
-    """What the service reacts to. Every event (but our own) may also go to webhook endpoints."""
+    """What the service reacts to. Every public event (but our own) may also go to webhook endpoints; private
+    ones (personal data, sealed) never leave civic."""
     specific: dict[str, ServiceHandler] = {
         f"{_R}.meeting.published.v1": h.meeting_snapshot,
         f"{_R}.meeting.changed.v1": h.meeting_snapshot,
@@ -29,7 +30,13 @@ def subscriptions(h: Handlers) -> dict[str, ServiceHandler]:
         f"{_R}.registration.waitlisted.v1": h.registration_waitlisted,
         f"{_R}.registration.cancelled.v1": h.registration_cancelled,
         f"{_R}.registration.checked_in.v1": h.registration_checked_in,
+        f"{_R}.registration.confirmed.v2": h.registration_confirmed,
+        f"{_R}.registration.promoted.v2": h.registration_confirmed,
+        f"{_R}.registration.waitlisted.v2": h.registration_waitlisted,
+        f"{_R}.registration.cancelled.v2": h.registration_cancelled,
         f"{_R}.person.erased.v1": h.person_erased,
+        f"{_R}.person.erased.v2": h.person_erased,
+        f"{_R}.person.export_requested.v1": h.person_export_requested,
         f"{_R}.registrations.anonymised.v1": h.person_erased,
         f"{_R}.deadline.approaching.v1": h.deadline_approaching,
         f"{_S}.survey.published.v1": h.survey_snapshot,
@@ -37,8 +44,9 @@ def subscriptions(h: Handlers) -> dict[str, ServiceHandler]:
         f"{_S}.deadline.approaching.v1": h.deadline_approaching,
         f"{_C}.content.published.v1": h.content_published,
     }
-    webhook_types = [s.type for s in REGISTRY if s.producer != "notifications"]
-    return {t: with_webhooks(specific.get(t), h.webhooks) for t in webhook_types}
+    webhook_types = [t for t in REGISTRY.public_types() if REGISTRY.get(t).producer != "notifications"]
+    out = {t: with_webhooks(specific.get(t), h.webhooks) for t in webhook_types}
+    return {**specific, **out}
 
 
 def with_webhooks(handler: ServiceHandler | None, webhooks: ServiceHandler) -> ServiceHandler:

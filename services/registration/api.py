@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from services.registration import checkin, commands, domain, exports, meetings, privacy, store
+from services.registration import checkin, commands, data_export, domain, exports, meetings, privacy, store
 from services.registration.schemas import (
     CancelIn,
     CheckinIn,
@@ -298,6 +299,45 @@ async def export_xlsx(ctx: Ctx, who: Staff, meeting_id: UUID) -> Response:
 @router.post("/staff/erasures")
 async def erase(ctx: Ctx, who: Staff, body: ErasureIn) -> dict[str, Any]:
     """Erase a person's data across all registrations of the tenant, found by e-mail and/or phone."""
+    email, phone = _person(body)
+    return await privacy.erase_person(ctx, who.tenant, email=email, phone=phone)
+
+
+@router.post("/staff/data-exports", status_code=202)
+async def request_data_export(ctx: Ctx, who: Staff, body: ErasureIn) -> dict[str, Any]:
+    """Ask every service for what it holds about a person (GDPR Art. 15); poll the export until complete."""
+    email, phone = _person(body)
+    retention = timedelta(hours=privacy.RetentionSettings().export_retention_hours)
+    return await data_export.request_export(ctx, who.tenant, email=email, phone=phone, retention=retention)
+
+
+@router.get("/staff/data-exports/{export_id}")
+async def data_export_status(ctx: Ctx, who: Staff, export_id: UUID) -> dict[str, Any]:
+    found = await data_export.status(ctx, who.tenant, export_id)
+    if found is None:
+        raise Problem(404, "Not found", detail="no such data export (or it expired)")
+    return found
+
+
+@router.get("/staff/data-exports/{export_id}/export.zip")
+async def data_export_zip(ctx: Ctx, who: Staff, export_id: UUID) -> Response:
+    doc = await data_export.document(ctx, who.tenant, export_id)
+    if doc is None:
+        found = await data_export.status(ctx, who.tenant, export_id)
+        if found is None:
+            raise Problem(404, "Not found", detail="no such data export (or it expired)")
+        raise Problem(
+            409, "Not complete", type_="export-pending", detail="waiting for: " + ", ".join(found["waiting_for"])
+        )
+    return Response(
+        data_export.zip_bytes(doc),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="auskunft-{export_id}.zip"'},
+    )
+
+
+def _person(body: ErasureIn) -> tuple[str | None, str | None]:
+    """The normalised e-mail address and phone number a staff request names (at least one)."""
     errors: list[domain.FieldError] = []
     phone = None
     if not body.email and not body.phone:
@@ -310,4 +350,4 @@ async def erase(ctx: Ctx, who: Staff, body: ErasureIn) -> dict[str, Any]:
     if errors:
         raise commands.invalid(errors)
     email = domain.normalise_email(str(body.email)) if body.email else None
-    return await privacy.erase_person(ctx, who.tenant, email=email, phone=phone)
+    return email, phone

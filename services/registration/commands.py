@@ -19,20 +19,22 @@ import orjson
 
 from services.registration import domain, store, tickets
 from services.registration import events as meeting_events
+from services.registration.personal import registrant_key, sealed
 from services.registration.store import Meeting
 from shared.contracts.envelope import Payload
 from shared.contracts.registration import (
     Contact,
-    RegistrationCancelledV1,
-    RegistrationConfirmedV1,
-    RegistrationPromotedV1,
+    RegistrationCancelledV2,
+    RegistrationConfirmedV2,
+    RegistrationPromotedV2,
     RegistrationReceivedV1,
-    RegistrationWaitlistedV1,
+    RegistrationWaitlistedV2,
     SeatsChangedV1,
 )
 from shared.db import Conn
 from shared.http.problems import Problem
 from shared.logs import current_correlation_id
+from shared.privacy import new_key
 from shared.service import ServiceContext
 
 Channel = Literal["online", "email", "phone", "in_person"]
@@ -285,6 +287,8 @@ class Claim:
     now: datetime
     #: The request's: its events carry it, although a batch of several requests records them.
     correlation_id: str | None
+    #: The registration's key in the keyring: its events' personal data is sealed under it.
+    key: bytes = field(default_factory=new_key, repr=False)
 
     @property
     def seats(self) -> int:
@@ -312,21 +316,29 @@ class Claim:
             assert decision.ticket_code is not None
             return [
                 received,
-                RegistrationConfirmedV1(
+                sealed(
+                    RegistrationConfirmedV2,
+                    self.key,
                     registration_id=self.id,
-                    meeting_id=m.id,
                     contact=contact,
-                    companions=a.companions,
                     ticket_code=decision.ticket_code,
                     manage_url=url,
+                    meeting_id=m.id,
+                    companions=a.companions,
                     seats_left=decision.seats_left,
                 ),
             ]
         assert decision.position is not None
         return [
             received,
-            RegistrationWaitlistedV1(
-                registration_id=self.id, meeting_id=m.id, contact=contact, position=decision.position, manage_url=url
+            sealed(
+                RegistrationWaitlistedV2,
+                self.key,
+                registration_id=self.id,
+                contact=contact,
+                manage_url=url,
+                meeting_id=m.id,
+                position=decision.position,
             ),
         ]
 
@@ -344,6 +356,10 @@ class Decision:
 
 
 INSERT_REGISTRATIONS = (
+    # The registrations' keys (the keyring, shared/privacy.py) in the same statement: no extra round trip
+    # while the meeting's lock is held.
+    "with keys as (insert into person_keys (id, tenant, key) "
+    "select * from unnest($2::uuid[], $3::text[], $4::bytea[])) "
     "insert into registrations (id, tenant, meeting_id, slot_id, secret, status, seats, companions, channel, name, "
     "email, phone, locale, age, guardian_consent, answers, attestations, privacy_consent_at, ticket_code, "
     "created_at, confirmed_at) "
@@ -396,7 +412,14 @@ async def decide_and_write(
             correlations += [claim.correlation_id] * len(events)
         if registrations:
             # ``str`` for the meeting id, an asyncpg UUID that orjson does not know.
-            await conn.execute(INSERT_REGISTRATIONS, orjson.dumps(registrations, default=str).decode())
+            written = _written(registrations, claims)
+            await conn.execute(
+                INSERT_REGISTRATIONS,
+                orjson.dumps(registrations, default=str).decode(),
+                [r["id"] for r, _ in written],
+                [meeting.tenant] * len(written),
+                [c.key for _, c in written],
+            )
             # Counted under the lock, capacity included (the cached meeting may be a moment behind an edit).
             last = rows[-1]
             payloads.append(
@@ -407,6 +430,11 @@ async def decide_and_write(
                 conn, ctx.outbox, meeting.tenant, f"meeting/{meeting.id}", payloads, correlation_ids=correlations
             )
     return decisions
+
+
+def _written(registrations: list[dict[str, Any]], claims: list[Claim]) -> list[tuple[dict[str, Any], Claim]]:
+    by_id = {c.id: c for c in claims}
+    return [(r, by_id[r["id"]]) for r in registrations]
 
 
 class SeatQueue:
@@ -493,18 +521,39 @@ async def promote(ctx: ServiceContext, conn: Conn, meeting: Meeting, slot_id: UU
         taken += reg["seats"]
         seats_moved += reg["seats"]
         events.append(
-            RegistrationPromotedV1(
+            sealed(
+                RegistrationPromotedV2,
+                await registrant_key(conn, rid, meeting.tenant),
                 registration_id=rid,
-                meeting_id=meeting.id,
                 contact=contact_of(reg),
                 ticket_code=code,
                 manage_url=manage_url(ctx, reg["secret"]),
+                meeting_id=meeting.id,
                 seats_left=domain.seats_left(capacity, taken),
             )
         )
     if chosen:
         await store.adjust(conn, meeting.id, slot_id, seats_moved, -len(chosen))
     return events
+
+
+async def cancelled_event(
+    conn: Conn, reg: dict[str, Any], by: CancelledBy, seats_left: int | None
+) -> RegistrationCancelledV2:
+    """The contact sealed, if the registration still has one (an erased registration has none)."""
+    if not (reg["name"] or reg["email"] or reg["phone"]):
+        return RegistrationCancelledV2(
+            registration_id=reg["id"], meeting_id=reg["meeting_id"], cancelled_by=by, seats_left=seats_left
+        )
+    return sealed(
+        RegistrationCancelledV2,
+        await registrant_key(conn, reg["id"], reg["tenant"]),
+        registration_id=reg["id"],
+        contact=contact_of(reg),
+        meeting_id=reg["meeting_id"],
+        cancelled_by=by,
+        seats_left=seats_left,
+    )
 
 
 async def cancel(
@@ -547,12 +596,8 @@ async def cancel(
         promoted = await promote(ctx, conn, meeting, reg["slot_id"])
         c = await store.counts(conn, meeting.id, reg["slot_id"])
         events: list[Payload] = [
-            RegistrationCancelledV1(
-                registration_id=reg["id"],
-                meeting_id=meeting.id,
-                contact=contact_of(reg) if reg["name"] or reg["email"] or reg["phone"] else None,
-                cancelled_by=by,
-                seats_left=domain.seats_left(meeting.capacity_of(reg["slot_id"]), c.confirmed_seats),
+            await cancelled_event(
+                conn, reg, by, domain.seats_left(meeting.capacity_of(reg["slot_id"]), c.confirmed_seats)
             ),
             *promoted,
             await seats_event(conn, meeting),

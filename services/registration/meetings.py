@@ -17,7 +17,6 @@ from shared.contracts.registration import (
     MeetingCancelledV1,
     MeetingChangedV1,
     MeetingPublishedV1,
-    RegistrationCancelledV1,
     Venue,
 )
 from shared.db import Conn
@@ -289,15 +288,7 @@ async def cancel(ctx: ServiceContext, tenant: str, meeting_id: UUID, reason: str
         events: list[Payload] = [MeetingCancelledV1(meeting_id=meeting_id, reason=reason)]
         for r in rows:
             reg = store.registration_dict(r)
-            events.append(
-                RegistrationCancelledV1(
-                    registration_id=reg["id"],
-                    meeting_id=meeting_id,
-                    contact=commands.contact_of(reg) if reg["name"] or reg["email"] or reg["phone"] else None,
-                    cancelled_by="meeting_cancelled",
-                    seats_left=None,
-                )
-            )
+            events.append(await commands.cancelled_event(conn, reg, "meeting_cancelled", None))
         events.append(await commands.seats_event(conn, meeting))
         await commands.record(ctx, conn, meeting, events)
         for kind in DEADLINE_KINDS:

@@ -1,7 +1,9 @@
 """Personal data: erasure on request, and anonymisation once the retention period after a meeting ran out.
 
-Both blank the personal fields and keep the row (seat counts and attendance figures stay right), and both
-publish an event so other services erase what they hold about these registrations.
+Both blank the personal fields and keep the row (seat counts and attendance figures stay right), delete the
+registrations' keys from the keyring (every event that sealed their data becomes unreadable wherever a copy
+is: Redis, its AOF and RDB files and their backups, the outbox), and publish an event so other services erase
+what they hold about these registrations.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from uuid import UUID, uuid4
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.registration import domain
-from shared.contracts.registration import PersonErasedV1, RegistrationsAnonymisedV1
+from services.registration import data_export
+from shared.contracts.registration import PersonErasedV2, RegistrationsAnonymisedV1
 from shared.db import Conn
+from shared.privacy import delete_keys, person_hmac
 from shared.service import Loop, ServiceContext
 
 log = logging.getLogger(__name__)
@@ -28,9 +31,10 @@ BLANK = (
 )
 
 
-# Events recorded before an erasure carry the person's contact; the outbox keeps published rows for days (and
-# publishes them again after Redis lost its data), so the contact is blanked there too. The shape stays valid:
-# a consumer still parses an event published again.
+# Version 1 events (recorded before personal data was sealed) carry the contact in the clear; the outbox keeps
+# published rows for days (and publishes them again after Redis lost its data), so the contact is blanked there.
+# The shape stays valid: a consumer still parses an event published again. Version 2 needs no scrubbing: its
+# sealed data is unreadable once the key is deleted.
 SCRUB_OUTBOX = (
     "update outbox set envelope = jsonb_set(envelope::jsonb, '{data,contact}', "
     '(envelope::jsonb -> \'data\' -> \'contact\') || \'{"name": "", "email": null, "phone": null}\'::jsonb)::text '
@@ -52,6 +56,8 @@ class RetentionSettings(BaseSettings):
     #: Days after a meeting ended until its registrations are anonymised.
     retention_days: int = 30
     retention_interval_seconds: float = 3600.0
+    #: Hours a data export (GDPR Art. 15) can be downloaded; then it and its key are deleted.
+    export_retention_hours: int = 72
 
 
 async def erase_person(ctx: ServiceContext, tenant: str, *, email: str | None, phone: str | None) -> dict[str, Any]:
@@ -67,14 +73,17 @@ async def erase_person(ctx: ServiceContext, tenant: str, *, email: str | None, p
         )
         ids: list[UUID] = [r["id"] for r in rows]
         await scrub_outbox(conn, list(rows))
+        await delete_keys(conn, ids)
+        await erase_exports(conn, ctx, tenant, email=email, phone=phone)
         erasure_id = uuid4()
+        secret = ctx.settings.privacy_secret
         await ctx.outbox.record(
             conn,
-            PersonErasedV1(
+            PersonErasedV2(
                 erasure_id=erasure_id,
                 registration_ids=ids,
-                email_sha256=domain.contact_hash(email) if email else None,
-                phone_sha256=domain.contact_hash(phone) if phone else None,
+                email_hmac=person_hmac(secret, "email", email) if email else None,
+                phone_hmac=person_hmac(secret, "phone", phone) if phone else None,
             ),
             tenant=tenant,
             subject=f"erasure/{erasure_id}",
@@ -103,6 +112,7 @@ async def anonymise_due(ctx: ServiceContext, retention_days: int) -> list[tuple[
             await scrub_outbox(conn, list(rows))
             await conn.execute("update meetings set anonymised_at = $2 where id = $1", m["id"], now)
             ids = [r["id"] for r in rows]
+            await delete_keys(conn, ids)
             await ctx.outbox.record(
                 conn,
                 RegistrationsAnonymisedV1(meeting_id=m["id"], registration_ids=ids),
@@ -113,6 +123,19 @@ async def anonymise_due(ctx: ServiceContext, retention_days: int) -> list[tuple[
     return done
 
 
+async def erase_exports(conn: Conn, ctx: ServiceContext, tenant: str, *, email: str | None, phone: str | None) -> None:
+    """Data exports about the erased person go too (their key with them)."""
+    secret = ctx.settings.privacy_secret
+    rows = await conn.fetch(
+        "delete from data_exports where tenant = $1 and ((email_hmac is not null and email_hmac = $2) "
+        "or (phone_hmac is not null and phone_hmac = $3)) returning id",
+        tenant,
+        person_hmac(secret, "email", email) if email else None,
+        person_hmac(secret, "phone", phone) if phone else None,
+    )
+    await delete_keys(conn, [r["id"] for r in rows])
+
+
 def retention_loop(ctx: ServiceContext, settings: RetentionSettings | None = None) -> Loop:
     s = settings or RetentionSettings()
 
@@ -120,6 +143,7 @@ def retention_loop(ctx: ServiceContext, settings: RetentionSettings | None = Non
         while not stop.is_set():
             try:
                 await anonymise_due(ctx, s.retention_days)
+                await data_export.expire(ctx)
             except Exception:
                 log.exception("retention run failed; trying again later")
             with contextlib.suppress(TimeoutError):

@@ -8,10 +8,10 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from services.surveys import export, qr
+from services.surveys import export, qr, redaction
 from services.surveys.config import SurveysConfig
-from services.surveys.schemas import ResponseIn, SurveyIn, TokensIn
-from services.surveys.store import Survey, Surveys
+from services.surveys.schemas import RemovalIn, ResponseIn, SurveyIn, TokensIn
+from services.surveys.store import Survey, Surveys, lock_key
 from services.surveys.throttle import Throttle
 from shared.http.auth import Staff
 from shared.http.problems import Problem
@@ -146,6 +146,31 @@ def make_router(config: SurveysConfig) -> APIRouter:
     ) -> dict[str, Any]:
         svc, _ = use(request)
         return await svc.texts(await svc.get(who.tenant, survey_id), question_id, after, limit)
+
+    @router.post(
+        "/surveys/{survey_id}/texts/{text_id}/removal",
+        summary="Remove a free text (or its whole response); results stay consistent, a record is kept",
+    )
+    async def remove_text(
+        request: Request, survey_id: UUID, text_id: UUID, body: RemovalIn, who: Staff
+    ) -> dict[str, Any]:
+        svc, _ = use(request)
+        s = await svc.get(who.tenant, survey_id)
+        qn = await svc.questionnaire(s)
+        async with svc.pool.acquire() as conn, conn.transaction():
+            # Exclusive against responses (which hold the lock shared): counters and rows change together.
+            await conn.execute("select pg_advisory_xact_lock($1)", lock_key(s.id))
+            return await redaction.remove(
+                conn, qn, tenant=who.tenant, survey_id=s.id, text_id=text_id, scope=body.scope,
+                reason=body.reason, by=who.subject, now=svc.ctx.clock.now(),
+            )  # fmt: skip
+
+    @router.get("/surveys/{survey_id}/removals", summary="Which free texts and responses staff removed, and why")
+    async def list_removals(request: Request, survey_id: UUID, who: Staff) -> list[dict[str, Any]]:
+        svc, _ = use(request)
+        s = await svc.get(who.tenant, survey_id)
+        async with svc.pool.acquire() as conn:
+            return await redaction.removals(conn, who.tenant, s.id)
 
     @router.get("/surveys/{survey_id}/export", summary="Raw responses as CSV or XLSX, streamed")
     async def export_responses(

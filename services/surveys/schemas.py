@@ -80,3 +80,10 @@ class ResponseIn(BaseModel):
 
 class TokensIn(BaseModel):
     count: int = Field(ge=1, le=20_000)
+
+
+class RemovalIn(BaseModel):
+    """Remove a free text that names someone: the text only (``text``) or the whole response (``response``)."""
+
+    scope: Literal["text", "response"] = "text"
+    reason: str = Field("", max_length=500)

@@ -35,6 +35,8 @@ def entry_event(fields: dict[bytes, bytes]) -> bytes | None:
     raw = fields.get(_EVENT_B)
     return raw if raw is not None else fields.get(_LEGACY_B)
 
+from shared.contracts.spec import PRIVATE_PREFIX
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -43,6 +45,10 @@ class Keys:
     prefix: str = "civic"
 
     def stream(self, logical: str) -> str:
+        """Public streams under ``<prefix>:stream:``, private ones under ``<prefix>:private:``, so one Redis ACL
+        key pattern (``~<prefix>:stream:*``) gives outside subscribers the public ones and nothing else."""
+        if logical.startswith(PRIVATE_PREFIX):
+            return f"{self.prefix}:private:{logical.removeprefix(PRIVATE_PREFIX)}"
         return f"{self.prefix}:stream:{logical}"
 
     def dead_letters(self, service: str) -> str:

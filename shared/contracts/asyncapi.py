@@ -70,16 +70,9 @@ def asyncapi_document(
                 "required": ["data"],
             },
             "x-personal-data": list(s.personal_fields),
+            **({"x-retired": True} if s.retired else {}),
         }
-        channel = channels.setdefault(
-            s.stream,
-            {
-                "address": f"{{prefix}}:stream:{s.stream}",
-                "description": f"Redis stream of the events the {s.stream} service publishes.",
-                "parameters": {"prefix": {"description": "CIVIC_STREAM_PREFIX", "default": "civic"}},
-                "messages": {},
-            },
-        )
+        channel = channels.setdefault(s.stream, _channel(s.producer, private=s.visibility == "private"))
         channel["messages"][name] = {"$ref": f"#/components/messages/{name}"}
     for s in specs:
         op = operations.setdefault(
@@ -122,6 +115,29 @@ def asyncapi_document(
         "channels": channels,
         "operations": operations,
         "components": {"schemas": schemas, "messages": messages},
+    }
+
+
+def _channel(producer: str, *, private: bool) -> dict[str, Any]:
+    if private:
+        address = f"{{prefix}}:private:{producer}"
+        description = (
+            f"PRIVATE Redis stream of the {producer} service: events that concern one person, with their personal "
+            "data sealed under per-person keys (docs/privacy.md). Only the consuming civic services' Redis users "
+            "may read it; outside subscribers cannot."
+        )
+    else:
+        address = f"{{prefix}}:stream:{producer}"
+        description = (
+            f"Public Redis stream of the events the {producer} service publishes; no event on it names a person. "
+            "Outside subscribers read it with the subscribers' Redis user."
+        )
+    return {
+        "address": address,
+        "description": description,
+        "parameters": {"prefix": {"description": "CIVIC_STREAM_PREFIX", "default": "civic"}},
+        "messages": {},
+        "x-private": private,
     }
 
 

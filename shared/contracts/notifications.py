@@ -25,6 +25,15 @@ class NotificationFailedV1(Payload):
     reason: str
 
 
+class PersonExportContributedV1(Payload):
+    """The notifications service's part of a person's data export: its records sealed under the export's key
+    (``key_id`` from the request; ``{"records": {...}}`` once opened)."""
+
+    export_id: UUID
+    key_id: UUID
+    sealed: str
+
+
 _P = "civic.notifications"
 EVENTS: list[EventSpec] = [
     spec(f"{_P}.notification.sent.v1", NotificationSentV1, "notifications", "A message was delivered."),
@@ -33,5 +42,13 @@ EVENTS: list[EventSpec] = [
         NotificationFailedV1,
         "notifications",
         "A delivery failed (temporarily or for good).",
+    ),
+    spec(
+        f"{_P}.person.export_contributed.v1",
+        PersonExportContributedV1,
+        "notifications",
+        "The notifications service's records for a data export (sealed).",
+        ("sealed",),
+        private=True,
     ),
 ]

@@ -60,6 +60,13 @@ class Registry:
     def streams(self) -> list[str]:
         return sorted({s.stream for s in self._by_type.values()})
 
+    def public_streams(self) -> list[str]:
+        """What outside subscribers may read: no event on these names a person."""
+        return sorted({s.stream for s in self._by_type.values() if s.visibility == "public"})
+
+    def public_types(self) -> list[str]:
+        return [s.type for s in self if s.visibility == "public"]
+
     def parse(self, raw: str | bytes | dict[str, Any]) -> Event:
         """Parse an envelope and its payload; raises ValidationError or UnknownEventType on bad input."""
         envelope = Envelope.model_validate(raw) if isinstance(raw, dict) else Envelope.model_validate_json(raw)

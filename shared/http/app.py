@@ -15,6 +15,7 @@ from shared import db
 from shared.clock import Clock
 from shared.http import problems
 from shared.http.requests import RequestIdMiddleware
+from shared.privacy import share_keyrings
 from shared.service import ServiceDefinition, ServiceRuntime
 from shared.settings import Settings
 
@@ -35,6 +36,7 @@ def create_app(
         if migrate:
             for d in definitions:
                 await db.migrate(settings.database_url, d.schema, d.all_migrations())
+            await share_keyrings(settings.database_url, definitions)
         app.state.civic = {}
         for rt in runtimes:
             ctx = await rt.start()

@@ -34,11 +34,11 @@ def services(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _is_oneshot(name: str) -> bool:
-    return name.endswith("-migrate")
+    return name.endswith("-migrate") or name == "redis-acl"
 
 
 def test_has_infrastructure_services_and_migrate_oneshots(services: dict[str, dict[str, Any]]) -> None:
-    expected = INFRA | set(SERVICES) | {f"{name}-migrate" for name in SERVICES}
+    expected = INFRA | set(SERVICES) | {f"{name}-migrate" for name in SERVICES} | {"redis-acl"}
     assert set(services) == expected
 
 
@@ -80,6 +80,7 @@ def test_each_service_runs_after_its_migration_with_its_own_role(services: dict[
             url = env["DATABASE_URL"]
             password = f"CIVIC_{name.upper()}_DB_PASSWORD"
             assert re.fullmatch(rf"postgresql://civic_{name}:\$\{{{password}:\?[^}}]+\}}@postgres:5432/civic", url)
+            assert env["REDIS_URL"].startswith(f"redis://civic-{name}:${{CIVIC_REDIS_PASSWORD_{name.upper()}:?")
             assert env["REDIS_URL"].endswith("@redis:6379/0")
             assert env["CIVIC_PRODUCTION"] == "true"
             assert "172.16.0.0/12" in env["FORWARDED_ALLOW_IPS"], "client addresses through the gateway"
@@ -105,6 +106,16 @@ def test_env_example_names_every_required_variable() -> None:
     assert required, "compose requires no variable at all?"
     assert required <= set(example), f"missing in .env.example: {sorted(required - set(example))}"
     assert all(value == "" for name, value in example.items() if name in required), "no sample secrets"
+
+
+def test_redis_runs_with_a_user_per_service_and_one_for_subscribers(services: dict[str, dict[str, Any]]) -> None:
+    command = services["redis"]["command"]
+    assert command[command.index("--aclfile") + 1] == "/acl/users.acl"
+    assert "--requirepass" not in command
+    assert services["redis"]["depends_on"]["redis-acl"]["condition"] == "service_completed_successfully"
+    acl = services["redis-acl"]
+    assert "civic redis-acl > /acl/users.acl" in " ".join(acl["command"])
+    assert {f"CIVIC_REDIS_PASSWORD_{n.upper()}" for n in [*SERVICES, "subscriber", "admin"]} <= set(acl["environment"])
 
 
 def test_redis_keeps_streams(services: dict[str, dict[str, Any]]) -> None:

@@ -97,7 +97,9 @@ def test_each_service_has_a_hardened_deployment_with_probes(name: str) -> None:
     env = _env(c)
     assert env["CIVIC_SERVICES"] == name
     assert env["DATABASE_URL"]["secretKeyRef"] == {"name": "civic-secrets", "key": f"{name}-database-url"}
-    assert env["REDIS_URL"]["secretKeyRef"]["key"] == "REDIS_URL"
+    # Its own Redis ACL user (docs/privacy.md): a URL per service.
+    assert env["REDIS_URL"]["secretKeyRef"] == {"name": "civic-secrets", "key": f"{name}-redis-url"}
+    assert env["CIVIC_PRIVACY_SECRET"]["secretKeyRef"]["key"] == "CIVIC_PRIVACY_SECRET"
     assert c["envFrom"] == [{"configMapRef": {"name": "civic-config"}}]
     assert "command" not in c and "args" not in c, "the image's default command serves CIVIC_SERVICES"
     labels = deployment["spec"]["template"]["metadata"]["labels"]

@@ -51,4 +51,6 @@ def test_production_mode_refuses_the_development_secret() -> None:
 
     with pytest.raises(ValidationError):
         Settings(production=True)
-    assert Settings(production=True, jwt_secret="x" * 40).production
+    with pytest.raises(ValidationError, match="CIVIC_PRIVACY_SECRET"):
+        Settings(production=True, jwt_secret="x" * 40)
+    assert Settings(production=True, jwt_secret="x" * 40, privacy_secret="y" * 40).production

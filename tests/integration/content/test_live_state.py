@@ -124,13 +124,11 @@ async def test_page_follows_registrations_and_surveys_over_the_bus(settings: Set
                 m = await eventually(lambda: _title_known(meeting), what="meeting published reaches the page")
                 assert m["seats_left"] == 2 and m["registration"] == "open" and m["registration_open"] is True
                 assert m["venue"] == {"name": "Berufsbildungszentrum", "city": "Heide"}
-                contact = reg.Contact(name="Kim Beispiel", email="kim@example.org")
+                # Seat counts reach content only through seats_changed: the per-registration events are private.
                 await _record(
                     producer,
                     registration,
-                    reg.RegistrationConfirmedV1(
-                        registration_id=uuid4(), meeting_id=meeting_id, contact=contact, ticket_code="T1", seats_left=1
-                    ),
+                    reg.SeatsChangedV1(meeting_id=meeting_id, capacity=2, confirmed=1, waitlisted=0, seats_left=1),
                     tenant,
                     subject,
                 )

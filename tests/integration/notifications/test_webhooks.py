@@ -9,7 +9,7 @@ import json
 from typing import Any
 from uuid import uuid4
 
-from shared.contracts.registration import Contact, RegistrationConfirmedV1
+from shared.contracts.registration import Contact, RegistrationConfirmedV1, RegistrationReceivedV1
 from shared.contracts.surveys import SurveyClosedV1
 from shared.settings import Settings
 from tests.integration.notifications.support import (
@@ -63,7 +63,9 @@ async def test_signed_delivery_without_personal_data(settings: Settings) -> None
             assert "secret" not in listed.json()[0]  # shown once
 
             m = meeting()
-            reg = confirmed(m.meeting_id)
+            # A private event (personal data) never goes to a webhook, whatever the endpoint asked for.
+            await svc.feed(envelope(confirmed(m.meeting_id), svc.tenant, f"meeting/{m.meeting_id}"))
+            reg = RegistrationReceivedV1(registration_id=uuid4(), meeting_id=m.meeting_id)
             env = envelope(reg, svc.tenant, f"meeting/{m.meeting_id}")
             await svc.feed(env)
             closed = SurveyClosedV1(survey_id=uuid4(), closed_at=m.starts_at, responses=3)
@@ -79,7 +81,7 @@ async def test_signed_delivery_without_personal_data(settings: Settings) -> None
             assert req.headers["webhook-id"] == str(env.id)
             assert req.headers["content-type"] == "application/cloudevents+json; charset=utf-8"
             body = json.loads(req.body)
-            assert body["type"] == "civic.registration.registration.confirmed.v1"
+            assert body["type"] == "civic.registration.registration.received.v1"
             assert body["data"]["registration_id"] == str(reg.registration_id)
             for personal in ("contact", "ticket_code", "manage_url"):
                 assert personal not in body["data"]

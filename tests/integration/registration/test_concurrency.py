@@ -14,7 +14,9 @@ import pytest
 
 from services.registration import commands
 from shared import db
+from shared.contracts.registration import registrant_context
 from shared.logs import request_id_var
+from shared.privacy import open_sealed, own_key
 from shared.service import ServiceContext
 from tests.integration.registration.conftest import Rig
 
@@ -163,7 +165,12 @@ async def test_a_batch_records_each_outcome_with_its_figures_and_one_seats_chang
         assert received["correlationid"] == outcome["correlationid"] == f"request-{n}"
     assert [e["data"]["seats_left"] for e in batch[1:4:2]] == [1, 0]
     assert [e["data"]["position"] for e in batch[5:-1:2]] == list(range(1, 8))
-    assert all(e["data"]["ticket_code"] for e in batch[1:4:2])
+    for e in batch[1:4:2]:  # the ticket travels sealed under the registration's key
+        key = await own_key(wide.pool, UUID(e["data"]["key_id"]))
+        assert key is not None
+        assert open_sealed(key, e["data"]["sealed"], context=registrant_context(UUID(e["data"]["key_id"])))[
+            "ticket_code"
+        ]
     assert batch[-1]["data"] == {
         "meeting_id": str(mid), "capacity": 3, "confirmed": 3, "waitlisted": 7, "seats_left": 0
     }  # fmt: skip

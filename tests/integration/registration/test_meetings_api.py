@@ -103,10 +103,10 @@ async def test_register_confirm_idempotent_view_and_cancel(rig: Rig) -> None:
     promoted = (await rig.client.get(f"/api/registration/registrations/{second['secret']}")).json()
     assert promoted["status"] == "confirmed" and promoted["ticket_code"]
     types = await outbox_types(rig, m["id"])
-    assert types.count("civic.registration.registration.promoted.v1") == 1
-    assert types.count("civic.registration.registration.cancelled.v1") == 1
-    assert types.count("civic.registration.registration.confirmed.v1") == 1
-    assert types.count("civic.registration.registration.waitlisted.v1") == 1
+    assert types.count("civic.registration.registration.promoted.v2") == 1
+    assert types.count("civic.registration.registration.cancelled.v2") == 1
+    assert types.count("civic.registration.registration.confirmed.v2") == 1
+    assert types.count("civic.registration.registration.waitlisted.v2") == 1
 
 
 async def test_bad_registration_lists_every_bad_field(rig: Rig) -> None:
@@ -206,7 +206,7 @@ async def test_cancelling_the_meeting_cancels_every_registration(rig: Rig) -> No
         own = (await rig.client.get(f"/api/registration/registrations/{x['secret']}")).json()
         assert own["status"] == "cancelled" and own["cancelled_by"] == "meeting_cancelled"
     types = await outbox_types(rig, m["id"])
-    assert types.count("civic.registration.registration.cancelled.v1") == 3
+    assert types.count("civic.registration.registration.cancelled.v2") == 3
     assert "civic.registration.meeting.cancelled.v1" in types
     cancelled = await rig.ctx.pool.fetchval("select bool_and(cancelled) from deadlines where subject_id = $1", m["id"])
     assert cancelled is True
