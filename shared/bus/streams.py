@@ -12,6 +12,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
+from shared.contracts.spec import PRIVATE_PREFIX
+
 #: The entry field holding the CloudEvent as JSON. FastStream's stream subscriber takes an entry's ``__data__``
 #: field as the message body, so a plain FastStream app receives the CloudEvent as it is.
 EVENT_FIELD: Final = "__data__"
@@ -34,8 +36,6 @@ def entry_event(fields: dict[bytes, bytes]) -> bytes | None:
     """The CloudEvent of an entry, in either field."""
     raw = fields.get(_EVENT_B)
     return raw if raw is not None else fields.get(_LEGACY_B)
-
-from shared.contracts.spec import PRIVATE_PREFIX
 
 
 @dataclass(frozen=True)

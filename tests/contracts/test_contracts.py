@@ -45,13 +45,15 @@ def test_generated_documents_are_current() -> None:
     assert not stale and not extra, f"run `civic contracts`; stale: {stale}, unexpected: {extra}"
 
 
-def test_the_subscriber_kits_models_are_current_and_cover_every_type() -> None:
+def test_the_subscriber_kits_models_are_current_and_cover_every_public_type() -> None:
     from civic.subscriber import events
     from civic.subscriber.codegen import EVENTS_MODULE, events_module, formatted
 
     assert EVENTS_MODULE.read_text() == formatted(events_module()), "run `civic contracts`"
-    assert set(events.MODELS) == {s.type for s in REGISTRY}
-    for spec in REGISTRY:
+    public = [s for s in REGISTRY if s.visibility == "public"]
+    assert set(events.MODELS) == {s.type for s in public}
+    assert set(events.STREAM_TYPES) == set(REGISTRY.public_streams())
+    for spec in public:
         model = events.MODELS[spec.type]
         assert model.model_fields["data"].annotation is spec.payload
 
