@@ -32,6 +32,7 @@ from shared.contracts.registration import (
 )
 from shared.db import Conn
 from shared.http.problems import Problem
+from shared.links import link
 from shared.logs import current_correlation_id
 from shared.service import ServiceContext
 
@@ -59,7 +60,7 @@ async def lock_meeting(conn: Conn, meeting_id: UUID) -> None:
 
 
 def manage_url(ctx: ServiceContext, secret: str) -> str:
-    return f"{ctx.settings.public_base_url.rstrip('/')}/api/registration/registrations/{secret}"
+    return link(ctx.settings.links, ctx.settings.public_base_url, "manage", secret=secret)
 
 
 def contact_of(reg: dict[str, Any]) -> Contact:
