@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from web import i18n
 from web.client import Api, ApiProblem, ApiUnavailable
-from web.pages import meetings, site, subscriptions
+from web.pages import content, meetings, site, subscriptions
 from web.rendering import environment, language, render
 from web.security import CsrfFailed, SecurityHeaders
 from web.settings import WebSettings, get_web_settings
@@ -67,6 +67,7 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
     app.include_router(subscriptions.router)
     app.include_router(meetings.manage_router)
     app.include_router(meetings.router)
+    app.include_router(content.router)
     app.include_router(site.tenant_router)
     install_error_pages(app)
     return app
