@@ -36,6 +36,7 @@ i18n.english(
         "neu und senden Sie das Formular noch einmal.": "The form was open for too long or your browser sent no "
         "cookie. Please reload the page and send the form again.",
         "Zurzeit nicht erreichbar": "Not available right now",
+        "Bitte versuchen Sie es in einigen Minuten noch einmal.": "Please try again in a few minutes.",
         "Dieser Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen Minuten noch einmal.": "This "
         "service is not available right now. Please try again in a few minutes.",
     }
@@ -125,6 +126,13 @@ def install_error_pages(app: FastAPI) -> None:
             503,
             "Zurzeit nicht erreichbar",
             "Dieser Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen Minuten noch einmal.",
+        )
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> Response:
+        log.exception("web: error on %s", request.url.path, exc_info=exc)
+        return page(
+            request, 500, "Das hat leider nicht geklappt.", "Bitte versuchen Sie es in einigen Minuten noch einmal."
         )
 
     @app.exception_handler(CsrfFailed)
