@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
-import socket
 import os
+import random
 import secrets
+import socket
 import subprocess
 import sys
 import time
