@@ -239,6 +239,8 @@ async def test_start_page_news_and_missing_things(site: Site, settings: Settings
     assert "Seite nicht gefunden" in await site.page(f"/{site.tenant}/termine/{uuid4()}", 404)
     assert "Seite nicht gefunden" in await site.page("/anmeldung/falsch", 404)
     assert "Seite nicht gefunden" in await site.page(f"/andere-kommune/termine/{meeting_id}", 404)
+    unknown_api = await site.web.get("/api/gibt-es-nicht")
+    assert unknown_api.status_code == 404 and unknown_api.headers["content-type"] == "application/problem+json"
     missing = await site.api.get("/q/weg")
     assert missing.headers["location"] == f"{BASE}/kurzlink/weg"
     assert "keiner Seite mehr" in await site.page("/kurzlink/weg", 404)
