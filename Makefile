@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEVENV := $(BIN)/python -m civic.devenv --
 
-.PHONY: up test lint typecheck unit contracts bench-bus bench-registration bench-surveys bench-notifications bench-content bench-subscriber clean
+.PHONY: up test lint typecheck unit contracts bench-bus bench-registration bench-surveys bench-notifications bench-content bench-subscriber bench-web clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,8 @@ test: $(STAMP) lint typecheck
 	$(DEVENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check civic shared services tests bench clients
-	$(BIN)/ruff format --check civic shared services tests bench clients
+	$(BIN)/ruff check civic shared services web tests bench clients
+	$(BIN)/ruff format --check civic shared services web tests bench clients
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -47,6 +47,9 @@ bench-content: $(STAMP)
 
 bench-subscriber: $(STAMP)
 	$(DEVENV) $(BIN)/python -m bench.subscriber
+
+bench-web: $(STAMP)
+	$(DEVENV) $(BIN)/python -m bench.web
 
 clean:
 	rm -rf .civic .pytest_cache .mypy_cache .ruff_cache

@@ -21,6 +21,8 @@ class VenueIn(Strict):
     street: str | None = Field(default=None, max_length=200)
     postal_code: str | None = Field(default=None, pattern=r"^\d{5}$")
     city: str | None = Field(default=None, max_length=100)
+    #: How to get in and what is there: step-free access, lift, induction loop, accessible toilet ...
+    accessibility: str | None = Field(default=None, max_length=1000)
 
 
 class AttestationIn(Strict):
@@ -156,6 +158,8 @@ class RegistrationIn(Strict):
     age: int | None = Field(default=None, ge=0, le=120)
     guardian_consent: bool = False
     locale: Literal["de", "en"] = "de"
+    #: What the person needs to take part (interpreter, wheelchair access ...); shown to staff, erased with the rest.
+    accessibility_needs: str | None = Field(default=None, max_length=1000)
 
 
 class StaffRegistrationIn(RegistrationIn):

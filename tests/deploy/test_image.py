@@ -46,7 +46,7 @@ def _dev_only_modules() -> set[str]:
     for module, dists in metadata.packages_distributions().items():
         if all(canonicalize_name(d) not in runtime for d in dists) and not module.startswith("_"):
             modules.add(module)
-    return modules - set(sys.stdlib_module_names) - {"civic", "shared", "services", "tests", "bench"}
+    return modules - set(sys.stdlib_module_names) - {"civic", "shared", "services", "web", "tests", "bench"}
 
 
 PROBE = """
@@ -67,6 +67,9 @@ from civic.services import ALL
 app = build_app(None)
 paths = {getattr(route, "path", None) for route in app.routes}
 assert all(f"/api/{name}/openapi.json" in paths for name in ALL), paths
+from web.app import create_app as web_app
+
+assert web_app().state.api is not None
 try:
     main(["--help"])
 except SystemExit as exc:

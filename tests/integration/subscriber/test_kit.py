@@ -42,9 +42,7 @@ async def subscribed(kit: CivicSubscriber, broker: RedisBroker) -> AsyncIterator
         await kit.stop()
 
 
-async def test_every_public_event_type_from_the_relay_reaches_its_typed_handler_once(
-    civic: Civic, prefix: str
-) -> None:
+async def test_every_public_event_type_from_the_relay_reaches_its_typed_handler_once(civic: Civic, prefix: str) -> None:
     sent = await civic.record_every_type()
     public = {s.type for s in REGISTRY if s.visibility == "public"}
     # Published before the subscriber first starts: a group created at 0 still sees them. The private types
