@@ -20,8 +20,8 @@ test: $(STAMP) lint typecheck
 	$(DEVENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check civic shared services tests bench
-	$(BIN)/ruff format --check civic shared services tests bench
+	$(BIN)/ruff check civic shared services web tests bench
+	$(BIN)/ruff format --check civic shared services web tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

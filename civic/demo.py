@@ -33,6 +33,27 @@ KICKOFF_MEETING_ID = uuid5(DEMO_NAMESPACE, "kreis-dithmarschen/kickoff")
 SURVEY_ID = uuid5(DEMO_NAMESPACE, "kreis-dithmarschen/survey")
 
 
+#: How the demo tenants' pages look and what they link to (the web client's CIVIC_WEB_TENANTS in ``make up``).
+DEMO_SITES: dict[str, dict[str, Any]] = {
+    "kreis-dithmarschen": {
+        "name": "Kreis Dithmarschen",
+        "colour": "#00508c",
+        "imprint_url": "https://www.dithmarschen.de/impressum",
+        "privacy_url": "https://www.dithmarschen.de/datenschutz",
+        "accessibility_url": "https://www.dithmarschen.de/barrierefreiheit",
+        "contact_email": "beteiligung@example.org",
+    },
+    "stadt-detmold": {
+        "name": "Stadt Detmold",
+        "colour": "#8a1538",
+        "imprint_url": "https://www.detmold.de/impressum",
+        "privacy_url": "https://www.detmold.de/datenschutz",
+        "accessibility_url": "https://www.detmold.de/barrierefreiheit",
+        "contact_email": "smartcity@example.org",
+    },
+}
+
+
 def T(de: str, en: str | None = None) -> models.Text:
     return models.Text(de=de, en=en)
 

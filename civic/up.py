@@ -1,8 +1,10 @@
 """``make up``: the whole system in one process, as a newcomer first meets it.
 
-Runs the four services on one port with the same URL paths as behind the gateway, on whatever DATABASE_URL
-and REDIS_URL say (``make up`` starts embedded servers when they are unset), with a local SMTP sink whose
-mail is readable at /dev/mail, and with the demo data loaded. Prints where to look.
+Runs the four services on one port with the same URL paths as behind the gateway, and the web client mounted
+at ``/`` (everything the services do not answer; it calls their APIs over HTTP on the same port, as it calls the
+gateway elsewhere), on whatever DATABASE_URL and REDIS_URL say (``make up`` starts embedded servers when they are
+unset), with a local SMTP sink whose mail is readable at /dev/mail, and with the demo data loaded. Prints where
+to look.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from civic.mailsink import MailSink
 
@@ -32,6 +35,7 @@ async def main(port: int, smtp_port: int, demo: bool) -> None:
 
     app = build_app()
     app.include_router(sink.router())
+    web = mount_web(app, port, demo)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
     serving = asyncio.create_task(server.serve())
     while not server.started:
@@ -58,7 +62,23 @@ async def main(port: int, smtp_port: int, demo: bool) -> None:
     try:
         await serving
     finally:
+        await web.state.api.close()
         sink.stop()
+
+
+def mount_web(app: FastAPI, port: int, demo: bool) -> FastAPI:
+    """The web client at ``/``, after every route of the services, calling them on this port."""
+    from web.app import create_app
+    from web.settings import WebSettings
+
+    overrides: dict[str, object] = {"api_base_url": f"http://127.0.0.1:{port}"}
+    if demo and not os.environ.get("CIVIC_WEB_TENANTS"):
+        from civic.demo import DEMO_SITES
+
+        overrides["tenants"] = DEMO_SITES
+    web = create_app(WebSettings(**overrides))  # type: ignore[arg-type]
+    app.mount("/", web)
+    return web
 
 
 if __name__ == "__main__":

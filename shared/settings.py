@@ -5,10 +5,60 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-in-production-0123456789"
+
+
+# -- Link templates: where every link civic prints (mails, QR codes, .ics, events' url fields, pages) points. ------
+# One place for the whole installation: CIVIC_LINK_<NAME>, a path relative to CIVIC_PUBLIC_BASE_URL (or an absolute
+# https:// address for a municipality's own front end) with {placeholders}. Defaults point at the web client (web/).
+
+#: The placeholders each template must use, no more and no fewer.
+LINK_PLACEHOLDERS: dict[str, frozenset[str]] = {
+    "meeting": frozenset({"tenant", "meeting_id"}),
+    "ics": frozenset({"tenant", "meeting_id"}),
+    "manage": frozenset({"secret"}),
+    "survey": frozenset({"tenant", "slug"}),
+    "process": frozenset({"tenant", "slug"}),
+    "news": frozenset({"tenant", "slug"}),
+    "page": frozenset({"tenant", "slug"}),
+    "subscription_confirm": frozenset({"token"}),
+    "unsubscribe": frozenset({"token"}),
+    "short_link_missing": frozenset({"code"}),
+}
+
+
+class LinkSettings(BaseSettings):
+    """``CIVIC_LINK_*``: the link patterns of the installation (see shared/links.py for filling them in)."""
+
+    model_config = SettingsConfigDict(env_prefix="CIVIC_LINK_", extra="ignore")
+
+    meeting: str = "/{tenant}/termine/{meeting_id}"
+    ics: str = "/{tenant}/termine/{meeting_id}/termin.ics"
+    manage: str = "/anmeldung/{secret}"
+    survey: str = "/umfrage/{tenant}/{slug}"
+    process: str = "/{tenant}/verfahren/{slug}"
+    news: str = "/{tenant}/neuigkeiten/{slug}"
+    page: str = "/{tenant}/seiten/{slug}"
+    subscription_confirm: str = "/abo/bestaetigen?token={token}"
+    unsubscribe: str = "/abo/abbestellen?token={token}"
+    short_link_missing: str = "/kurzlink/{code}"
+
+    @field_validator("*")
+    @classmethod
+    def _placeholders(cls, v: str, info: object) -> str:
+        import string
+
+        name = getattr(info, "field_name", "")
+        used = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
+        wanted = LINK_PLACEHOLDERS[name]
+        if used != wanted:
+            raise ValueError(f"CIVIC_LINK_{name.upper()} must use exactly {sorted(wanted)}, not {sorted(used)}")
+        if not (v.startswith("/") or v.startswith("https://") or v.startswith("http://")):
+            raise ValueError(f"CIVIC_LINK_{name.upper()} must be a path starting with / or an http(s) address")
+        return v
 
 
 class Settings(BaseSettings):
@@ -37,6 +87,9 @@ class Settings(BaseSettings):
     processed_retention_hours: int = 24 * 30
     deadline_interval_seconds: float = 10.0
     deadline_late_after_seconds: int = 300
+
+    #: Link templates (CIVIC_LINK_*), read with the other settings.
+    links: LinkSettings = Field(default_factory=LinkSettings)
 
     #: Tests only: a file holding the instant "now" should be (see shared/clock.py FileClock).
     clock_file: str | None = None

@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from services.content import domain, models, publishing, qr, reading, repository
 from shared.http.auth import Staff
 from shared.http.problems import Problem
+from shared.links import link
 from shared.service import ServiceContext, context_of
 
 NAME = "content"
@@ -101,6 +101,7 @@ async def _publish(request: Request, tenant: str, what: str, id_: UUID, data: mo
             at=data.publish_at,
             now=ctx.clock.now(),
             base_url=ctx.settings.public_base_url,
+            links=ctx.settings.links,
         )
     return _jsonable(out)
 
@@ -431,7 +432,11 @@ short_links = APIRouter(tags=["content short links"])
 _NO_TRACE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
-@short_links.get("/q/{code}", status_code=302, responses={302: {"description": "to the code's current target"}})
+@short_links.get(
+    "/q/{code}",
+    status_code=302,
+    responses={302: {"description": "to the code's current target; an unknown code to CIVIC_LINK_SHORT_LINK_MISSING"}},
+)
 async def follow(request: Request, code: Annotated[str, Path(max_length=32)]) -> Response:
     """Count the scan (per code and day; no IP address, user agent or cookie is stored) and redirect."""
     ctx = ctx_of(request)
@@ -439,10 +444,7 @@ async def follow(request: Request, code: Annotated[str, Path(max_length=32)]) ->
     async with ctx.pool.acquire() as conn:
         target = await repository.scan(conn, code, day)
     if target is None:
-        return JSONResponse(
-            Problem(404, "Not found", type_="not-found", detail="unknown code").body(request.url.path),
-            status_code=404,
-            media_type="application/problem+json",
-            headers=_NO_TRACE,
-        )
+        # A person scanned a poster: a page saying the code leads nowhere (any more), not a JSON body.
+        missing = link(ctx.settings.links, ctx.settings.public_base_url, "short_link_missing", code=code)
+        return Response(status_code=302, headers={"Location": missing, **_NO_TRACE})
     return Response(status_code=302, headers={"Location": target, **_NO_TRACE})

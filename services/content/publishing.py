@@ -20,7 +20,9 @@ from shared.bus.outbox import Outbox
 from shared.contracts.content import ContentPublishedV1, PhaseStartedV1, QrScannedV1
 from shared.db import Conn
 from shared.http.problems import Problem
+from shared.links import LinkName, link
 from shared.service import Loop, ServiceContext
+from shared.settings import LinkSettings
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +33,16 @@ def _title(value: str | None) -> str:
     return domain.localized(json.loads(value), "de") or "" if value else ""
 
 
-async def _published_event(conn: Conn, outbox: Outbox, table: str, rec: Any, base_url: str) -> None:
+async def _published_event(
+    conn: Conn, outbox: Outbox, table: str, rec: Any, base_url: str, links: LinkSettings | None
+) -> None:
+    page: LinkName
     if table == "processes":
-        kind, process_id, path = "process", rec["id"], f"processes/{rec['slug']}"
+        kind, process_id, page = "process", rec["id"], "process"
     else:
         kind, process_id = rec["kind"], rec["process_id"]
-        path = f"{'pages' if kind == 'page' else 'news'}/{rec['slug']}"
+        page = "page" if kind == "page" else "news"
+    url = link(links or LinkSettings(), base_url, page, tenant=rec["tenant"], slug=rec["slug"])
     await outbox.record(
         conn,
         ContentPublishedV1(
@@ -46,7 +52,7 @@ async def _published_event(conn: Conn, outbox: Outbox, table: str, rec: Any, bas
             title=_title(rec["title"]),
             summary=_title(rec["summary"]) or None,
             language="de",
-            url=f"{base_url}/api/content/public/{rec['tenant']}/{path}",
+            url=url,
         ),
         tenant=rec["tenant"],
         subject=f"{kind}/{rec['id']}",
@@ -63,6 +69,7 @@ async def publish(
     at: datetime | None,
     now: datetime,
     base_url: str,
+    links: LinkSettings | None = None,
 ) -> dict[str, Any]:
     """Publish now (and record ContentPublishedV1) or schedule for ``at``. Runs in the caller's transaction."""
     table = TABLES[what]
@@ -89,7 +96,7 @@ async def publish(
         now,
     )
     assert rec is not None
-    await _published_event(conn, outbox, table, rec, base_url)
+    await _published_event(conn, outbox, table, rec, base_url, links)
     return {"id": rec["id"], "status": rec["status"], "publish_at": None, "published_at": rec["published_at"]}
 
 
@@ -107,7 +114,9 @@ async def unpublish(conn: Conn, tenant: str, what: str, id_: UUID, now: datetime
     return dict(rec)
 
 
-async def publish_due(conn: Conn, outbox: Outbox, now: datetime, base_url: str, limit: int = 100) -> int:
+async def publish_due(
+    conn: Conn, outbox: Outbox, now: datetime, base_url: str, limit: int = 100, links: LinkSettings | None = None
+) -> int:
     """Scheduled items whose time has come, across tenants. Call inside a transaction."""
     n = 0
     for table in ("processes", "articles"):
@@ -120,7 +129,7 @@ async def publish_due(conn: Conn, outbox: Outbox, now: datetime, base_url: str, 
             limit,
         )
         for rec in recs:
-            await _published_event(conn, outbox, table, rec, base_url)
+            await _published_event(conn, outbox, table, rec, base_url, links)
         n += len(recs)
     return n
 
@@ -189,7 +198,7 @@ async def tick(ctx: ServiceContext) -> int:
     """One pass of the publishing loop; returns how many events it recorded."""
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
-        n = await publish_due(conn, ctx.outbox, now, ctx.settings.public_base_url)
+        n = await publish_due(conn, ctx.outbox, now, ctx.settings.public_base_url, links=ctx.settings.links)
         n += await announce_phases(conn, ctx.outbox, domain.berlin_today(now), now)
         n += await report_scans(conn, ctx.outbox, now)
     return n

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
 from services.notifications import domain, repository
@@ -19,6 +19,7 @@ from services.notifications.webhooks import check_url, endpoint_json
 from shared.http.auth import Staff
 from shared.http.email import Email
 from shared.http.problems import Problem
+from shared.links import link
 from shared.service import context_of
 
 NAME = "notifications"
@@ -151,25 +152,24 @@ def build_router(settings: NotificationSettings) -> APIRouter:
             await repository.set_subscription_state(conn, UUID(value), "confirmed", ctx.clock.now())
         return SubscriptionOut(state="confirmed", detail="Your subscription is confirmed.")
 
-    @router.get("/subscriptions/confirm", response_model=SubscriptionOut)
-    async def confirm_get(request: Request, token: Annotated[str, Query(max_length=200)]) -> SubscriptionOut:
-        """Follow the link in the opt-in mail."""
-        return await _confirm(request, token)
+    @router.get("/subscriptions/confirm", status_code=303, responses={303: {"description": "to the confirm page"}})
+    async def confirm_get(token: Annotated[str, Query(max_length=200)]) -> RedirectResponse:
+        """Links in mails sent before the web client lead here: on to its page (CIVIC_LINK_SUBSCRIPTION_CONFIRM),
+        which confirms with a POST (mail scanners follow GET links)."""
+        return RedirectResponse(
+            link(settings.links, settings.public_base_url, "subscription_confirm", token=token), status_code=303
+        )
 
     @router.post("/subscriptions/confirm", response_model=SubscriptionOut)
     async def confirm_post(request: Request, token: Annotated[str, Query(max_length=200)]) -> SubscriptionOut:
         return await _confirm(request, token)
 
-    @router.get("/unsubscribe", response_class=HTMLResponse)
-    async def unsubscribe_page(token: Annotated[str, Query(max_length=200)]) -> HTMLResponse:
-        """A page with one button: link scanners that follow GET links must not unsubscribe anybody."""
-        if domain.verify_token(settings.signing_secret, "unsubscribe", token) is None:
-            raise _BAD_LINK
-        return HTMLResponse(
-            '<!doctype html><html lang="de"><meta charset="utf-8"><title>Abbestellen</title>'
-            "<body><p>Möchten Sie keine Nachrichten zu diesem Verfahren mehr erhalten?</p>"
-            f'<form method="post"><input type="hidden" name="token" value="{token}">'
-            '<button type="submit">Abbestellen</button></form></body></html>'
+    @router.get("/unsubscribe", status_code=303, responses={303: {"description": "to the unsubscribe page"}})
+    async def unsubscribe_page(token: Annotated[str, Query(max_length=200)]) -> RedirectResponse:
+        """On to the web client's page with one button (CIVIC_LINK_UNSUBSCRIBE): link scanners that follow GET
+        links must not unsubscribe anybody."""
+        return RedirectResponse(
+            link(settings.links, settings.public_base_url, "unsubscribe", token=token), status_code=303
         )
 
     @router.post("/unsubscribe", response_model=SubscriptionOut)

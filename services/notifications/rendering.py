@@ -21,9 +21,10 @@ from email.utils import formataddr
 from pathlib import Path
 from typing import Any
 
-import icalendar
 import qrcode
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, Template
+
+from shared.calendar import meeting_ics as meeting_ics  # the sender attaches it
 
 BUILT_IN = Path(__file__).parent / "templates"
 LOCALES = ("de", "en")
@@ -76,37 +77,6 @@ def qr_png(code: str) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
-
-
-def meeting_ics(
-    *,
-    uid: str,
-    title: str,
-    starts_at: datetime,
-    ends_at: datetime,
-    location: str | None,
-    url: str | None,
-    stamp: datetime,
-    cancelled: bool = False,
-) -> bytes:
-    cal = icalendar.Calendar()
-    cal.add("prodid", "-//civic//notifications//DE")
-    cal.add("version", "2.0")
-    cal.add("method", "CANCEL" if cancelled else "PUBLISH")
-    ev = icalendar.Event()
-    ev.add("uid", uid)
-    ev.add("dtstamp", stamp)
-    ev.add("dtstart", starts_at)
-    ev.add("dtend", ends_at)
-    ev.add("summary", title)
-    if location:
-        ev.add("location", location)
-    if url:
-        ev.add("url", url)
-    if cancelled:
-        ev.add("status", "CANCELLED")
-    cal.add_component(ev)
-    return bytes(cal.to_ical())
 
 
 @dataclass(frozen=True)

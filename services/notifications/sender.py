@@ -37,6 +37,7 @@ from shared.bus.backoff import Backoff
 from shared.bus.errors import TRANSIENT
 from shared.contracts.envelope import Payload
 from shared.contracts.notifications import NotificationFailedV1, NotificationSentV1
+from shared.links import link
 from shared.service import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -73,12 +74,12 @@ class NotReady(Exception):
 
 def unsubscribe_url(settings: NotificationSettings, subscription_id: UUID) -> str:
     token = domain.sign_token(settings.signing_secret, "unsubscribe", str(subscription_id))
-    return f"{settings.public_base_url}/api/notifications/unsubscribe?token={token}"
+    return link(settings.links, settings.public_base_url, "unsubscribe", token=token)
 
 
 def confirm_url(settings: NotificationSettings, subscription_id: UUID) -> str:
     token = domain.sign_token(settings.signing_secret, "confirm", str(subscription_id))
-    return f"{settings.public_base_url}/api/notifications/subscriptions/confirm?token={token}"
+    return link(settings.links, settings.public_base_url, "subscription_confirm", token=token)
 
 
 def venue_text(venue: Any) -> str | None:

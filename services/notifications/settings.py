@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import Settings
+from shared.settings import LinkSettings, Settings
 
 
 class NotificationSettings(BaseSettings):
@@ -24,9 +24,11 @@ class NotificationSettings(BaseSettings):
 
     #: Key for unsubscribe and opt-in links and for the address hashes in the delivery log.
     signing_secret: str = "dev-only-notifications-secret-change-me"
-    #: Where the links in mails point (the public API of this service); unset, the installation's
+    #: The base of the links in mails; unset, the installation's
     #: CIVIC_PUBLIC_BASE_URL, so one variable serves every service.
     public_base_url: str = ""
+    #: The installation's link templates (CIVIC_LINK_*, shared/settings.py): confirm and unsubscribe pages.
+    links: LinkSettings = Field(default_factory=LinkSettings)
     #: A folder with ``<tenant>/<locale>/<template>.j2`` files that replace the built-in templates.
     template_overrides_dir: str | None = None
     #: Thank people for coming after check-in.

@@ -21,6 +21,7 @@ from services.registration.schemas import (
     StaffRegistrationIn,
 )
 from services.registration.views import meeting_view, registration_view
+from shared.calendar import meeting_ics, venue_line
 from shared.http.auth import Principal, Staff, require
 from shared.http.lean import LeanRoute, documented, json_body
 from shared.http.problems import Problem
@@ -63,6 +64,7 @@ def applicant_of(body: RegistrationIn, channel: commands.Channel = "online") -> 
         guardian_consent=body.guardian_consent,
         locale=body.locale,
         channel=channel,
+        accessibility_needs=(body.accessibility_needs or "").strip() or None,
     )
 
 
@@ -114,6 +116,33 @@ async def get_meeting(ctx: Ctx, meeting_id: UUID) -> dict[str, Any]:
         if m is None or m.status == "draft":
             raise Problem(404, "Not found", detail="no such meeting")
         return await meeting_view(conn, m)
+
+
+@router.get(
+    "/meetings/{meeting_id}/calendar.ics",
+    responses={200: {"content": {"text/calendar": {}}, "description": "the meeting as an iCalendar file"}},
+)
+async def meeting_calendar(ctx: Ctx, meeting_id: UUID) -> Response:
+    """The meeting for a calendar (Europe/Berlin times); cancelled meetings as a cancelled event."""
+    async with ctx.pool.acquire() as conn:
+        m = await store.meeting(conn, meeting_id)
+    if m is None or m.status == "draft":
+        raise Problem(404, "Not found", detail="no such meeting")
+    body = meeting_ics(
+        uid=f"{m.id}@civic",
+        title=m.title,
+        starts_at=m.starts_at,
+        ends_at=m.ends_at,
+        location=venue_line(m.venue),
+        url=meetings.meeting_url(ctx, m.tenant, m.id),
+        stamp=ctx.clock.now(),
+        cancelled=m.status == "cancelled",
+    )
+    return Response(
+        body,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="termin.ics"'},
+    )
 
 
 @router.get("/registrations/{secret}")

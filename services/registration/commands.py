@@ -32,6 +32,7 @@ from shared.contracts.registration import (
 )
 from shared.db import Conn
 from shared.http.problems import Problem
+from shared.links import link
 from shared.logs import current_correlation_id
 from shared.service import ServiceContext
 
@@ -59,7 +60,7 @@ async def lock_meeting(conn: Conn, meeting_id: UUID) -> None:
 
 
 def manage_url(ctx: ServiceContext, secret: str) -> str:
-    return f"{ctx.settings.public_base_url.rstrip('/')}/api/registration/registrations/{secret}"
+    return link(ctx.settings.links, ctx.settings.public_base_url, "manage", secret=secret)
 
 
 def contact_of(reg: dict[str, Any]) -> Contact:
@@ -119,6 +120,7 @@ class Applicant:
     guardian_consent: bool = False
     locale: str = "de"
     channel: Channel = "online"
+    accessibility_needs: str | None = None
 
 
 @dataclass
@@ -301,6 +303,7 @@ class Claim:
             "age": a.age, "guardian_consent": a.guardian_consent, "answers": a.answers,
             "attestations": a.attestations, "privacy_consent_at": self.now, "ticket_code": ticket_code,
             "created_at": self.now, "confirmed_at": self.now if confirmed else None,
+            "accessibility_needs": a.accessibility_needs,
         }  # fmt: skip
 
     def events(self, ctx: ServiceContext, decision: Decision) -> list[Payload]:
@@ -346,10 +349,10 @@ class Decision:
 INSERT_REGISTRATIONS = (
     "insert into registrations (id, tenant, meeting_id, slot_id, secret, status, seats, companions, channel, name, "
     "email, phone, locale, age, guardian_consent, answers, attestations, privacy_consent_at, ticket_code, "
-    "created_at, confirmed_at) "
+    "created_at, confirmed_at, accessibility_needs) "
     "select r.id, r.tenant, r.meeting_id, r.slot_id, r.secret, r.status, r.seats, r.companions, r.channel, r.name, "
     "r.email, r.phone, r.locale, r.age, r.guardian_consent, r.answers, r.attestations, r.privacy_consent_at, "
-    "r.ticket_code, r.created_at, r.confirmed_at "
+    "r.ticket_code, r.created_at, r.confirmed_at, r.accessibility_needs "
     # In the order decided: ``seq`` orders the waiting list.
     "from jsonb_populate_recordset(null::registrations, $1::jsonb) with ordinality as r order by r.ordinality"
 )

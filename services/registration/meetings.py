@@ -22,6 +22,7 @@ from shared.contracts.registration import (
 )
 from shared.db import Conn
 from shared.http.problems import Problem
+from shared.links import link
 from shared.service import ServiceContext
 
 DEADLINE_KINDS = ("registration_closes", "meeting_starts")
@@ -141,8 +142,8 @@ async def _write_slots(conn: Conn, tenant: str, meeting_id: UUID, m: MeetingIn) 
         )
 
 
-def meeting_url(ctx: ServiceContext, meeting_id: UUID) -> str:
-    return f"{ctx.settings.public_base_url.rstrip('/')}/api/registration/meetings/{meeting_id}"
+def meeting_url(ctx: ServiceContext, tenant: str, meeting_id: UUID) -> str:
+    return link(ctx.settings.links, ctx.settings.public_base_url, "meeting", tenant=tenant, meeting_id=meeting_id)
 
 
 async def snapshot(
@@ -166,7 +167,7 @@ async def snapshot(
         registration_opens_at=meeting.registration_opens_at,
         registration_closes_at=meeting.closes_at,
         process_id=meeting.process_id,
-        url=meeting_url(ctx, meeting.id),
+        url=meeting_url(ctx, meeting.tenant, meeting.id),
     )
 
 

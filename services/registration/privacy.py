@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 BLANK = (
     "name = null, email = null, phone = null, age = null, answers = '{}', attestations = '[]', "
+    "accessibility_needs = null, "
     "ticket_code = case when status = 'confirmed' then ticket_code end"
 )
 

@@ -156,6 +156,8 @@ class RegistrationIn(Strict):
     age: int | None = Field(default=None, ge=0, le=120)
     guardian_consent: bool = False
     locale: Literal["de", "en"] = "de"
+    #: What the person needs to take part (interpreter, wheelchair access ...); shown to staff, erased with the rest.
+    accessibility_needs: str | None = Field(default=None, max_length=1000)
 
 
 class StaffRegistrationIn(RegistrationIn):

@@ -180,7 +180,7 @@ async def adjust(conn: Conn, meeting_id: UUID, slot_id: UUID | None, seats: int,
 REGISTRATION_COLUMNS = (
     "id, seq, tenant, meeting_id, slot_id, secret, status, seats, companions, channel, name, email, phone, locale, "
     "age, guardian_consent, answers, attestations, ticket_code, created_at, confirmed_at, cancelled_at, "
-    "cancelled_by, erased_at, anonymised_at"
+    "cancelled_by, erased_at, anonymised_at, accessibility_needs"
 )
 
 

@@ -74,6 +74,7 @@ def registration_view(reg: dict[str, Any], *, position: int | None, manage_url: 
         "locale": reg["locale"],
         "answers": reg["answers"],
         "attestations": reg["attestations"],
+        "accessibility_needs": reg.get("accessibility_needs"),
         "ticket_code": reg["ticket_code"] if reg["status"] == "confirmed" else None,
         "manage_url": manage_url,
         "created_at": reg["created_at"],

@@ -23,6 +23,7 @@ from shared.clock import Clock
 from shared.contracts.surveys import ResponseCompletedV1, SurveyClosedV1, SurveyOpenedV1, SurveyPublishedV1
 from shared.db import Conn
 from shared.http.problems import Problem
+from shared.links import link
 from shared.service import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class Surveys:
         return self.ctx.pool
 
     def url(self, s: Survey) -> str:
-        return f"{self.ctx.settings.public_base_url.rstrip('/')}/api/surveys/public/{s.tenant}/{s.slug}"
+        return link(self.ctx.settings.links, self.ctx.settings.public_base_url, "survey", tenant=s.tenant, slug=s.slug)
 
     # --- reading ---------------------------------------------------------------------------------
 

@@ -66,7 +66,7 @@ async def test_scheduled_items_publish_once_when_due(settings: Settings, prefix:
         process_event = next(e for e in events if e["data"]["kind"] == "process")
         assert process_event["data"]["title"] == "Modellprojekt Smart City"
         assert process_event["subject"] == f"process/{p['id']}"
-        assert process_event["data"]["url"].endswith(f"/public/{prefix}/processes/smart-city")
+        assert process_event["data"]["url"].endswith(f"/{prefix}/verfahren/smart-city")
 
 
 async def test_phase_start_is_announced_once_on_its_day(settings: Settings, prefix: str) -> None:

@@ -55,7 +55,9 @@ async def test_qr_code_round_trip(settings: Settings, prefix: str) -> None:
             assert r.headers["cache-control"] == "no-store" and r.headers["referrer-policy"] == "no-referrer"
             assert "set-cookie" not in r.headers
         missing = await client.get("/q/nichtda")
-        assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+        # An unknown code leads to the web client's friendly page (CIVIC_LINK_SHORT_LINK_MISSING), uncounted.
+        assert missing.status_code == 302
+        assert missing.headers["location"] == f"{settings.public_base_url}/kurzlink/nichtda"
 
         scans = await ok(await client.get(f"/api/content/staff/qr-codes/{code['code']}/scans", headers=h))
         assert scans["days"] == [{"day": "2021-10-20", "scans": 3}] and scans["total"] == 3

@@ -31,7 +31,7 @@ async def test_openapi_and_problem_documents(settings: Settings) -> None:
         pointers = {e["pointer"] for e in bad.json()["errors"]}
         assert pointers == {"/tenant", "/email", "/process_id", "/locale"}
 
-        forged = await svc.client.get("/api/notifications/subscriptions/confirm", params={"token": f"{uuid4()}.AAAA"})
+        forged = await svc.client.post("/api/notifications/subscriptions/confirm", params={"token": f"{uuid4()}.AAAA"})
         assert forged.status_code == 400 and forged.headers["content-type"].startswith(PROBLEM)
 
         headers = staff_headers(svc.tenant, settings=settings)

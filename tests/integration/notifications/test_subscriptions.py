@@ -33,7 +33,8 @@ from tests.integration.notifications.support import (
 )
 from tests.support import eventually, make_schema, running
 
-LINK = re.compile(r"http://civic\.test(/api/notifications/\S+)")
+# The mails' links lead to the web client's pages (CIVIC_LINK_*); the pages post the token to this API.
+LINK = re.compile(r"http://civic\.test(/abo/\S+)")
 
 
 async def subscribe_and_confirm(svc: Running, sink, address: str, process_id: UUID, locale: str = "de") -> None:  # type: ignore[no-untyped-def]
@@ -44,8 +45,13 @@ async def subscribe_and_confirm(svc: Running, sink, address: str, process_id: UU
     assert r.status_code == 202, r.text
     mail = (await eventually(lambda: _async(sink.to(address)), what=f"opt-in mail to {address}"))[-1]
     link = LINK.search(mail.get_body(("plain",)).get_content()).group(1)
-    assert "/subscriptions/confirm?token=" in link
-    assert (await svc.client.get(link)).json()["state"] == "confirmed"
+    assert link.startswith("/abo/bestaetigen?token=")
+    token = link.split("token=", 1)[1]
+    # Old links to the API lead on to the page, which confirms with a POST.
+    old = await svc.client.get("/api/notifications/subscriptions/confirm", params={"token": token})
+    assert old.status_code == 303 and old.headers["location"] == f"http://civic.test{link}"
+    confirmed = await svc.client.post("/api/notifications/subscriptions/confirm", params={"token": token})
+    assert confirmed.json()["state"] == "confirmed"
 
 
 async def _async(value):  # type: ignore[no-untyped-def]
@@ -95,12 +101,16 @@ async def test_opt_in_reminders_news_and_one_click_unsubscribe(settings: Setting
             assert de["To"] == "anna@example.org"  # not the registered one, not the pending one, not elsewhere
             assert "Dienstag, 26. Oktober 2021, 00:00 Uhr" in de.get_body(("plain",)).get_content()
             assert de["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-            unsubscribe = re.match(r"<http://civic\.test(.+)>", de["List-Unsubscribe"]).group(1)
+            unsubscribe_page = re.match(r"<http://civic\.test(.+)>", de["List-Unsubscribe"]).group(1)
+            # The header names the web client's page, which hands a one-click POST on to this API.
+            assert unsubscribe_page.startswith("/abo/abbestellen?token=")
+            unsubscribe = "/api/notifications/unsubscribe?token=" + unsubscribe_page.split("token=", 1)[1]
             assert not smtp.sink.to("pending@example.org")[1:]
 
             # One click: a POST with the RFC 8058 body, no login.
             page = await svc.client.get(unsubscribe)
-            assert page.status_code == 200 and "<form" in page.text  # GET alone unsubscribes nobody
+            # GET alone unsubscribes nobody: it leads to the page with one button.
+            assert page.status_code == 303 and page.headers["location"] == f"http://civic.test{unsubscribe_page}"
             r = await svc.client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"})
             assert r.status_code == 200 and r.json()["state"] == "unsubscribed"
             bad = await svc.client.post(unsubscribe[:-3] + "xyz", data={"List-Unsubscribe": "One-Click"})

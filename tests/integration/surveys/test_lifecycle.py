@@ -37,7 +37,7 @@ async def test_a_draft_is_editable_and_frozen_once_published(rig: Rig) -> None:
         "select envelope from outbox where type = $1 and tenant = $2", PUBLISHED, rig.tenant
     )
     data = json.loads(row["envelope"])["data"]
-    assert data["survey_id"] == s["id"] and data["url"].endswith(f"/public/{rig.tenant}/{s['slug']}")
+    assert data["survey_id"] == s["id"] and data["url"].endswith(f"/umfrage/{rig.tenant}/{s['slug']}")
     deadline = await rig.ctx.pool.fetchrow("select * from deadlines where subject_id = $1", s["id"])
     assert deadline["kind"] == "survey_closes" and deadline["offsets"] == [86400, 259200]
     assert deadline["due_at"] == datetime.fromisoformat(s["closes_at"])

@@ -1,0 +1,147 @@
+"""The web client's application: ``uvicorn --factory web.app:app`` (its own process), or mounted at ``/`` of the
+one-process runner in ``make up`` (civic/up.py), where it calls the APIs over HTTP on the same port."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from web import i18n
+from web.client import Api, ApiProblem, ApiUnavailable
+from web.pages import meetings, site, subscriptions
+from web.rendering import environment, language, render
+from web.security import CsrfFailed, SecurityHeaders
+from web.settings import WebSettings, get_web_settings
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+
+i18n.english(
+    {
+        "Seite nicht gefunden": "Page not found",
+        "Diese Seite gibt es nicht (mehr). Bitte prüfen Sie die Adresse.": "This page does not exist (any more). "
+        "Please check the address.",
+        "Zur Startseite": "To the start page",
+        "Bitte laden Sie die Seite neu": "Please reload the page",
+        "Das Formular war zu lange geöffnet oder Ihr Browser hat kein Cookie gesendet. Bitte laden Sie die Seite "
+        "neu und senden Sie das Formular noch einmal.": "The form was open for too long or your browser sent no "
+        "cookie. Please reload the page and send the form again.",
+        "Zurzeit nicht erreichbar": "Not available right now",
+        "Dieser Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen Minuten noch einmal.": "This "
+        "service is not available right now. Please try again in a few minutes.",
+    }
+)
+
+
+def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """The web app; ``transport`` lets tests route the API client elsewhere (it still speaks HTTP)."""
+    settings = settings or get_web_settings()
+    api = Api(settings, transport=transport)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await api.close()
+
+    app = FastAPI(title="civic web", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.web_settings = settings
+    app.state.web_env = environment()
+    app.state.api = api
+    app.add_middleware(SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    # Fixed paths first; the tenant's pages (/<tenant>/...) last, as they match any first segment.
+    # Survey pages (/umfrage/<tenant>/<slug>) are a router of their own, included before site.tenant_router.
+    app.include_router(site.router)
+    app.include_router(subscriptions.router)
+    app.include_router(meetings.manage_router)
+    app.include_router(meetings.router)
+    app.include_router(site.tenant_router)
+    install_error_pages(app)
+    return app
+
+
+def install_error_pages(app: FastAPI) -> None:
+    """Every error a person can meet is a page in their language, never a JSON body."""
+
+    def page(request: Request, status: int, heading: str, message: str) -> Response:
+        _ = i18n.gettext(language(request))
+        context = {"heading": _(heading), "message": _(message), "back_href": "/", "back_text": _("Zur Startseite")}
+        return render(request, "pages/error.html", context, status=status)
+
+    def not_found(request: Request) -> Response:
+        return page(
+            request, 404, "Seite nicht gefunden", "Diese Seite gibt es nicht (mehr). Bitte prüfen Sie die Adresse."
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            return not_found(request)
+        if exc.status_code != 404:
+            log.info("web: HTTP %s on %s", exc.status_code, request.url.path)
+        return not_found(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return not_found(request)
+
+    @app.exception_handler(ApiProblem)
+    async def _problem(request: Request, exc: ApiProblem) -> Response:
+        if exc.status in (404, 410):
+            return not_found(request)
+        from web.problems import sentence
+
+        _ = i18n.gettext(language(request))
+        return render(
+            request,
+            "pages/error.html",
+            {
+                "heading": _("Das hat leider nicht geklappt."),
+                "message": sentence(exc, language(request)),
+                "back_href": "/",
+                "back_text": _("Zur Startseite"),
+            },
+            status=exc.status if exc.status < 500 else 503,
+        )
+
+    @app.exception_handler(ApiUnavailable)
+    async def _down(request: Request, exc: ApiUnavailable) -> Response:
+        log.warning("web: API unavailable: %s", exc)
+        return page(
+            request,
+            503,
+            "Zurzeit nicht erreichbar",
+            "Dieser Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen Minuten noch einmal.",
+        )
+
+    @app.exception_handler(CsrfFailed)
+    async def _csrf(request: Request, exc: CsrfFailed) -> Response:
+        return page(
+            request,
+            403,
+            "Bitte laden Sie die Seite neu",
+            "Das Formular war zu lange geöffnet oder Ihr Browser hat kein Cookie gesendet. Bitte laden Sie die Seite "
+            "neu und senden Sie das Formular noch einmal.",
+        )
+
+
+def app() -> FastAPI:
+    """Factory for ``uvicorn --factory web.app:app``."""
+    from shared.logs import configure_logging
+    from shared.settings import get_settings
+
+    s = get_settings()
+    configure_logging(s.log_level, s.log_json)
+    return create_app()
