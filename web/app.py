@@ -21,6 +21,7 @@ from web.pages import meetings, site, subscriptions
 from web.rendering import environment, language, render
 from web.security import CsrfFailed, SecurityHeaders
 from web.settings import WebSettings, get_web_settings
+from web.surveys import pages as survey_pages
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -67,6 +68,7 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
     app.include_router(subscriptions.router)
     app.include_router(meetings.manage_router)
     app.include_router(meetings.router)
+    app.include_router(survey_pages.router)
     app.include_router(site.tenant_router)
     install_error_pages(app)
     return app

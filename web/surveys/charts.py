@@ -46,9 +46,7 @@ def bar_chart(bars: Sequence[Bar], total: int, number: Callable[[float], str]) -
     for b in bars:
         for line in textwrap.wrap(b.label, WRAP) or [""]:
             y += LINE
-            parts.append(
-                f'<text x="0" y="{y - 4}" font-size="{LABEL_SIZE}" fill="{TEXT_COLOUR}">{escape(line)}</text>'
-            )
+            parts.append(f'<text x="0" y="{y - 4}" font-size="{LABEL_SIZE}" fill="{TEXT_COLOUR}">{escape(line)}</text>')
         y += 4
         width = round(track * share(b.count, total))
         parts.append(f'<rect x="0" y="{y}" width="{track}" height="{BAR}" fill="{TRACK_COLOUR}"/>')

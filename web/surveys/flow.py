@@ -27,6 +27,32 @@ class Step:
         return self.previous is None
 
 
+#: What a question has when the service leaves it out (its JSON omits empty fields).
+QUESTION_DEFAULTS: dict[str, Any] = {
+    "required": False,
+    "help": "",
+    "options": [],
+    "rows": [],
+    "max_selections": None,
+    "max_length": None,
+    "min": None,
+    "max": None,
+    "integer": False,
+    "condition": None,
+}
+
+
+def complete(survey: dict[str, Any]) -> dict[str, Any]:
+    """The questionnaire with every field of every section and question present (templates are strict)."""
+    for s in survey.get("sections", []):
+        s.setdefault("title", "")
+        s.setdefault("description", "")
+        for q in s.get("questions", []):
+            for k, v in QUESTION_DEFAULTS.items():
+                q.setdefault(k, list(v) if isinstance(v, list) else v)
+    return survey
+
+
 def shown_sections(definition: Mapping[str, Any], summary: Mapping[str, Any]) -> list[Section]:
     shown = {s["id"] for s in summary.get("sections", []) if s.get("shown")}
     return [s for s in definition["sections"] if s["id"] in shown]

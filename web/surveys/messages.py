@@ -38,30 +38,34 @@ def message(question: Mapping[str, Any], code: str, lang: Lang) -> str:
         return f"Bitte wählen Sie höchstens {n} Antworten aus." if de else f"Please choose at most {n} answers."
     if code == "too_long":
         n = question.get("max_length") or 2000
-        return (
-            f"Bitte schreiben Sie höchstens {n} Zeichen." if de else f"Please write at most {n} characters."
-        )
+        return f"Bitte schreiben Sie höchstens {n} Zeichen." if de else f"Please write at most {n} characters."
     if code in ("ranking_positions", "incomplete_ranking"):
-        return (
-            "Bitte vergeben Sie jeden Platz genau einmal."
-            if de
-            else "Please give each place exactly once."
-        )
+        return "Bitte vergeben Sie jeden Platz genau einmal." if de else "Please give each place exactly once."
     if kind == "number" and code in ("invalid_type", "out_of_range"):
         whole = question.get("integer")
         if code == "invalid_type":
             if whole:
-                return "Bitte geben Sie eine ganze Zahl ein, zum Beispiel 12." if de else "Please enter a whole number, for example 12."
-            return "Bitte geben Sie eine Zahl ein, zum Beispiel 12 oder 2,5." if de else "Please enter a number, for example 12 or 2.5."
+                return (
+                    "Bitte geben Sie eine ganze Zahl ein, zum Beispiel 12."
+                    if de
+                    else "Please enter a whole number, for example 12."
+                )
+            return (
+                "Bitte geben Sie eine Zahl ein, zum Beispiel 12 oder 2,5."
+                if de
+                else "Please enter a number, for example 12 or 2.5."
+            )
         if lo and hi:
-            return f"Bitte geben Sie eine Zahl von {lo} bis {hi} ein." if de else f"Please enter a number from {lo} to {hi}."
+            return (
+                f"Bitte geben Sie eine Zahl von {lo} bis {hi} ein."
+                if de
+                else f"Please enter a number from {lo} to {hi}."
+            )
         if lo:
             return f"Bitte geben Sie eine Zahl ab {lo} ein." if de else f"Please enter a number of at least {lo}."
         return f"Bitte geben Sie eine Zahl bis {hi} ein." if de else f"Please enter a number up to {hi}."
     if code in ("out_of_range", "invalid_type", "invalid_row") and kind in ("scale", "matrix"):
-        return (
-            f"Bitte wählen Sie einen Wert von {lo} bis {hi}." if de else f"Please choose a value from {lo} to {hi}."
-        )
+        return f"Bitte wählen Sie einen Wert von {lo} bis {hi}." if de else f"Please choose a value from {lo} to {hi}."
     if code == "not_shown":
         return (
             "Diese Frage gehört nicht zu Ihren bisherigen Antworten; bitte lassen Sie sie leer."

@@ -18,11 +18,11 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
-from markupsafe import Markup
+from fastapi.responses import Response
 
 from web import i18n
-from web.client import Api, ApiProblem
+from web.client import ApiProblem
+from web.pages.common import api, check_tenant, see_other
 from web.problems import FormErrors
 from web.rendering import language, render
 from web.security import checked_form
@@ -127,9 +127,7 @@ i18n.english(
         ),
         "Zur Startseite": "To the start page",
         "Ihre Antworten sind gespeichert": "Your answers are saved",
-        "Mit diesem Link oder Code können Sie später weitermachen:": (
-            "With this link or code you can continue later:"
-        ),
+        "Mit diesem Link oder Code können Sie später weitermachen:": ("With this link or code you can continue later:"),
         "Ihr Fortsetzungscode": "Your resume code",
         "Ihr Link zum Weitermachen": "Your link to continue",
         "Bitte notieren Sie den Code oder speichern Sie den Link als Lesezeichen. Wir kennen weder Ihren Namen "
@@ -139,9 +137,7 @@ i18n.english(
             "and cannot send you the code. Anyone who knows the code can see and change your answers."
         ),
         "Die gespeicherten Antworten werden am Ende der Umfrage ({when}) gelöscht, wenn Sie sie nicht vorher "
-        "absenden.": (
-            "The saved answers are deleted when the survey ends ({when}) unless you send them before."
-        ),
+        "absenden.": ("The saved answers are deleted when the survey ends ({when}) unless you send them before."),
         "Jetzt weitermachen": "Continue now",
         "Umfrage fortsetzen": "Continue the survey",
         "Fortsetzungscode": "Resume code",
@@ -173,21 +169,12 @@ i18n.english(
 )
 
 
-def api(request: Request) -> Api:
-    found: Api = request.app.state.api
-    return found
-
-
 def base_path(tenant: str, slug: str) -> str:
     return f"/umfrage/{quote(tenant, safe='')}/{quote(slug, safe='')}"
 
 
 def survey_api(tenant: str, slug: str, tail: str = "") -> str:
     return f"/api/surveys/public/{quote(tenant, safe='')}/{quote(slug, safe='')}{tail}"
-
-
-def see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
 
 
 def _t(request: Request, text: str, **params: Any) -> str:
@@ -207,13 +194,14 @@ class Gone(Exception):
 
 
 async def load_survey(request: Request, tenant: str, slug: str) -> dict[str, Any]:
+    check_tenant(tenant)
     try:
         survey: dict[str, Any] = await api(request).get(survey_api(tenant, slug), request=request)
     except ApiProblem as p:
         if p.status == 404:
             raise Gone(not_found_page(request, tenant)) from None
         raise
-    return survey
+    return flow.complete(survey)
 
 
 def not_found_page(request: Request, tenant: str) -> Response:
@@ -259,9 +247,7 @@ def _landing(
             "base": base_path(tenant, survey["slug"]),
             "errors": errors,
             "code": code,
-            "has_free_text": any(
-                q["kind"] == "free_text" for s in survey["sections"] for q in s["questions"]
-            ),
+            "has_free_text": any(q["kind"] == "free_text" for s in survey["sections"] for q in s["questions"]),
         },
         status=400 if errors else 200,
         tenant=tenant,
@@ -359,7 +345,9 @@ async def resume_link(request: Request, tenant: str, slug: str, code: str) -> Re
     return see_other(f"{base_path(tenant, slug)}/entwurf/{quote(code, safe='')}/{flow.resume_at(survey, draft)}")
 
 
-def _condition_hints(request: Request, survey: Mapping[str, Any], questions: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+def _condition_hints(
+    request: Request, survey: Mapping[str, Any], questions: Sequence[Mapping[str, Any]]
+) -> dict[str, str]:
     """For each conditional question, the sentence saying when to answer it (shown on pages without script,
     where the question stands beside the one it depends on)."""
     by_id = {q["id"]: q for s in survey["sections"] for q in s["questions"]}
@@ -471,7 +459,7 @@ async def save_step(request: Request, tenant: str, slug: str, code: str, section
     if step is None:
         return see_other(f"{base_path(tenant, slug)}/entwurf/{quote(code, safe='')}/{flow.resume_at(survey, draft)}")
     questions = flow.questions_of(step.section)
-    multi = {k: form.getlist(k) for k in form.keys()}
+    multi = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in form}
     given, local = forms.from_form(questions, multi)
     action = str(form.get("aktion") or "weiter")
     values = forms.form_values(questions, multi)
@@ -518,14 +506,25 @@ async def saved(request: Request, tenant: str, slug: str, code: str) -> Response
     return render(
         request,
         "surveys/saved.html",
-        {"survey": survey, "draft": draft, "code": code.upper(), "link": link, "base": base,
-         "continue_href": f"{base}/entwurf/{quote(code, safe='')}"},
+        {
+            "survey": survey,
+            "draft": draft,
+            "code": code.upper(),
+            "link": link,
+            "base": base,
+            "continue_href": f"{base}/entwurf/{quote(code, safe='')}",
+        },
         tenant=tenant,
     )
 
 
 def resume_page(
-    request: Request, survey: dict[str, Any], tenant: str, *, unknown: bool = False, code: str = "",
+    request: Request,
+    survey: dict[str, Any],
+    tenant: str,
+    *,
+    unknown: bool = False,
+    code: str = "",
     errors: FormErrors | None = None,
 ) -> Response:
     lang = _lang(request)
@@ -564,9 +563,7 @@ async def resume_post(request: Request, tenant: str, slug: str) -> Response:
         errors = FormErrors(summary="")
         errors.add("fortsetzungscode", messages.pick(messages.RESUME_CODE_MISSING, _lang(request)))
         return resume_page(request, survey, tenant, errors=errors)
-    normal = "-".join(
-        "".join(ch for ch in code.upper() if ch.isalnum())[i : i + 4] for i in range(0, 16, 4)
-    ).strip("-")
+    normal = "-".join("".join(ch for ch in code.upper() if ch.isalnum())[i : i + 4] for i in range(0, 16, 4)).strip("-")
     try:
         _, draft = await load_draft(request, tenant, slug, normal or code)
     except Gone as g:
@@ -618,7 +615,10 @@ def _review_page(
         for e in draft.get("errors", []):
             q = by_id.get(str(e.get("question")))
             if q is not None:
-                errors.add(f"{section_of[q['id']]}#{forms.first_field(q)}", f"{q['text']}: {messages.message(q, str(e.get('code')), _lang(request))}")
+                errors.add(
+                    f"{section_of[q['id']]}#{forms.first_field(q)}",
+                    f"{q['text']}: {messages.message(q, str(e.get('code')), _lang(request))}",
+                )
     needs_code = survey["access"] == "token" and not request.cookies.get(ACCESS_COOKIE)
     total = flow.total_steps(survey, draft)
     return render(
@@ -668,7 +668,9 @@ async def submit(request: Request, tenant: str, slug: str, code: str, form: Any)
             return g.response
         lang = _lang(request)
         errors = FormErrors(summary="")
-        if p.kind == "access-code-invalid" or (p.kind == "invalid-answers" and any(e.get("field") == "token" for e in p.errors)):
+        if p.kind == "access-code-invalid" or (
+            p.kind == "invalid-answers" and any(e.get("field") == "token" for e in p.errors)
+        ):
             pair = messages.ACCESS_CODE_INVALID if access_code else messages.ACCESS_CODE_MISSING
             errors.add("zugangscode", messages.pick(pair, lang))
             response = _review_page(request, survey, draft, tenant, code, errors, access_code)
@@ -736,7 +738,7 @@ def result_blocks(results: Mapping[str, Any], lang: str) -> list[dict[str, Any]]
 def _decimal(lang: str) -> Any:
     def fmt(x: float | None) -> str:
         if x is None:
-            return "–"
+            return "\u2013"
         text = f"{x:.1f}"
         return text.replace(".", ",") if lang == "de" else text
 
@@ -785,7 +787,3 @@ async def results(request: Request, tenant: str, slug: str) -> Response:
         },
         tenant=tenant,
     )
-
-
-def markup(text: str) -> Markup:
-    return Markup(text)
