@@ -75,6 +75,8 @@ async def pages(settings: Settings, prefix: str, **config: Any) -> AsyncIterator
     async with surveys_rig(settings, prefix, **config) as service:
         transport = httpx.ASGITransport(app=service.client._transport.app)  # type: ignore[attr-defined]
         web = create_app(WebSettings(api_base_url=BASE_URL, public_base_url=BASE_URL), transport=transport)
-        async with web.router.lifespan_context(web):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url=BASE_URL) as client:
-                yield Pages(client, service)
+        async with (
+            web.router.lifespan_context(web),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url=BASE_URL) as client,
+        ):
+            yield Pages(client, service)
