@@ -167,7 +167,12 @@ class Surveys:
 
     async def definition(self, s: Survey) -> dict[str, Any]:
         raw = await self.pool.fetchval("select definition from surveys where tenant = $1 and id = $2", s.tenant, s.id)
-        return dict(json.loads(raw))
+        definition = dict(json.loads(raw))
+        # A section given without an id has the one the questionnaire gives it (s1, s2, ...), so clients can
+        # name it, e.g. when saving a draft's section.
+        for i, section in enumerate(definition.get("sections", [])):
+            section.setdefault("id", f"s{i + 1}")
+        return definition
 
     # --- drafts ----------------------------------------------------------------------------------
 

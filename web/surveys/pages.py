@@ -394,6 +394,9 @@ def _step_page(
             "values": values,
             "errors": errors,
             "hints": _condition_hints(request, survey, questions),
+            # The error summary names the question beside each message: "Bitte wählen Sie ..." alone is
+            # ambiguous out of its place.
+            "labels": {forms.first_field(q): q["text"] for q in questions},
             "field": forms.field,
             "first_field": forms.first_field,
             "action": f"{here}/{step.section['id']}",

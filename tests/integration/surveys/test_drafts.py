@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.surveys import domain
-from tests.integration.surveys.rig import Rig, full_answers
+from tests.integration.surveys.rig import Rig, full_answers, sample_survey
 
 
 def draft_url(rig: Rig, s: dict[str, Any], code: str, tail: str = "") -> str:
@@ -173,3 +173,18 @@ async def test_the_new_operations_are_in_the_openapi_document(rig: Rig) -> None:
     assert {"get", "delete"} <= set(paths["/api/surveys/public/{tenant}/{ref}/drafts/{code}"])
     assert "put" in paths["/api/surveys/public/{tenant}/{ref}/drafts/{code}/sections/{section_id}"]
     assert "post" in paths["/api/surveys/public/{tenant}/{ref}/access-code"]
+
+
+async def test_sections_without_an_id_are_named_as_drafts_name_them(rig: Rig) -> None:
+    body = sample_survey()
+    for section in body["sections"]:
+        del section["id"]
+    s = await rig.client.post("/api/surveys/surveys", json=body, headers=rig.staff)
+    sid = s.json()["id"]
+    await rig.client.post(f"/api/surveys/surveys/{sid}/publish", headers=rig.staff)
+    await rig.open_survey_at(s.json())
+    public = (await rig.client.get(rig.public(s.json()))).json()
+    assert [x["id"] for x in public["sections"]] == ["s1", "s2"]
+    code = (await rig.client.post(rig.public(s.json(), "/drafts"))).json()["resume_code"]
+    r = await rig.client.put(draft_url(rig, s.json(), code, "/sections/s2"), json={"answers": {"idea": "Mehr"}})
+    assert r.status_code == 200 and r.json()["answers"] == {"idea": "Mehr"}
