@@ -2,6 +2,7 @@
 
 civic migrate [--services a,b]        schemas, roles, tables; streams and consumer groups
 civic serve [--services a,b] [--port] HTTP APIs and bus loops of the services, in this process
+civic web [--port]                    the citizen web client (web/), calling the APIs at CIVIC_WEB_API_BASE_URL
 civic status                          per stream: length; per group: pending, lag; dead letters
 civic replay SERVICE [--since ISO]    publish a service's outbox again (consumers absorb duplicates)
 civic dlq list|show|retry|drop        dead letters
@@ -208,6 +209,14 @@ def serve(names: str | None, host: str, port: int) -> None:
     uvicorn.run(build_app(names), host=host, port=port, log_config=None, access_log=False)
 
 
+def web(host: str, port: int) -> None:
+    import uvicorn
+
+    from web.app import app
+
+    uvicorn.run(app(), host=host, port=port, log_config=None, access_log=False)
+
+
 def _print(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
@@ -221,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     sv.add_argument("--services", default=os.environ.get("CIVIC_SERVICES") or None)
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
+    w = sub.add_parser("web", help="run the web client in this process")
+    w.add_argument("--host", default="127.0.0.1")
+    w.add_argument("--port", type=int, default=8000)
     sub.add_parser("status", help="streams, groups, pending, lag, dead letters")
     r = sub.add_parser("replay", help="publish a service's outbox again")
     r.add_argument("service")
@@ -242,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(migrate(args.services))
     elif args.cmd == "serve":
         serve(args.services, args.host, args.port)
+    elif args.cmd == "web":
+        web(args.host, args.port)
     elif args.cmd == "status":
         _print(asyncio.run(status()))
     elif args.cmd == "replay":

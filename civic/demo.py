@@ -6,7 +6,11 @@ People are invented and reachable only at example.org addresses.
 
 The meeting and survey the county's process refers to live in the registration and surveys services; the
 lead creates them through those services' APIs and passes their ids here. Without ids, fixed placeholder ids
-are used; the page shows them as ``unknown`` until events with those ids arrive.
+are used; the page leaves them out until events with those ids arrive.
+
+The story is dated around today: the county's first phase and its kick-off meeting (two weeks ahead) are
+current, so the process page shows a current phase and an open registration. The poster QR codes lead to the
+web client's pages (CIVIC_LINK_* templates).
 """
 
 from __future__ import annotations
@@ -26,11 +30,16 @@ from services.content.service import definition
 from shared import db
 from shared.bus.outbox import Outbox
 from shared.clock import Clock, SystemClock
+from shared.links import link
 from shared.settings import Settings
 
 DEMO_NAMESPACE = UUID("6b1f2a6e-3c2d-4f55-9a57-0d6f2b7c9e10")
 KICKOFF_MEETING_ID = uuid5(DEMO_NAMESPACE, "kreis-dithmarschen/kickoff")
 SURVEY_ID = uuid5(DEMO_NAMESPACE, "kreis-dithmarschen/survey")
+#: The county's open survey: its slug, which the poster's QR code leads to (/umfrage/kreis-dithmarschen/<slug>).
+SURVEY_SLUG = "dithmarschen-digital"
+#: The kick-off is this many days ahead of the day the demo is loaded; registration closes three days before.
+KICKOFF_IN_DAYS = 14
 
 
 #: How the demo tenants' pages look and what they link to (the web client's CIVIC_WEB_TENANTS in ``make up``).
@@ -64,11 +73,21 @@ class Loaded:
 
 
 async def _publish(conn: Any, outbox: Outbox, tenant: str, what: str, id_: UUID, clock: Clock, base: str) -> None:
-    await publishing.publish(conn, outbox, tenant, what, id_, at=None, now=clock.now(), base_url=base)
+    await publishing.publish(
+        conn, outbox, tenant, what, id_, at=None, now=clock.now(), base_url=base, links=Settings().links
+    )
+
+
+async def _qr(conn: Any, tenant: str, code: str, data: models.QrIn, now: Any) -> None:
+    """The code with this target; a code from an earlier run is pointed at it (printed codes keep working)."""
+    if not await repository.create_qr(conn, tenant, code, data, now):
+        patch = models.QrPatch(target_kind=data.target_kind, target_url=data.target_url, target_id=data.target_id)
+        await repository.update_qr(conn, tenant, code, patch, now)
 
 
 async def _load_detmold(conn: Any, outbox: Outbox, clock: Clock, base: str) -> dict[str, Any]:
     tenant, now = "stadt-detmold", clock.now()
+    today = now.date()
     existing = await repository.process_by_slug(conn, tenant, "smart-city")
     if existing is None:
         p = await repository.create_process(
@@ -107,8 +126,8 @@ async def _load_detmold(conn: Any, outbox: Outbox, clock: Clock, base: str) -> d
                     "Die Digitalisierungsstrategie wird überarbeitet und im September 2022 im Stadtrat verabschiedet.",
                     "The digital strategy is revised and adopted by the town council in September 2022.",
                 ),
-                starts_on=date(2021, 10, 1),
-                ends_on=date(2022, 9, 30),
+                starts_on=today - timedelta(days=60),
+                ends_on=today + timedelta(days=120),
             ),
         )
         await repository.add_phase(
@@ -120,7 +139,7 @@ async def _load_detmold(conn: Any, outbox: Outbox, clock: Clock, base: str) -> d
                 description=T(
                     "Die Maßnahmen der Strategie werden umgesetzt.", "The strategy's measures are carried out."
                 ),
-                starts_on=date(2022, 10, 1),
+                starts_on=today + timedelta(days=121),
             ),
         )
         steps = [
@@ -206,13 +225,14 @@ async def _load_detmold(conn: Any, outbox: Outbox, clock: Clock, base: str) -> d
     else:
         pid = existing["id"]
     code = "detmold-app"
-    await repository.create_qr(
+    # The poster leads to the town's page about the app (which links the app stores), not to a store directly.
+    await _qr(
         conn,
         tenant,
         code,
         models.QrIn(
-            target_kind="app",
-            target_url="https://apps.example.org/nachbarschaft",
+            target_kind="page",
+            target_url=link(Settings().links, base, "page", tenant=tenant, slug="nachbarschafts-app"),
             label="Nachbarschafts-App",
             error_correction="Q",
         ),
@@ -225,6 +245,8 @@ async def _load_dithmarschen(
     conn: Any, outbox: Outbox, clock: Clock, base: str, meeting_id: UUID, survey_id: UUID
 ) -> dict[str, Any]:
     tenant, now = "kreis-dithmarschen", clock.now()
+    today = now.date()
+    kickoff = today + timedelta(days=KICKOFF_IN_DAYS)
     existing = await repository.process_by_slug(conn, tenant, "dithmarschen-digital")
     if existing is None:
         p = await repository.create_process(
@@ -263,8 +285,12 @@ async def _load_dithmarschen(
             pid,
             models.PhaseIn(
                 title=T("Auftakt und Online-Umfrage", "Kick-off and online survey"),
-                starts_on=date(2021, 10, 1),
-                ends_on=date(2021, 10, 31),
+                description=T(
+                    "Wir laden zur Auftaktveranstaltung ein und fragen in einer Online-Umfrage nach Ihren Ideen.",
+                    "We invite you to the kick-off meeting and ask for your ideas in an online survey.",
+                ),
+                starts_on=today - timedelta(days=7),
+                ends_on=kickoff + timedelta(days=14),
             ),
         )
         await repository.add_phase(
@@ -273,8 +299,12 @@ async def _load_dithmarschen(
             pid,
             models.PhaseIn(
                 title=T("Strategie erarbeiten", "Developing the strategy"),
-                starts_on=date(2021, 11, 1),
-                ends_on=date(2022, 11, 1),
+                description=T(
+                    "In Arbeitsgruppen entsteht aus den Ergebnissen die Digitalisierungsstrategie.",
+                    "Working groups turn the results into the digital strategy.",
+                ),
+                starts_on=kickoff + timedelta(days=15),
+                ends_on=kickoff + timedelta(days=380),
             ),
         )
         for number, title in (
@@ -305,12 +335,11 @@ async def _load_dithmarschen(
                 process_id=pid,
                 title=T("Termine", "Dates"),
                 body=T(
-                    "## Auftaktveranstaltung am 28. Oktober in Heide\n\n"
-                    "Donnerstag, 28. Oktober 2021, 18-20 Uhr, BerufsBildungsZentrum Heide. "
-                    "Anmeldung bis 25. Oktober 2021.\n\n"
-                    "## Online-Umfrage läuft bis zum 31. Oktober\n\n"
+                    f"## Auftaktveranstaltung am {kickoff.day}.{kickoff.month}. in Heide\n\n"
+                    "18-20 Uhr im Berufsbildungszentrum Heide. Die Anmeldung schließt drei Tage vorher.\n\n"
+                    "## Online-Umfrage\n\n"
                     "Die Teilnahme ist anonym und dauert durchschnittlich zehn Minuten. "
-                    "Alternativ den QR-Code mit dem Smartphone scannen."
+                    "Alternativ den QR-Code auf den Plakaten mit dem Smartphone scannen."
                 ),
             ),
             now,
@@ -321,16 +350,30 @@ async def _load_dithmarschen(
         pid = existing["id"]
     await repository.add_ref(conn, tenant, pid, models.RefIn(kind="meeting", ref_id=meeting_id))
     await repository.add_ref(conn, tenant, pid, models.RefIn(kind="survey", ref_id=survey_id))
+    links = Settings().links
     code = "didi-umfrage"
-    await repository.create_qr(
+    await _qr(
         conn,
         tenant,
         code,
         models.QrIn(
             target_kind="survey",
             target_id=survey_id,
-            target_url="https://umfrage.example.org/dithmarschen-digital",
+            target_url=link(links, base, "survey", tenant=tenant, slug=SURVEY_SLUG),
             label="QR-Code für die Befragung",
+            error_correction="M",
+        ),
+        now,
+    )
+    await _qr(
+        conn,
+        tenant,
+        "didi-auftakt",
+        models.QrIn(
+            target_kind="meeting",
+            target_id=meeting_id,
+            target_url=link(links, base, "meeting", tenant=tenant, meeting_id=meeting_id),
+            label="QR-Code für die Anmeldung zur Auftaktveranstaltung",
             error_correction="M",
         ),
         now,
@@ -340,7 +383,7 @@ async def _load_dithmarschen(
         "slug": "dithmarschen-digital",
         "meeting_id": str(meeting_id),
         "survey_id": str(survey_id),
-        "qr_codes": [code],
+        "qr_codes": [code, "didi-auftakt"],
         "created": existing is None,
     }
 
@@ -397,7 +440,7 @@ async def create_demo_meeting(base_url: str, settings: Settings) -> UUID:
         for meeting in existing:
             if meeting["title"] == title:
                 return UUID(str(meeting["id"]))
-        day = date.today() + timedelta(days=14)
+        day = date.today() + timedelta(days=KICKOFF_IN_DAYS)
         body = {
             "title": title,
             "description": "Informationen und Ideen zur kreisweiten Digitalisierungsstrategie.",
@@ -406,7 +449,18 @@ async def create_demo_meeting(base_url: str, settings: Settings) -> UUID:
                 "street": "Beispielstraße 2",
                 "postal_code": "25746",
                 "city": "Heide",
+                "accessibility": "Stufenloser Zugang über den Haupteingang, Aufzug, barrierefreies WC, "
+                "Induktionsschleife im Saal.",
             },
+            "max_companions": 2,
+            "questions": [
+                {
+                    "id": "themen",
+                    "label": "Welche Themen interessieren Sie besonders?",
+                    "kind": "multiple",
+                    "options": ["Bildung", "Gesundheit", "Mobilität"],
+                }
+            ],
             "starts_at": f"{day.isoformat()}T18:00:00",
             "ends_at": f"{day.isoformat()}T20:00:00",
             "capacity": 50,
@@ -420,9 +474,6 @@ async def create_demo_meeting(base_url: str, settings: Settings) -> UUID:
         return meeting_id
 
 
-DEMO_SURVEY_SLUG = "digitale-angebote"
-
-
 def demo_survey_body(today: date) -> dict[str, Any]:
     """The county's anonymous survey on online services, open from yesterday for four weeks: every kind of
     question the surveys service has, one display condition, results public after closing."""
@@ -432,7 +483,7 @@ def demo_survey_body(today: date) -> dict[str, Any]:
 
     return {
         "title": "Digitale Angebote im Kreis Dithmarschen",
-        "slug": DEMO_SURVEY_SLUG,
+        "slug": SURVEY_SLUG,
         "introduction": (
             "Für welche Informationen oder Dienstleistungen nutzen Sie das Internet? Welche digitalen Angebote, "
             "zum Beispiel aus Kultur, Gesundheit und Verwaltung, sollte der Kreis verbessern oder ausbauen?\n\n"
@@ -503,7 +554,7 @@ async def create_demo_survey(base_url: str, settings: Settings, today: date | No
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
         for survey in (await client.get("/api/surveys/surveys")).raise_for_status().json():
-            if survey["slug"] == DEMO_SURVEY_SLUG:
+            if survey["slug"] == SURVEY_SLUG:
                 return UUID(str(survey["id"]))
         body = demo_survey_body(today or date.today())
         created = (await client.post("/api/surveys/surveys", json=body)).raise_for_status().json()
@@ -519,18 +570,18 @@ async def load_demo(base_url: str, *, settings: Settings | None = None) -> str:
     meeting_id = await create_demo_meeting(base_url, s)
     survey_id = await create_demo_survey(base_url, s)
     result = await load_content_demo(settings=s, kickoff_meeting_id=meeting_id, survey_id=survey_id)
-    lines = ["  demo tenants:"]
+    links = s.links
+    lines = ["  pages to open:"]
     for tenant, info in result.items():
-        lines.append(f"    {tenant:<20} {base_url}/api/content/public/{tenant}/processes/{info['slug']}")
-        lines += [f"    {'':<20} QR {base_url}/q/{code}" for code in info["qr_codes"]]
+        lines.append(f"    {tenant:<20} {base_url}/{tenant}")
+        lines.append(f"    {'':<20} {link(links, base_url, 'process', tenant=tenant, slug=info['slug'])}")
+        lines += [f"    {'':<20} poster QR {base_url}/q/{code}" for code in info["qr_codes"]]
+    kickoff = link(links, base_url, "meeting", tenant="kreis-dithmarschen", meeting_id=meeting_id)
     lines += [
-        f"  demo kick-off meeting: {base_url}/api/registration/meetings/{meeting_id}",
-        f"  register:  curl -X POST {base_url}/api/registration/meetings/{meeting_id}/registrations \\",
-        "               -H 'content-type: application/json' \\",
-        """               -d '{"name": "Alex Beispiel", "email": "alex@example.org", "privacy_consent": true,"""
-        """ "attestations": ["3g"]}'""",
-        f"  then read the confirmation at {base_url}/dev/mail",
-        f"  demo survey (open now): {base_url}/umfrage/kreis-dithmarschen/{DEMO_SURVEY_SLUG}",
+        f"  kick-off meeting     {kickoff}",
+        "                       register there, then open the mail's link at /dev/mail",
+        f"  open survey          {link(links, base_url, 'survey', tenant='kreis-dithmarschen', slug=SURVEY_SLUG)}",
+        f"  JSON API             {base_url}/api/content/public/kreis-dithmarschen/processes/dithmarschen-digital",
     ]
     return "\n".join(lines) + "\n"
 

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from web import i18n
 from web.client import Api, ApiProblem, ApiUnavailable
-from web.pages import meetings, site, subscriptions
+from web.pages import content, meetings, site, subscriptions
 from web.rendering import environment, language, render
 from web.security import CsrfFailed, SecurityHeaders
 from web.settings import WebSettings, get_web_settings
@@ -37,6 +37,7 @@ i18n.english(
         "neu und senden Sie das Formular noch einmal.": "The form was open for too long or your browser sent no "
         "cookie. Please reload the page and send the form again.",
         "Zurzeit nicht erreichbar": "Not available right now",
+        "Bitte versuchen Sie es in einigen Minuten noch einmal.": "Please try again in a few minutes.",
         "Dieser Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen Minuten noch einmal.": "This "
         "service is not available right now. Please try again in a few minutes.",
     }
@@ -68,6 +69,7 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
     app.include_router(subscriptions.router)
     app.include_router(meetings.manage_router)
     app.include_router(meetings.router)
+    app.include_router(content.router)
     app.include_router(survey_pages.router)
     app.include_router(site.tenant_router)
     install_error_pages(app)
@@ -126,6 +128,13 @@ def install_error_pages(app: FastAPI) -> None:
             503,
             "Zurzeit nicht erreichbar",
             "Dieser Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen Minuten noch einmal.",
+        )
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> Response:
+        log.exception("web: error on %s", request.url.path, exc_info=exc)
+        return page(
+            request, 500, "Das hat leider nicht geklappt.", "Bitte versuchen Sie es in einigen Minuten noch einmal."
         )
 
     @app.exception_handler(CsrfFailed)

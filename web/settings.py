@@ -5,10 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import LinkSettings, Settings
+from shared.settings import LinkSettings
 from web.colours import check_on_white
 
 DEV_SECRET = "dev-only-web-secret-change-me-in-production-0123456789"
@@ -32,7 +32,7 @@ class TenantSite(BaseModel):
 
 
 class WebSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CIVIC_WEB_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CIVIC_WEB_", extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     #: Where the services' public HTTP APIs are: the gateway in compose/Kubernetes, this process in ``make up``.
     api_base_url: str = "http://127.0.0.1:8000"
@@ -48,16 +48,13 @@ class WebSettings(BaseSettings):
     #: Where ``/`` leads when set; otherwise ``/`` lists the configured tenants.
     default_tenant: str | None = None
 
-    public_base_url: str = ""
-    production: bool = False
+    #: The installation's (read directly: the web process needs none of the services' secrets).
+    public_base_url: str = Field("http://localhost:8000", validation_alias=AliasChoices("CIVIC_PUBLIC_BASE_URL"))
+    production: bool = Field(False, validation_alias=AliasChoices("CIVIC_PRODUCTION"))
     links: LinkSettings = Field(default_factory=LinkSettings)
 
     @model_validator(mode="after")
     def _installation(self) -> Self:
-        base = Settings()
-        if not self.public_base_url:
-            self.public_base_url = base.public_base_url
-        self.production = self.production or base.production
         if self.cookie_secure is None:
             self.cookie_secure = self.public_base_url.startswith("https://")
         if self.production and self.secret == DEV_SECRET:

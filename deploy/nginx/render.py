@@ -8,8 +8,8 @@ process of the user who starts it:
     python deploy/nginx/render.py --dir /tmp/civic-gateway --port 8000
     nginx -c /tmp/civic-gateway/nginx.conf -p /tmp/civic-gateway -e /tmp/civic-gateway/error.log -g 'daemon off;'
 
-Default service ports: registration 8101, surveys 8102, notifications 8103, content 8104; each can be changed
-with ``--upstream NAME=HOST:PORT``.
+Default ports: registration 8101, surveys 8102, notifications 8103, content 8104, the web client (``civic web``)
+8105; each can be changed with ``--upstream NAME=HOST:PORT``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CIVIC_CONF = HERE / "civic.conf"
 SERVICES = ("registration", "surveys", "notifications", "content")
-DEFAULT_PORTS = {"registration": 8101, "surveys": 8102, "notifications": 8103, "content": 8104}
+#: What the gateway proxies to: the services and the web client.
+UPSTREAMS = (*SERVICES, "web")
+DEFAULT_PORTS = {"registration": 8101, "surveys": 8102, "notifications": 8103, "content": 8104, "web": 8105}
 TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
@@ -43,7 +45,7 @@ def _replace(pattern: str, repl: str, text: str, *, count: int, what: str) -> st
 def rewrite(conf: str, *, listen: str, upstreams: dict[str, str], access_log: Path) -> str:
     """civic.conf with one-machine addresses; everything else stays as it is."""
     conf = _replace(r"^resolver .*;\n", "", conf, count=1, what="resolver lines")
-    for name in SERVICES:
+    for name in UPSTREAMS:
         conf = _replace(
             rf"^(\s*)server {name}:8000 resolve;$",
             f"    server {upstreams[name]};",
@@ -80,7 +82,7 @@ def render(
 ) -> Path:
     """Write ``run_dir/nginx.conf`` (and create the directories it names); returns its path."""
     run_dir = run_dir.resolve()
-    addresses = {name: f"127.0.0.1:{DEFAULT_PORTS[name]}" for name in SERVICES} | (upstreams or {})
+    addresses = {name: f"127.0.0.1:{DEFAULT_PORTS[name]}" for name in UPSTREAMS} | (upstreams or {})
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     temp = run_dir / "temp"
     without = compiled_without(nginx)
@@ -137,8 +139,8 @@ def command(conf: Path, nginx: str = "nginx") -> list[str]:
 
 def _upstream(value: str) -> tuple[str, str]:
     name, _, address = value.partition("=")
-    if name not in SERVICES or ":" not in address:
-        raise argparse.ArgumentTypeError(f"expected NAME=HOST:PORT with NAME one of {', '.join(SERVICES)}")
+    if name not in UPSTREAMS or ":" not in address:
+        raise argparse.ArgumentTypeError(f"expected NAME=HOST:PORT with NAME one of {', '.join(UPSTREAMS)}")
     return name, address
 
 

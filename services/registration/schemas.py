@@ -21,6 +21,8 @@ class VenueIn(Strict):
     street: str | None = Field(default=None, max_length=200)
     postal_code: str | None = Field(default=None, pattern=r"^\d{5}$")
     city: str | None = Field(default=None, max_length=100)
+    #: How to get in and what is there: step-free access, lift, induction loop, accessible toilet ...
+    accessibility: str | None = Field(default=None, max_length=1000)
 
 
 class AttestationIn(Strict):

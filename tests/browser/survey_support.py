@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-DEMO_SURVEY = "/umfrage/kreis-dithmarschen/digitale-angebote"
+DEMO_SURVEY = "/umfrage/kreis-dithmarschen/dithmarschen-digital"
 
 
 @dataclass

@@ -30,6 +30,7 @@ from tests.browser.survey_support import (
 from tests.qr import decode_png
 
 TENANT = "kreis-dithmarschen"
+SLUG = DEMO_SURVEY.rsplit("/", 1)[1]
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +74,9 @@ async def responses_of(civic: Running, slug: str) -> int:
 
 
 async def poster_qr_target(civic: Running) -> str:
-    async with httpx.AsyncClient(base_url=civic.base_url) as client:
-        png = await client.get(f"/api/surveys/public/{TENANT}/digitale-angebote/qr", params={"format": "png"})
+    """What the county's poster QR code says: decoded from the PNG that is printed (the short link)."""
+    async with httpx.AsyncClient(base_url=civic.base_url, headers=staff()) as client:
+        png = await client.get("/api/content/staff/qr-codes/didi-umfrage/image.png", params={"size": "m"})
         assert png.status_code == 200 and png.headers["content-type"] == "image/png"
         return decode_png(png.content)
 
@@ -92,12 +94,13 @@ async def test_the_poster_to_thank_you_story(civic: Running, browser: Any, story
     options = STORIES[story]
     context = await new_context(browser, javascript=options["js"], viewport=options["viewport"], locale="de-DE")
     page = await context.new_page()
-    before = await responses_of(civic, "digitale-angebote")
+    before = await responses_of(civic, SLUG)
 
     # The poster: its QR code leads to the survey's page.
     target = await poster_qr_target(civic)
-    assert target == f"{civic.base_url}{DEMO_SURVEY}"
+    assert target == f"{civic.base_url}/q/didi-umfrage"
     await page.goto(target)
+    assert page.url == f"{civic.base_url}{DEMO_SURVEY}"
     assert await page.title() == "Digitale Angebote im Kreis Dithmarschen \u2013 Kreis Dithmarschen"
     assert await page.locator("text=Dauert etwa 10 Minuten.").count() == 1
     assert await page.locator("h2", has_text="Was anonym hier bedeutet").count() == 1
@@ -188,7 +191,7 @@ async def test_the_poster_to_thank_you_story(civic: Running, browser: Any, story
     await assert_accessible(page, "thank-you")
     retry = await page.request.post(f"{civic.base_url}{action}", form=fields, max_redirects=0)
     assert retry.status == 303 and retry.headers["location"].endswith("/danke")
-    assert await responses_of(civic, "digitale-angebote") == before + 1
+    assert await responses_of(civic, SLUG) == before + 1
     # The resume link has done its work.
     await page.goto(link)
     assert await page.locator("#fortsetzungscode-fehler").count() == 1

@@ -1,7 +1,8 @@
-"""The gateway for real on one machine: the four services as separate processes behind nginx.
+"""The gateway for real on one machine: the four services and the web client as separate processes behind nginx.
 
 ``running_gateway(...)`` migrates a fresh database, starts ``python -m civic.cli serve --services <name>`` per
-service on its own port, renders deploy/nginx/civic.conf for those ports (deploy/nginx/render.py) and runs
+service on its own port and ``python -m civic.cli web`` (calling the APIs through the gateway), renders
+deploy/nginx/civic.conf for those ports (deploy/nginx/render.py) and runs
 nginx in front; it yields when every service answers ``/readyz/<name>`` through the gateway and stops
 everything afterwards. The ``gateway`` fixture wraps it for tests (and skips them where no nginx is installed;
 ``.ci/run`` installs Debian's nginx-light).
@@ -36,6 +37,8 @@ from tests.support import drop_test_state
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("registration", "surveys", "notifications", "content")
+#: What the gateway proxies to and waits for: the services and the web client.
+UPSTREAMS = (*SERVICES, "web")
 ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -127,7 +130,7 @@ async def _stop(process: Process) -> None:
 
 
 async def _wait_ready(gateway: Gateway, timeout: float) -> None:
-    pending = set(SERVICES)
+    pending = set(UPSTREAMS)
     deadline = time.monotonic() + timeout
     last: dict[str, str] = {}
     async with httpx.AsyncClient(base_url=gateway.url, timeout=2) as client:
@@ -170,7 +173,7 @@ async def running_gateway(
         await admin.execute(f'create database "{database}"')
     finally:
         await admin.close()
-    ports = {name: free_port() for name in SERVICES}
+    ports = {name: free_port() for name in UPSTREAMS}
     gateway = Gateway(
         url=f"http://127.0.0.1:{free_port()}",
         database_url=_with_database(admin_url, database),
@@ -202,9 +205,12 @@ async def running_gateway(
         )
         if migrate.returncode != 0:
             raise GatewayFailed(f"civic migrate failed ({migrate.returncode}):\n{migrate.stdout}\n{migrate.stderr}")
-        for name, port in ports.items():
-            argv = [sys.executable, "-m", "civic.cli", "serve", "--services", name, "--port", str(port)]
+        for name in SERVICES:
+            argv = [sys.executable, "-m", "civic.cli", "serve", "--services", name, "--port", str(ports[name])]
             gateway.processes[name] = _start(name, argv, {**base_env, "CIVIC_SERVICES": name}, run_dir)
+        web_argv = [sys.executable, "-m", "civic.cli", "web", "--port", str(ports["web"])]
+        web_env = {**base_env, "CIVIC_WEB_API_BASE_URL": gateway.url}
+        gateway.processes["web"] = _start("web", web_argv, web_env, run_dir)
         render = load_render()
         conf = render.render(
             run_dir / "nginx",

@@ -17,8 +17,10 @@ NGINX_CONF = ROOT / "deploy" / "nginx" / "civic.conf"
 K8S = ROOT / "deploy" / "k8s"
 
 SERVICES = ("registration", "surveys", "notifications", "content")
-#: Public path prefix -> the service that answers it (the gateway, the Ingress and `make up` agree on these).
-ROUTES = {f"/api/{name}/": name for name in SERVICES} | {"/q/": "content"}
+#: The services and the web client: what the gateway proxies to.
+UPSTREAMS = (*SERVICES, "web")
+#: Public path prefix -> the process that answers it (the gateway, the Ingress and `make up` agree on these).
+ROUTES = {f"/api/{name}/": name for name in SERVICES} | {"/q/": "content", "/": "web"}
 
 REQUIRED_VAR = re.compile(r"\$\{(\w+):\?[^}]*\}")
 ANY_VAR = re.compile(r"\$\{(\w+)(?::?[-?+][^}]*)?\}")

@@ -38,7 +38,7 @@ def _is_oneshot(name: str) -> bool:
 
 
 def test_has_infrastructure_services_and_migrate_oneshots(services: dict[str, dict[str, Any]]) -> None:
-    expected = INFRA | set(SERVICES) | {f"{name}-migrate" for name in SERVICES}
+    expected = INFRA | set(SERVICES) | {f"{name}-migrate" for name in SERVICES} | {"web"}
     assert set(services) == expected
 
 
@@ -150,6 +150,17 @@ def test_gateway_mounts_the_routing_and_waits_for_services(services: dict[str, d
     assert "./deploy/nginx/civic.conf:/etc/nginx/conf.d/default.conf:ro" in gateway["volumes"]
     assert set(gateway["depends_on"]) == set(SERVICES)
     assert all(d["condition"] == "service_healthy" for d in gateway["depends_on"].values())
+
+
+def test_web_client_calls_the_apis_through_the_gateway(services: dict[str, dict[str, Any]]) -> None:
+    web = services["web"]
+    assert web["command"] == ["civic", "web", "--host", "0.0.0.0", "--port", "8000"]
+    assert web["image"] == services["registration"]["image"]
+    env = web["environment"]
+    assert env["CIVIC_WEB_API_BASE_URL"] == "http://gateway:8080"
+    assert env["CIVIC_PRODUCTION"] == "true"
+    assert "DATABASE_URL" not in env and "REDIS_URL" not in env, "the web client owns no data"
+    assert web["depends_on"] == {"gateway": {"condition": "service_healthy"}}
 
 
 def test_nginx_routes_every_prefix_to_its_service() -> None:

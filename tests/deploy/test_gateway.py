@@ -52,11 +52,26 @@ async def test_qr_short_links_are_routed_to_content(gateway: Gateway, client: ht
 
 
 async def test_unknown_paths_answer_404(client: httpx.AsyncClient) -> None:
-    for path in ("/", "/nowhere", "/api/unknown/openapi.json", "/api/registrationx/openapi.json", "/metrics"):
+    for path in ("/api/unknown/openapi.json", "/api/registrationx/openapi.json", "/metrics"):
         response = await client.get(path)
         assert response.status_code == 404, path
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["status"] == 404
+
+
+async def test_pages_are_answered_by_the_web_client(gateway: Gateway, client: httpx.AsyncClient) -> None:
+    """Everything outside /api/ and /q/ is the web client's: pages, and a page for an unknown path."""
+    start = await client.get("/")
+    assert start.status_code == 200 and start.headers["content-type"].startswith("text/html")
+    assert '<html lang="de">' in start.text
+    assert start.headers["content-security-policy"].startswith("default-src 'none'")
+    missing = await client.get("/nowhere/at/all")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert "Seite nicht gefunden" in missing.text
+    direct = await client.get(f"{gateway.service_urls['web']}/nowhere/at/all")
+    assert direct.text == missing.text
+    css = await client.get("/static/civic.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
 
 
 async def test_request_id_is_forwarded_and_echoed(client: httpx.AsyncClient) -> None:

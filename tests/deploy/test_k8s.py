@@ -122,6 +122,22 @@ def test_each_service_has_a_service_and_a_migrate_job(name: str) -> None:
     assert not service["spec"]["selector"].items() <= job["spec"]["template"]["metadata"]["labels"].items()
 
 
+def test_web_client_has_a_hardened_deployment_without_data() -> None:
+    deployment = KINDS["Deployment"]["web"]
+    _assert_hardened(deployment)
+    c = _container(deployment)
+    assert c["command"] == ["civic", "web", "--host", "0.0.0.0", "--port", "8000"]
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    env = _env(c)
+    assert "DATABASE_URL" not in env and "REDIS_URL" not in env, "the web client owns no data"
+    assert env["CIVIC_WEB_SECRET"]["secretKeyRef"] == {"name": "civic-secrets", "key": "CIVIC_WEB_SECRET"}
+    service = KINDS["Service"]["web"]
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    (config,) = KINDS["ConfigMap"].values()
+    assert config["data"]["CIVIC_WEB_API_BASE_URL"].startswith("https://")
+
+
 def test_one_image_everywhere() -> None:
     images = {_container(d)["image"] for kind in ("Deployment", "Job") for d in KINDS[kind].values()}
     assert images == {"civic"}

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.gateway import load_render, nginx_binary
-from tests.deploy.layout import NGINX_CONF, SERVICES
+from tests.deploy.layout import NGINX_CONF, UPSTREAMS
 
 render = load_render()
-PORTS = {name: f"127.0.0.1:{9100 + i}" for i, name in enumerate(SERVICES)}
+PORTS = {name: f"127.0.0.1:{9100 + i}" for i, name in enumerate(UPSTREAMS)}
 
 
 def _strip_addresses(text: str) -> list[str]:

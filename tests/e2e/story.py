@@ -16,6 +16,8 @@ Decisions the story makes:
 from __future__ import annotations
 
 import collections
+import html
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -175,6 +177,19 @@ class Story:
     async def json(self, method: str, path: str, expect: int | tuple[int, ...] = 200, **kw: Any) -> Any:
         return (await self.call(method, path, expect, **kw)).json()
 
+    async def press_the_button(self, page_url: str) -> httpx.Response:
+        """Open a page of the web client and send its one form, as a browser without JavaScript does (the CSRF
+        cookie and hidden fields included); the answer is the redirect-after-POST."""
+        page = await self.call("GET", page_url, 200)
+        assert page.headers["content-type"].startswith("text/html"), page.headers
+        found = re.search(r'<form method="post" action="([^"]+)"', page.text)
+        assert found, page.text[:2000]
+        fields = {
+            k: html.unescape(v) for k, v in re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page.text)
+        }
+        assert "csrf" in fields, fields
+        return await self.call("POST", html.unescape(found.group(1)), 303, data=fields)
+
     def mails(self) -> list[Mail]:
         return [classify(m) for m in self.dep.read_mail()]
 
@@ -333,11 +348,12 @@ class Story:
         mails = await self.wait_for_mails("subscription_confirm", len(subscribers))
         assert sorted(m.to for m in mails) == sorted(subscribers)
         for m in mails:
-            link = link_to(m.text, "/api/notifications/subscriptions/confirm?")
-            # The link leads to this deployment (the one a subscriber's mail client would open).
+            link = link_to(m.text, "/abo/bestaetigen?")
+            # The link leads to this deployment's confirm page (the one a subscriber's mail client would open),
+            # which confirms only with its button (mail scanners follow links).
             assert link.startswith(f"{self.dep.base_url}/"), link
-            answer = await self.json("GET", link)
-            assert answer["state"] == "confirmed"
+            done = await self.press_the_button(link)
+            assert done.headers["location"] == "/abo/bestaetigt"
 
     # --- 3. sixty registrations ------------------------------------------------------------------------------
 
@@ -407,11 +423,15 @@ class Story:
     async def cancel_and_promote(self) -> None:
         for n in CANCELLING:
             p = self.person(n)
-            # Their own link, from the confirmation mail.
+            # Their own link, from the confirmation mail: the manage page, then cancelling on its confirmation page.
             mail = next(m for m in self.mails_of("confirmed") if m.to == p.email)
-            link = link_to(mail.text, "/api/registration/registrations/")
-            assert link == f"{self.dep.base_url}/api/registration/registrations/{p.secret}", link
-            out = await self.json("DELETE", link)
+            link = link_to(mail.text, "/anmeldung/")
+            assert link == f"{self.dep.base_url}/anmeldung/{p.secret}", link
+            manage = await self.call("GET", link, 200)
+            assert f'href="/anmeldung/{p.secret}/absagen"' in manage.text
+            done = await self.press_the_button(f"{link}/absagen")
+            assert done.headers["location"] == f"/anmeldung/{p.secret}?abgesagt=1"
+            out = await self.json("GET", f"/api/registration/registrations/{p.secret}")
             assert out["status"] == "cancelled" and out["cancelled_by"] == "citizen", out
             p.status = "cancelled"
         promoted = [self.person(SEATS + 1), self.person(SEATS + 2)]
@@ -498,8 +518,9 @@ class Story:
         redirect = await self.call("GET", self.survey["scanned"], 302)
         target = redirect.headers["location"]
         assert target == self.survey["url"], (target, self.survey["url"])
-        path = httpx.URL(target).path
-        assert path == self.public_survey_path()
+        # The poster leads to the survey's page in the web client; its questionnaire comes from this API.
+        assert httpx.URL(target).path == f"/umfrage/{TENANT}/{self.survey['slug']}"
+        path = self.public_survey_path()
 
         async def opened() -> dict[str, Any] | None:
             s = await self.json("GET", path)

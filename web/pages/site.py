@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from web import i18n
 from web.client import ApiProblem
@@ -73,6 +73,21 @@ async def index(request: Request) -> Response:
     return render(request, "pages/index.html", {"tenants": tenants})
 
 
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> Response:
+    """Ready when the APIs answer (the gateway, or this process in ``make up``)."""
+    try:
+        await api(request).request("GET", "/healthz")
+    except Exception as exc:
+        return JSONResponse({"status": "not ready", "api": type(exc).__name__}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
 @router.get("/sprache")
 async def switch_language(request: Request, lang: str = "de", next: str = "/") -> Response:
     """Set the page language (a cookie) and go back; a plain link, so it works without JavaScript."""
@@ -94,11 +109,6 @@ async def switch_language(request: Request, lang: str = "de", next: str = "/") -
 @router.get("/lizenzen")
 async def licences(request: Request) -> Response:
     return render(request, "pages/licences.html")
-
-
-@router.get("/static-licence/kern")
-async def kern_licence(request: Request) -> Response:
-    return RedirectResponse("/static/kern/LICENSE.md", status_code=302)
 
 
 @router.get("/_tenant/{tenant}.css")

@@ -30,7 +30,7 @@ async def test_demo_loads_once_and_serves(settings: Settings) -> None:
         again = await load_content_demo(pool, settings=settings, clock=c)
         assert await _counts(pool) == counts
         assert first["stadt-detmold"]["created"] and not again["stadt-detmold"]["created"]
-        assert counts["processes"] == 2 and counts["qr_codes"] == 2
+        assert counts["processes"] == 2 and counts["qr_codes"] == 3
 
         detmold = await ok(await client.get("/api/content/public/stadt-detmold/processes/smart-city"))
         assert detmold["motto"].startswith("Die co-kreative Stadt")
@@ -41,10 +41,18 @@ async def test_demo_loads_once_and_serves(settings: Settings) -> None:
         assert detmold["news"]["items"][0]["title"] == "1. Platz als Bestes Kooperationsprojekt"
         assert detmold["contacts"][0]["email"].endswith("[at] example [dot] org")
         r = await client.get("/q/detmold-app")
-        assert r.status_code == 302 and r.headers["location"] == "https://apps.example.org/nachbarschaft"
+        # Poster codes lead to the web client's pages, which a phone can open.
+        base = settings.public_base_url.rstrip("/")
+        assert r.status_code == 302 and r.headers["location"] == f"{base}/stadt-detmold/seiten/nachbarschafts-app"
+        r = await client.get("/q/didi-umfrage")
+        assert r.headers["location"] == f"{base}/umfrage/kreis-dithmarschen/dithmarschen-digital"
+        r = await client.get("/q/didi-auftakt")
+        assert r.headers["location"] == f"{base}/kreis-dithmarschen/termine/{KICKOFF_MEETING_ID}"
 
         county = await ok(await client.get("/api/content/public/kreis-dithmarschen/processes/dithmarschen-digital"))
         assert county["funding"][0]["amount"] == 100_000
+        # Dated around the day it is loaded: the kick-off phase is current.
+        assert county["current_phase"]["title"] == "Auftakt und Online-Umfrage"
         assert county["meetings"][0]["meeting_id"] == str(KICKOFF_MEETING_ID)
         assert county["surveys"][0]["survey_id"] == str(SURVEY_ID)
         assert all(ct["email"] and "example" in ct["email"] for ct in county["contacts"])
