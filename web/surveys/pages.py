@@ -19,12 +19,14 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from markupsafe import Markup
 
 from web import i18n
 from web.client import ApiProblem
 from web.pages.common import api, check_tenant, see_other
 from web.problems import FormErrors
-from web.rendering import language, render
+from web.rendering import language
+from web.rendering import render as web_render
 from web.security import checked_form
 from web.surveys import answers as forms
 from web.surveys import flow, messages
@@ -175,6 +177,23 @@ def base_path(tenant: str, slug: str) -> str:
 
 def survey_api(tenant: str, slug: str, tail: str = "") -> str:
     return f"/api/surveys/public/{quote(tenant, safe='')}/{quote(slug, safe='')}{tail}"
+
+
+#: Surveys have texts in one language, the installation's (German); on an English page those texts carry
+#: lang="de" (WCAG 3.1.2, language of parts).
+CONTENT_LANGUAGE = "de"
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+    tenant: str | None = None,
+) -> Response:
+    own = Markup(f' lang="{CONTENT_LANGUAGE}"') if _lang(request) != CONTENT_LANGUAGE else Markup("")
+    return web_render(request, template, {"cl": own, **(context or {})}, status=status, tenant=tenant)
 
 
 def _t(request: Request, text: str, **params: Any) -> str:
@@ -716,7 +735,9 @@ def result_blocks(results: Mapping[str, Any], lang: str) -> list[dict[str, Any]]
         kind = q["kind"]
         bars: list[Bar] = []
         total = int(q["answered"])
-        block: dict[str, Any] = {"question": q, "answered": total, "rows": [], "chart": None}
+        # Option labels are the survey's own words; yes/no and scale values are the page's.
+        own = kind in ("single_choice", "multiple_choice")
+        block: dict[str, Any] = {"question": q, "answered": total, "rows": [], "chart": None, "own_labels": own}
         if kind in ("single_choice", "multiple_choice"):
             bars = [Bar(o["label"], int(o["count"])) for o in q["options"]]
         elif kind == "yes_no":

@@ -39,9 +39,9 @@ async def test_the_whole_way_through_with_errors_resume_and_a_double_submission(
     bad = await site.submit(step1, {"q-which": ["car", "waste", "library"], "q-visits": "viele", "aktion": "weiter"})
     assert bad.status_code == 400 and title_of(bad.text).startswith("Fehler: Schritt 1 von 3")
     # The summary names each question beside its message.
-    online = r'href="#q-online">Do you use the county&#39;s online services\?: Bitte wählen Sie eine Antwort'
+    online = r'href="#q-online"><span>Do you use the county&#39;s online services\?</span> Bitte wählen Sie eine Antwort'
     assert re.search(online, bad.text)
-    assert re.search(r'href="#q-visits">Visits per year: Bitte geben Sie eine Zahl ein', bad.text)
+    assert re.search(r'href="#q-visits"><span>Visits per year</span>: Bitte geben Sie eine Zahl ein', bad.text)
     assert 'value="viele"' in bad.text
     step2 = await site.follow(await site.submit(bad, STEP1 | {"aktion": "weiter"}))
     assert title_of(step2.text).startswith("Schritt 2 von 3: What should improve")
@@ -124,3 +124,14 @@ async def test_an_unknown_survey_is_a_page_not_json(site: Pages) -> None:
     r = await site.get(f"/umfrage/{site.service.tenant}/gibt-es-nicht")
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert "Diese Umfrage gibt es nicht" in r.text
+
+
+async def test_in_english_the_pages_speak_english_and_mark_the_surveys_german_texts(site: Pages) -> None:
+    s = await site.service.open_survey(title="Digitale Angebote")
+    base = f"/umfrage/{site.service.tenant}/{s['slug']}"
+    landing = await site.follow(await site.client.get("/sprache", params={"lang": "en", "next": base}))
+    assert '<html lang="en">' in landing.text and "Takes about 10 minutes." in landing.text
+    assert '<h1 class="kern-heading-large" lang="de">Digitale Angebote</h1>' in landing.text
+    step = await site.follow(await site.submit(landing, {}, "/beginnen"))
+    assert title_of(step.text).startswith("Step 1 of 3")
+    assert '<span lang="de">Do you use the county' in step.text
