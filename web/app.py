@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.clock import clock_from_settings
 from web import i18n
 from web.client import Api, ApiProblem, ApiUnavailable
 from web.pages import content, meetings, site, subscriptions
@@ -60,6 +61,7 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
     app.state.web_settings = settings
     app.state.web_env = environment()
     app.state.api = api
+    app.state.clock = clock_from_settings(settings.clock_file, settings.production)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

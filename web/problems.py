@@ -143,7 +143,11 @@ def form_errors(
         while name and name not in labels and "." in name:
             name = name.rsplit(".", 1)[0]
         if name in labels:
-            out.add(name, field_message(e.get("code"), labels[name], lang))
+            code = e.get("code")
+            # pydantic reports a bad address as a general value_error; the field says what was meant.
+            if code == "value_error" and name.rsplit(".", 1)[-1] in ("email", "phone"):
+                code = name.rsplit(".", 1)[-1]
+            out.add(name, field_message(code, labels[name], lang))
     rank = {n: i for i, n in enumerate(order)}
     out.fields.sort(key=lambda f: rank.get(f.name, len(rank)))
     if problem.kind == "validation" and not out.fields:

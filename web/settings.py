@@ -32,7 +32,9 @@ class TenantSite(BaseModel):
 
 
 class WebSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CIVIC_WEB_", extra="ignore", populate_by_name=True, env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CIVIC_WEB_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     #: Where the services' public HTTP APIs are: the gateway in compose/Kubernetes, this process in ``make up``.
     api_base_url: str = "http://127.0.0.1:8000"
@@ -52,6 +54,8 @@ class WebSettings(BaseSettings):
     public_base_url: str = Field("http://localhost:8000", validation_alias=AliasChoices("CIVIC_PUBLIC_BASE_URL"))
     production: bool = Field(False, validation_alias=AliasChoices("CIVIC_PRODUCTION"))
     links: LinkSettings = Field(default_factory=LinkSettings)
+    #: Tests only: the clock file the services read too (shared/clock.py), so pages and APIs agree on "now".
+    clock_file: str | None = Field(None, validation_alias=AliasChoices("CIVIC_CLOCK_FILE"))
 
     @model_validator(mode="after")
     def _installation(self) -> Self:

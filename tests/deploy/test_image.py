@@ -67,6 +67,9 @@ from civic.services import ALL
 app = build_app(None)
 paths = {getattr(route, "path", None) for route in app.routes}
 assert all(f"/api/{name}/openapi.json" in paths for name in ALL), paths
+from web.app import create_app as web_app
+
+assert web_app().state.api is not None
 try:
     main(["--help"])
 except SystemExit as exc:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
+from shared.clock import Clock
 from web.client import Api
 from web.i18n import Language
 from web.rendering import language
@@ -30,6 +32,12 @@ def settings_of(request: Request) -> WebSettings:
 
 def lang_of(request: Request) -> Language:
     return language(request)
+
+
+def now(request: Request) -> datetime:
+    """The clock the services use too (a file in tests, the system's otherwise)."""
+    clock: Clock = request.app.state.clock
+    return clock.now()
 
 
 def check_tenant(tenant: str) -> str:

@@ -4,7 +4,7 @@ mail (ticket, calendar file, cancelling through a confirmation page and a POST),
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from web import i18n
 from web.client import ApiProblem
 from web.pages import registration_form as rf
-from web.pages.common import api, check_tenant, lang_of, see_other
+from web.pages.common import api, check_tenant, lang_of, now, see_other
 from web.problems import FormErrors, form_errors
 from web.rendering import render
 from web.security import checked_form
@@ -88,10 +88,6 @@ i18n.english(
 )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 async def _meeting(request: Request, tenant: str, meeting_id: UUID) -> dict[str, Any]:
     m: dict[str, Any] = await api(request).get(f"/api/registration/meetings/{meeting_id}", request=request)
     if m.get("tenant") != tenant:
@@ -109,7 +105,7 @@ def _meeting_page(
     status: int = 200,
 ) -> Response:
     lang = lang_of(request)
-    state = rf.registration_state(m, _now())
+    state = rf.registration_state(m, now(request))
     context = {
         "m": m,
         "state": state,
@@ -196,8 +192,8 @@ async def manage(request: Request, secret: str) -> Response:
         "secret": secret,
         "just_cancelled": request.query_params.get("abgesagt") == "1",
         "can_cancel": reg["status"] != "cancelled"
-        and rf.registration_state(m, _now()) != "cancelled"
-        and datetime.fromisoformat(m["ends_at"]) > _now(),
+        and rf.registration_state(m, now(request)) != "cancelled"
+        and datetime.fromisoformat(m["ends_at"]) > now(request),
     }
     return render(request, "pages/manage.html", context, tenant=m["tenant"])
 

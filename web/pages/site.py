@@ -4,7 +4,7 @@ tenant colours and the landing page of a QR short link that leads nowhere."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from web import i18n
 from web.client import ApiProblem
-from web.pages.common import api, check_tenant, lang_of, settings_of
+from web.pages.common import api, check_tenant, lang_of, now, settings_of
 from web.rendering import render
 
 router = APIRouter(include_in_schema=False)
@@ -58,10 +58,6 @@ i18n.english(
         "Mehr erfahren": "Read more",
     }
 )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @router.get("/")
@@ -144,7 +140,7 @@ async def overview(request: Request, tenant: str) -> dict[str, Any]:
         ),
         return_exceptions=True,
     )
-    now = _now()
+    moment = now(request)
     surveys: list[dict[str, Any]] = []
     states: dict[str, dict[str, Any]] = {}
     for p, page in zip(processes, pages, strict=True):
@@ -158,7 +154,7 @@ async def overview(request: Request, tenant: str) -> dict[str, Any]:
         for m in page["meetings"]:
             states[str(m["meeting_id"])] = m
     upcoming = sorted(
-        (m for m in meetings_list if datetime.fromisoformat(m["ends_at"]) > now),
+        (m for m in meetings_list if datetime.fromisoformat(m["ends_at"]) > moment),
         key=lambda m: m["starts_at"],
     )
     for m in upcoming:
