@@ -10,7 +10,6 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,15 +17,8 @@ import pytest
 
 from shared.http.auth import mint_token
 from shared.settings import Settings
-from tests.browser.survey_support import (
-    CHROMIUM_ARGS,
-    DEMO_SURVEY,
-    Running,
-    assert_accessible,
-    chromium_or_skip,
-    new_context,
-    running_with_demo,
-)
+from tests.browser.support import assert_accessible, assert_reflows, new_page
+from tests.browser.survey_support import DEMO_SURVEY, Running, running_with_demo
 from tests.qr import decode_png
 
 TENANT = "kreis-dithmarschen"
@@ -34,23 +26,10 @@ SLUG = DEMO_SURVEY.rsplit("/", 1)[1]
 
 
 @pytest.fixture(scope="module")
-async def civic(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
-    chromium_or_skip()
-    async for running in running_with_demo(tmp_path_factory.mktemp("survey-pages")):
+async def demo(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
+    """civic with its demo; asks for the browser first, so a machine without one skips before starting it."""
+    async with running_with_demo(tmp_path_factory.mktemp("survey-pages")) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-async def browser(civic: Running) -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    executable = chromium_or_skip()
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 async def navigate(page: Any, selector: str) -> None:
@@ -82,18 +61,18 @@ async def poster_qr_target(civic: Running) -> str:
 
 
 STORIES = {
-    "desktop, JavaScript": {"js": True, "viewport": {"width": 1280, "height": 900}},
-    "desktop, no JavaScript": {"js": False, "viewport": {"width": 1280, "height": 900}},
-    "phone, JavaScript": {"js": True, "viewport": {"width": 375, "height": 740}},
-    "phone, no JavaScript": {"js": False, "viewport": {"width": 320, "height": 640}},
+    "desktop, JavaScript": {"js": True, "phone": False},
+    "desktop, no JavaScript": {"js": False, "phone": False},
+    "phone, JavaScript": {"js": True, "phone": True},
+    "phone, no JavaScript": {"js": False, "phone": True},
 }
 
 
 @pytest.mark.parametrize("story", list(STORIES))
-async def test_the_poster_to_thank_you_story(civic: Running, browser: Any, story: str, tmp_path: Path) -> None:
+async def test_the_poster_to_thank_you_story(demo: Running, browser: Any, story: str) -> None:
+    civic = demo
     options = STORIES[story]
-    context = await new_context(browser, javascript=options["js"], viewport=options["viewport"], locale="de-DE")
-    page = await context.new_page()
+    page = await new_page(browser, javascript=options["js"], phone=options["phone"])
     before = await responses_of(civic, SLUG)
 
     # The poster: its QR code leads to the survey's page.
@@ -105,8 +84,7 @@ async def test_the_poster_to_thank_you_story(civic: Running, browser: Any, story
     assert await page.locator("text=Dauert etwa 10 Minuten.").count() == 1
     assert await page.locator("h2", has_text="Was anonym hier bedeutet").count() == 1
     await assert_accessible(page, "landing")
-    # Nothing wider than the screen (reflow at 320 px).
-    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    await assert_reflows(page)
     await navigate(page, "text=Umfrage beginnen")
 
     # Step 1: moving on without the required answer shows the error summary, linked to the question.
@@ -153,9 +131,8 @@ async def test_the_poster_to_thank_you_story(civic: Running, browser: Any, story
     await assert_accessible(page, "saved")
 
     # Leave: the browser is closed; later, on another page, the resume link continues with step 3.
-    await context.close()
-    context = await new_context(browser, javascript=options["js"], viewport=options["viewport"])
-    page = await context.new_page()
+    await page.context.close()
+    page = await new_page(browser, javascript=options["js"], phone=options["phone"])
     await page.goto(link)
     assert (await page.title()).startswith("Schritt 3 von 4: Zum Schluss")
     await navigate(page, "a.civic-back")
@@ -195,7 +172,7 @@ async def test_the_poster_to_thank_you_story(civic: Running, browser: Any, story
     # The resume link has done its work.
     await page.goto(link)
     assert await page.locator("#fortsetzungscode-fehler").count() == 1
-    await context.close()
+    await page.context.close()
 
 
 async def _survey(civic: Running, **body: Any) -> dict[str, Any]:
@@ -232,9 +209,9 @@ async def _survey(civic: Running, **body: Any) -> dict[str, Any]:
     return dict(created)
 
 
-async def test_every_other_state_is_a_page_without_accessibility_faults(civic: Running, browser: Any) -> None:
-    context = await new_context(browser, javascript=False)
-    page = await context.new_page()
+async def test_every_other_state_is_a_page_without_accessibility_faults(demo: Running, browser: Any) -> None:
+    civic = demo
+    page = await new_page(browser, javascript=False)
     now = datetime.now(UTC)
 
     later = await _survey(civic, slug="radwege-spaeter", opens_at=(now + timedelta(days=2)).isoformat())
@@ -283,4 +260,4 @@ async def test_every_other_state_is_a_page_without_accessibility_faults(civic: R
     await page.goto(f"{civic.base_url}/umfrage/{TENANT}/gibt-es-nicht")
     assert (await page.title()).startswith("Diese Umfrage gibt es nicht")
     await assert_accessible(page, "unknown survey")
-    await context.close()
+    await page.context.close()

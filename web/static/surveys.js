@@ -28,6 +28,14 @@
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.querySelector(".civic-survey-form");
     if (!form) return;
+    // The sentences saying when to answer a question are for pages without script.
+    var sentences = form.querySelectorAll(".civic-condition");
+    for (var i = 0; i < sentences.length; i++) {
+      var box = sentences[i].closest("[data-condition-question]");
+      if (box && form.querySelector('[name="q-' + box.getAttribute("data-condition-question") + '"]')) {
+        sentences[i].hidden = true;
+      }
+    }
     form.addEventListener("change", function () { update(form); });
     update(form);
   });

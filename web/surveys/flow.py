@@ -92,3 +92,16 @@ def resume_at(definition: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
 
 def questions_of(section: Section) -> Sequence[Mapping[str, Any]]:
     return list(section.get("questions", []))
+
+
+def page_questions(section: Section, summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The questions a step's page shows: those shown for the answers so far, and those whose condition
+    looks at a question of this same page (the answer is not known before the page is sent; the script
+    shows and hides them, without script they stand with a sentence saying when to answer them)."""
+    shown = set(summary.get("shown", []))
+    own = {q["id"] for q in section.get("questions", [])}
+    return [
+        q
+        for q in section.get("questions", [])
+        if q["id"] in shown or (q.get("condition") and q["condition"]["question"] in own)
+    ]

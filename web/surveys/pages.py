@@ -370,10 +370,12 @@ def _condition_hints(
     """For each conditional question, the sentence saying when to answer it (shown on pages without script,
     where the question stands beside the one it depends on)."""
     by_id = {q["id"]: q for s in survey["sections"] for q in s["questions"]}
+    here = {q["id"] for q in questions}
     hints: dict[str, str] = {}
     for q in questions:
         cond = q.get("condition")
-        if not cond:
+        # A condition on an earlier page is decided already: the question is on this page only if it holds.
+        if not cond or cond["question"] not in here:
             continue
         target = by_id.get(cond["question"])
         if target is None:
@@ -400,7 +402,7 @@ def _step_page(
     values: Mapping[str, Any],
     errors: FormErrors | None = None,
 ) -> Response:
-    questions = flow.questions_of(step.section)
+    questions = flow.page_questions(step.section, draft)
     base = base_path(tenant, survey["slug"])
     here = f"{base}/entwurf/{quote(code, safe='')}"
     return render(

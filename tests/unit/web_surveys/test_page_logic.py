@@ -188,3 +188,14 @@ def test_results_become_bars_and_tables() -> None:
     assert blocks[0]["rows"] == [("Ja", 3, "75 %"), ("Nein", 1, "25 %")] and blocks[0]["chart"] is not None
     assert blocks[1]["rows"] == [("1", 0, "0 %"), ("2", 2, "100 %")] and blocks[1]["mean"] == 2.0
     assert [o["label"] for o in blocks[2]["ranking"]] == ["B", "A"] and blocks[2]["chart"] is None
+
+
+def test_a_page_shows_what_earlier_pages_decided_and_what_depends_on_itself() -> None:
+    later = {"id": "why", "kind": "free_text", "text": "Why?", "condition": {"question": "online", "any_of": ["no"]}}
+    same = {"id": "which", "kind": "multiple_choice", "text": "Which?", "options": [],
+            "condition": {"question": "here", "any_of": ["yes"]}}  # fmt: skip
+    section = {"id": "b", "questions": [{"id": "here", "kind": "yes_no", "text": "Here?"}, same, later]}
+    # "online" (an earlier page) was answered yes: "why" is not shown; "which" depends on this page.
+    ids = [q["id"] for q in flow.page_questions(section, {"shown": ["here"]})]
+    assert ids == ["here", "which"]
+    assert [q["id"] for q in flow.page_questions(section, {"shown": ["here", "why"]})] == ["here", "which", "why"]
