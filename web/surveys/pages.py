@@ -608,6 +608,7 @@ def _review_page(
     code: str,
     errors: FormErrors | None = None,
     access_code: str = "",
+    status: int = 200,
 ) -> Response:
     base = base_path(tenant, survey["slug"])
     here = f"{base}/entwurf/{quote(code, safe='')}"
@@ -662,7 +663,7 @@ def _review_page(
             "total": total,
             "back_href": f"{here}/{sections[-1]['id']}" if sections else base,
         },
-        status=400 if errors else 200,
+        status=status,
         tenant=tenant,
     )
 
@@ -697,11 +698,11 @@ async def submit(request: Request, tenant: str, slug: str, code: str, form: Any)
         ):
             pair = messages.ACCESS_CODE_INVALID if access_code else messages.ACCESS_CODE_MISSING
             errors.add("zugangscode", messages.pick(pair, lang))
-            response = _review_page(request, survey, draft, tenant, code, errors, access_code)
+            response = _review_page(request, survey, draft, tenant, code, errors, access_code, status=400)
             response.delete_cookie(ACCESS_COOKIE, path=_access_cookie_path(tenant, slug))
             return response
         if p.kind == "invalid-answers":
-            return _review_page(request, survey, draft, tenant, code)
+            return _review_page(request, survey, draft, tenant, code, status=400)
         raise
     response = see_other(f"{base_path(tenant, slug)}/danke")
     response.delete_cookie(ACCESS_COOKIE, path=_access_cookie_path(tenant, slug))
