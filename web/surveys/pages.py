@@ -157,6 +157,7 @@ i18n.english(
         "{n} Antworten auf diese Frage.": "{n} answers to this question.",
         "Durchschnitt: {mean}": "Average: {mean}",
         "Durchschnittlicher Platz": "Average place",
+        "Durchschnitt": "Average",
         "Zeile": "Row",
         "Antworten in eigenen Worten": "Answers in people's own words",
         "Die Ergebnisse gibt es nach dem Ende der Umfrage": "The results come after the survey ends",

@@ -199,3 +199,18 @@ def test_a_page_shows_what_earlier_pages_decided_and_what_depends_on_itself() ->
     ids = [q["id"] for q in flow.page_questions(section, {"shown": ["here"]})]
     assert ids == ["here", "which"]
     assert [q["id"] for q in flow.page_questions(section, {"shown": ["here", "why"]})] == ["here", "which", "why"]
+
+
+def test_every_text_of_the_survey_pages_has_its_english_version() -> None:
+    from pathlib import Path
+
+    from web import i18n
+    from web.surveys import pages
+
+    root = Path(pages.__file__).parents[1]
+    texts: set[str] = set()
+    for template in (root / "templates" / "surveys").glob("*.html"):
+        texts |= set(re.findall(r'_\("([^"]+)"\)', template.read_text()))
+    texts |= set(re.findall(r'_t\(\s*request,\s*"([^"]+)"', Path(pages.__file__).read_text()))
+    assert len(texts) > 50
+    assert sorted(t for t in texts if t not in i18n.ENGLISH) == []
