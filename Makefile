@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEVENV := $(BIN)/python -m civic.devenv --
 
-.PHONY: up test lint typecheck unit contracts bench-bus bench-registration bench-surveys bench-notifications bench-content clean
+.PHONY: up test lint typecheck unit contracts bench-bus bench-registration bench-surveys bench-notifications bench-content bench-web clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench-notifications: $(STAMP)
 
 bench-content: $(STAMP)
 	$(DEVENV) $(BIN)/python -m bench.content
+
+bench-web: $(STAMP)
+	$(DEVENV) $(BIN)/python -m bench.web
 
 clean:
 	rm -rf .civic .pytest_cache .mypy_cache .ruff_cache

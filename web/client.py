@@ -3,10 +3,17 @@
 Every page asks the APIs through ``Api``: one ``httpx.AsyncClient`` per process (connections kept alive), the
 citizen's address appended to ``X-Forwarded-For`` as a proxy does (the services apply their rate limits to it and
 trust it only from CIVIC_TRUSTED_PROXIES), and a problem document turned into ``ApiProblem`` for the page to show.
+
+Answers with an ``ETag`` (the content service's public reads) are kept, a few thousand at most, and asked for
+again with ``If-None-Match``: a 304 costs the service one small query instead of building the page. Within
+their ``Cache-Control: max-age``, but never longer than CIVIC_WEB_API_FRESH_SECONDS (2 s), they are used without
+asking at all, so a rush on one page asks the service about once a second or two.
 """
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +59,21 @@ class ApiProblem(Exception):
         )
 
 
+#: Answers with an ETag kept for revalidation (bodies are a few kilobytes each).
+ETAG_MEMORY = 2048
+
+
+def max_age(cache_control: str | None) -> float:
+    """``max-age`` of a public answer in seconds; 0 when it may not be reused without asking."""
+    if not cache_control or "public" not in cache_control or "no-" in cache_control:
+        return 0.0
+    for part in cache_control.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "max-age" and value.isdigit():
+            return float(value)
+    return 0.0
+
+
 class ApiUnavailable(Exception):
     """The API could not be reached or timed out: the page says to try again later."""
 
@@ -69,7 +91,9 @@ class Api:
     def __init__(self, settings: WebSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self._transport = transport
+        self.fresh_seconds = settings.api_fresh_seconds
         self._client: httpx.AsyncClient | None = None
+        self._etags: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], tuple[str, Any, float]] = OrderedDict()
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -102,10 +126,13 @@ class Api:
         params: dict[str, Any] | None = None,
         json: Any = None,
         accept: str | None = None,
+        if_none_match: str | None = None,
     ) -> httpx.Response:
         headers = forwarded_for(request)
         if accept:
             headers["Accept"] = accept
+        if if_none_match:
+            headers["If-None-Match"] = if_none_match
         content = orjson.dumps(json) if json is not None else None
         if content is not None:
             headers["Content-Type"] = "application/json"
@@ -120,7 +147,26 @@ class Api:
         return response
 
     async def get(self, path: str, *, request: Request | None = None, params: dict[str, Any] | None = None) -> Any:
-        return orjson.loads((await self.request("GET", path, request=request, params=params)).content)
+        key = (path, tuple(sorted((k, str(v)) for k, v in (params or {}).items())))
+        known = self._etags.get(key)
+        if known is not None and time.monotonic() < known[2]:
+            return known[1]
+        response = await self.request(
+            "GET", path, request=request, params=params, if_none_match=known[0] if known else None
+        )
+        fresh_until = time.monotonic() + min(max_age(response.headers.get("cache-control")), self.fresh_seconds)
+        if response.status_code == 304 and known is not None:
+            self._etags[key] = (known[0], known[1], fresh_until)
+            self._etags.move_to_end(key)
+            return known[1]
+        body = orjson.loads(response.content)
+        etag = response.headers.get("etag")
+        if etag:
+            self._etags[key] = (etag, body, fresh_until)
+            self._etags.move_to_end(key)
+            while len(self._etags) > ETAG_MEMORY:
+                self._etags.popitem(last=False)
+        return body
 
     async def post(self, path: str, body: Any = None, *, request: Request | None = None) -> Any:
         response = await self.request("POST", path, request=request, json=body if body is not None else {})

@@ -12,13 +12,15 @@ from datetime import date, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_date, format_datetime, format_time
 from babel.numbers import format_currency, format_decimal
 
 Language = Literal["de", "en"]
 LANGUAGES: tuple[Language, ...] = ("de", "en")
 BERLIN = ZoneInfo("Europe/Berlin")
-LOCALES = {"de": "de_DE", "en": "en_GB"}
+#: Parsed once: Babel looks a locale given by name up on disk on every call.
+LOCALES = {"de": Locale.parse("de_DE"), "en": Locale.parse("en_GB")}
 LANG_COOKIE = "civic_lang"
 
 ENGLISH: dict[str, str] = {}
@@ -53,8 +55,8 @@ def when(value: datetime | str, lang: Language) -> str:
     """``Dienstag, 15. Dezember 2026, 18:00 Uhr`` / ``Tuesday, 15 December 2026, 18:00``."""
     dt = _dt(value)
     if lang == "de":
-        return format_datetime(dt, "EEEE, d. MMMM y, HH:mm 'Uhr'", tzinfo=BERLIN, locale="de_DE")
-    return format_datetime(dt, "EEEE, d MMMM y, HH:mm", tzinfo=BERLIN, locale="en_GB")
+        return format_datetime(dt, "EEEE, d. MMMM y, HH:mm 'Uhr'", tzinfo=BERLIN, locale=LOCALES["de"])
+    return format_datetime(dt, "EEEE, d MMMM y, HH:mm", tzinfo=BERLIN, locale=LOCALES["en"])
 
 
 def time_of(value: datetime | str, lang: Language) -> str:

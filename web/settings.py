@@ -41,6 +41,8 @@ class WebSettings(BaseSettings):
     api_timeout_seconds: float = 10.0
     #: Connections kept open to the APIs (one pooled client per process).
     api_max_connections: int = 50
+    #: Public answers (with an ETag and ``Cache-Control: public, max-age``) are reused this long without asking.
+    api_fresh_seconds: float = 2.0
     #: Key of the CSRF tokens.
     secret: str = DEV_SECRET
     #: Secure cookies; unset: when CIVIC_PUBLIC_BASE_URL is https.

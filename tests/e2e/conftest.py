@@ -6,9 +6,12 @@ to deliver webhooks to one loopback port."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import random
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -36,6 +39,26 @@ from tests.e2e.support import MailFolder, set_clock
 from tests.support import drop_test_state
 
 
+def listening_port() -> int:
+    """A free port below the kernel's ephemeral range, for a server the story starts late (the webhook
+    receiver): a port from that range may meanwhile be taken as the local end of one of the many outgoing
+    connections the deployment opens (the web client's pool, nginx's upstream keep-alive)."""
+    low = (
+        int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+        if Path("/proc/sys/net/ipv4/ip_local_port_range").exists()
+        else 32768
+    )
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        with contextlib.closing(socket.socket()) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
+
+
 def story_env(clock_file: Path, webhook_port: int) -> dict[str, str]:
     """Settings both deployments share: the moved clock, short intervals, the webhook receiver's port."""
     return {
@@ -56,7 +79,7 @@ async def gateway_deployment(tmp_path_factory: pytest.TempPathFactory) -> AsyncI
     clock_file = tmp_path / "clock"
     set_clock(clock_file, START)
     sink = MailSink(tmp_path / "mail", port=free_port()).start()
-    webhook_port = free_port()
+    webhook_port = listening_port()
     env = {
         **story_env(clock_file, webhook_port),
         "CIVIC_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
@@ -93,7 +116,7 @@ async def one_process_deployment(tmp_path_factory: pytest.TempPathFactory) -> As
     clock_file = tmp_path / "clock"
     set_clock(clock_file, START)
     state = tmp_path / "state"
-    port, smtp_port, webhook_port = free_port(), free_port(), free_port()
+    port, smtp_port, webhook_port = free_port(), free_port(), listening_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CIVIC_")},
         **FAST_SETTINGS,

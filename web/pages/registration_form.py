@@ -54,6 +54,8 @@ i18n.english(
         "Bitte geben Sie eine E-Mail-Adresse oder eine Telefonnummer an.": "Please enter an e-mail address or a "
         "phone number.",
         "Bitte geben Sie Ihren Namen an.": "Please enter your name.",
+        "Bitte geben Sie eine E-Mail-Adresse in der Form name@beispiel.de an.": "Please enter an e-mail address "
+        "like name@example.com.",
         "Bitte geben Sie Ihr Alter als Zahl an, z. B. 16.": "Please enter your age as a number, such as 16.",
         "Bitte stimmen Sie den Datenschutzhinweisen zu.": "Please agree to the privacy notice.",
         "Bitte bestätigen Sie: {text}": "Please confirm: {text}",
@@ -161,6 +163,11 @@ def read(form: Mapping[str, Sequence[str]], meeting: Mapping[str, Any], lang: La
         errors.add("name", _("Bitte geben Sie Ihren Namen an."))
     if email:
         body["email"] = email
+        local, _at, domain = email.rpartition("@")
+        if not local or "." not in domain.strip("."):
+            # The service checks the address fully; this catches what it would refuse anyway, alongside the
+            # page's other findings.
+            errors.add("email", _("Bitte geben Sie eine E-Mail-Adresse in der Form name@beispiel.de an."))
     if phone:
         body["phone"] = phone
     if not email and not phone:

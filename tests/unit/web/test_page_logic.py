@@ -152,6 +152,8 @@ def test_the_form_is_read_into_the_api_body() -> None:
     assert empty.errors.of("attestations") == "Bitte bestätigen Sie: 3G-Regel"
     assert empty.values["age"] == "zwölf", "what was entered is shown again"
     assert rf.field_names(MEETING)[-2:] == ["accessibility_needs", "privacy_consent"]
+    assert "name@beispiel.de" in str(rf.read({"email": ["falsch"]}, MEETING, "de").errors.of("email"))
+    assert rf.read({"email": ["kim@example.org"]}, MEETING, "de").errors.of("email") is None
 
 
 def test_phases_before_the_current_one_are_done() -> None:
