@@ -83,7 +83,8 @@ def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
 
 
 async def _wait_for_demo(base_url: str, process: subprocess.Popen[bytes], running: Running) -> None:
-    """Until the demo survey's page offers to begin (the demo is loaded and the clock loop opened it)."""
+    """Until the whole demo is loaded (civic.up prints the pages to open after the content demo, which comes
+    after the survey) and the clock loop has opened the survey."""
     deadline = time.monotonic() + 180
     last = ""
     async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
@@ -92,9 +93,10 @@ async def _wait_for_demo(base_url: str, process: subprocess.Popen[bytes], runnin
                 raise AssertionError(f"civic.up exited with {process.returncode}:\n{running.logs()}")
             try:
                 r = await client.get(DEMO_SURVEY)
-                if r.status_code == 200 and "Umfrage beginnen" in r.text:
+                loaded = "pages to open" in running.log.read_text(errors="replace")
+                if loaded and r.status_code == 200 and "Umfrage beginnen" in r.text:
                     return
-                last = f"{r.status_code}"
+                last = f"{r.status_code}, demo loaded: {loaded}"
             except httpx.HTTPError as exc:
                 last = repr(exc)
             await asyncio.sleep(0.2)

@@ -46,7 +46,7 @@ def _dev_only_modules() -> set[str]:
     for module, dists in metadata.packages_distributions().items():
         if all(canonicalize_name(d) not in runtime for d in dists) and not module.startswith("_"):
             modules.add(module)
-    return modules - set(sys.stdlib_module_names) - {"civic", "shared", "services", "tests", "bench"}
+    return modules - set(sys.stdlib_module_names) - {"civic", "shared", "services", "web", "tests", "bench"}
 
 
 PROBE = """
