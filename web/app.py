@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -87,6 +87,10 @@ def install_error_pages(app: FastAPI) -> None:
         return render(request, "pages/error.html", context, status=status)
 
     def not_found(request: Request) -> Response:
+        if request.url.path.startswith("/api/"):
+            # Mounted at / of ``make up``: an unknown API path stays a problem document, as behind the gateway.
+            body = {"type": "about:blank", "title": "Not Found", "status": 404}
+            return JSONResponse(body, status_code=404, media_type="application/problem+json")
         return page(
             request, 404, "Seite nicht gefunden", "Diese Seite gibt es nicht (mehr). Bitte prüfen Sie die Adresse."
         )

@@ -9,6 +9,8 @@ set-up through the APIs.
 - ``assert_accessible(page, state)``: axe-core (bundled by axe-playwright-python) with the WCAG 2.1 A/AA rules;
   any violation fails with axe's report naming the page state.
 - ``assert_reflows(page)``: nothing wider than the viewport (WCAG 1.4.10 at 320 CSS pixels).
+- ``running_civic(tmp_path, env)`` -> ``Civic`` (``base_url``, ``wait_for_mail(address, subject_start)`` reading the
+  SMTP sink's folder); tests/browser/conftest.py offers it as the module-scoped ``civic`` fixture and ``browser``.
 """
 
 from __future__ import annotations

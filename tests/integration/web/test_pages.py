@@ -10,6 +10,7 @@ import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -125,7 +126,7 @@ async def test_process_meeting_register_manage_cancel(site: Site, settings: Sett
         text = await site.page(f"/{site.tenant}/verfahren/strategie")
         return text if "Auftakt in Heide" in text else None
 
-    process = await eventually(listed, timeout=20, interval=0.2, what="the meeting on the process page")
+    process = await eventually(listed, timeout=60, interval=0.2, what="the meeting on the process page")
     assert f'href="/{site.tenant}/termine/{meeting_id}"' in process
     assert 'aria-current="step"' in process and "1.250.000 €" in process
     assert "robin [at] example [dot] org" in process and "robin@example.org" not in process
@@ -235,9 +236,11 @@ async def test_start_page_news_and_missing_things(site: Site, settings: Settings
 
     await site.web.get("/sprache?lang=de")
     assert "Seite nicht gefunden" in await site.page(f"/{site.tenant}/neuigkeiten/gibt-es-nicht", 404)
-    assert "Seite nicht gefunden" in await site.page(f"/{site.tenant}/termine/{meeting_id[:-4]}beef", 404)
+    assert "Seite nicht gefunden" in await site.page(f"/{site.tenant}/termine/{uuid4()}", 404)
     assert "Seite nicht gefunden" in await site.page("/anmeldung/falsch", 404)
     assert "Seite nicht gefunden" in await site.page(f"/andere-kommune/termine/{meeting_id}", 404)
+    unknown_api = await site.web.get("/api/gibt-es-nicht")
+    assert unknown_api.status_code == 404 and unknown_api.headers["content-type"] == "application/problem+json"
     missing = await site.api.get("/q/weg")
     assert missing.headers["location"] == f"{BASE}/kurzlink/weg"
     assert "keiner Seite mehr" in await site.page("/kurzlink/weg", 404)
