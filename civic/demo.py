@@ -474,12 +474,102 @@ async def create_demo_meeting(base_url: str, settings: Settings) -> UUID:
         return meeting_id
 
 
+def demo_survey_body(today: date) -> dict[str, Any]:
+    """The county's anonymous survey on online services, open from yesterday for four weeks: every kind of
+    question the surveys service has, one display condition, results public after closing."""
+
+    def options(*labels: tuple[str, str]) -> list[dict[str, str]]:
+        return [{"id": i, "label": label} for i, label in labels]
+
+    return {
+        "title": "Digitale Angebote im Kreis Dithmarschen",
+        "slug": SURVEY_SLUG,
+        "introduction": (
+            "Für welche Informationen oder Dienstleistungen nutzen Sie das Internet? Welche digitalen Angebote, "
+            "zum Beispiel aus Kultur, Gesundheit und Verwaltung, sollte der Kreis verbessern oder ausbauen?\n\n"
+            "Die Befragung der Stabsstelle Digitalisierung soll vor allem die Bedarfe und Erwartungen der "
+            "Einwohnerinnen und Einwohner erheben. Ihre Antworten fließen in die Digitalisierungsstrategie ein."
+        ),
+        "estimated_minutes": 10,
+        "opens_at": f"{(today - timedelta(days=1)).isoformat()}T00:00:00+01:00",
+        "closes_at": f"{(today + timedelta(days=28)).isoformat()}T23:59:00+01:00",
+        "results_public": True,
+        "sections": [
+            {
+                "id": "nutzung",
+                "title": "Was Sie heute nutzen",
+                "questions": [
+                    {"id": "online", "kind": "yes_no", "required": True,
+                     "text": "Haben Sie schon einmal ein Online-Angebot der Kreisverwaltung genutzt?"},
+                    {"id": "welche", "kind": "multiple_choice", "max_selections": 3,
+                     "text": "Welche Angebote waren das?",
+                     "condition": {"question": "online", "any_of": ["yes"]},
+                     "options": options(("kfz", "Kfz-Zulassung"), ("abfall", "Abfallkalender"),
+                                        ("bibliothek", "Onleihe der Bibliotheken"),
+                                        ("termine", "Terminvergabe im Kreishaus"))},
+                    {"id": "geraet", "kind": "single_choice", "text": "Womit sind Sie meistens im Internet?",
+                     "options": options(("telefon", "Mit dem Smartphone"), ("rechner", "Mit einem Computer"),
+                                        ("tablet", "Mit einem Tablet"), ("gar-nicht", "Ich nutze das Internet kaum"))},
+                    {"id": "zufrieden", "kind": "scale", "min": 1, "max": 5,
+                     "text": "Wie zufrieden sind Sie mit den digitalen Angeboten des Kreises?",
+                     "help": "1 heißt gar nicht zufrieden, 5 heißt sehr zufrieden."},
+                ],
+            },
+            {
+                "id": "verbessern",
+                "title": "Was besser werden soll",
+                "questions": [
+                    {"id": "bereiche", "kind": "ranking", "text": "Welcher Bereich ist Ihnen am wichtigsten?",
+                     "options": options(("verwaltung", "Verwaltung"), ("gesundheit", "Gesundheit"),
+                                        ("kultur", "Kultur"), ("mobilitaet", "Mobilität"))},
+                    {"id": "bewertung", "kind": "matrix", "min": 1, "max": 5,
+                     "text": "Wie bewerten Sie die Online-Angebote in diesen Punkten?",
+                     "help": "1 heißt sehr schlecht, 5 heißt sehr gut.",
+                     "rows": options(("finden", "Leicht zu finden"), ("verstehen", "Leicht zu verstehen"),
+                                     ("handy", "Auf dem Smartphone gut bedienbar"))},
+                ],
+            },
+            {
+                "id": "zum-schluss",
+                "title": "Zum Schluss",
+                "questions": [
+                    {"id": "besuche", "kind": "number", "min": 0, "max": 100, "integer": True,
+                     "text": "Wie oft waren Sie im letzten Jahr persönlich im Kreishaus?"},
+                    {"id": "idee", "kind": "free_text", "max_length": 1000,
+                     "text": "Was sollte der Kreis als Erstes digital anbieten?"},
+                ],
+            },
+        ],
+    }  # fmt: skip
+
+
+async def create_demo_survey(base_url: str, settings: Settings, today: date | None = None) -> UUID:
+    """The county's survey, created and published through the surveys service's own API (idempotent: the
+    existing demo survey is reused). Open now, so the poster's QR code leads to a survey one can answer."""
+    import httpx
+
+    from shared.http.auth import mint_token
+
+    token = mint_token(tenant="kreis-dithmarschen", roles=["staff"], subject="demo", settings=settings)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
+        for survey in (await client.get("/api/surveys/surveys")).raise_for_status().json():
+            if survey["slug"] == SURVEY_SLUG:
+                return UUID(str(survey["id"]))
+        body = demo_survey_body(today or date.today())
+        created = (await client.post("/api/surveys/surveys", json=body)).raise_for_status().json()
+        survey_id = UUID(str(created["id"]))
+        (await client.post(f"/api/surveys/surveys/{survey_id}/publish")).raise_for_status()
+        return survey_id
+
+
 async def load_demo(base_url: str, *, settings: Settings | None = None) -> str:
     """The demo for ``civic.up``: the kick-off meeting (registration API), then the content tenants that refer to
     it; returns where to look."""
     s = settings or Settings()
     meeting_id = await create_demo_meeting(base_url, s)
-    result = await load_content_demo(settings=s, kickoff_meeting_id=meeting_id)
+    survey_id = await create_demo_survey(base_url, s)
+    result = await load_content_demo(settings=s, kickoff_meeting_id=meeting_id, survey_id=survey_id)
     links = s.links
     lines = ["  pages to open:"]
     for tenant, info in result.items():
@@ -490,8 +580,7 @@ async def load_demo(base_url: str, *, settings: Settings | None = None) -> str:
     lines += [
         f"  kick-off meeting     {kickoff}",
         "                       register there, then open the mail's link at /dev/mail",
-        # The county's open survey (its page: CIVIC_LINK_SURVEY with SURVEY_SLUG) is created here as well once
-        # the surveys demo exists; until then the survey QR code leads to the survey page's not-found answer.
+        f"  open survey          {link(links, base_url, 'survey', tenant='kreis-dithmarschen', slug=SURVEY_SLUG)}",
         f"  JSON API             {base_url}/api/content/public/kreis-dithmarschen/processes/dithmarschen-digital",
     ]
     return "\n".join(lines) + "\n"

@@ -22,6 +22,7 @@ from web.pages import content, meetings, site, subscriptions
 from web.rendering import environment, language, render
 from web.security import CsrfFailed, SecurityHeaders
 from web.settings import WebSettings, get_web_settings
+from web.surveys import pages as survey_pages
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -71,6 +72,7 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
     app.include_router(meetings.manage_router)
     app.include_router(meetings.router)
     app.include_router(content.router)
+    app.include_router(survey_pages.router)
     app.include_router(site.tenant_router)
     install_error_pages(app)
     return app

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from services.surveys import export, qr, redaction
+from services.surveys import domain, export, qr, redaction
 from services.surveys.config import SurveysConfig
-from services.surveys.schemas import RemovalIn, ResponseIn, SurveyIn, TokensIn
+from services.surveys.schemas import AccessCodeIn, DraftSectionIn, RemovalIn, ResponseIn, SurveyIn, TokensIn
 from services.surveys.store import Survey, Surveys, lock_key
 from services.surveys.throttle import Throttle
 from shared.http.auth import Staff
@@ -36,7 +37,10 @@ def surveys_of(ctx: ServiceContext, config: SurveysConfig) -> tuple[Surveys, Thr
     return found[1], found[2]
 
 
-def _view(s: Survey, url: str, definition: dict[str, Any] | None = None, staff: bool = False) -> dict[str, Any]:
+def _view(
+    s: Survey, url: str, now: datetime, definition: dict[str, Any] | None = None, staff: bool = False
+) -> dict[str, Any]:
+    status = domain.window_status(s.state, s.opens_at, s.closes_at, now) if s.state != "draft" else "draft"
     out: dict[str, Any] = {
         "id": str(s.id),
         "slug": s.slug,
@@ -46,8 +50,11 @@ def _view(s: Survey, url: str, definition: dict[str, Any] | None = None, staff: 
         "opens_at": s.opens_at.isoformat(),
         "closes_at": s.closes_at.isoformat(),
         "state": s.state,
+        # By time, so a page shows the right thing also in the moment before the clock loop flips the state.
+        "status": status,
         "access": s.access,
         "results_public": s.results_public,
+        "results_available": s.results_public and status == "closed",
         "process_id": str(s.process_id) if s.process_id else None,
         "url": url,
     }
@@ -64,6 +71,33 @@ def _view(s: Survey, url: str, definition: dict[str, Any] | None = None, staff: 
     if definition is not None:
         out["sections"] = definition["sections"]
     return out
+
+
+DraftCode = Annotated[str, Path(min_length=1, max_length=64, description="the draft's resume code")]
+#: Drafts are a person's answers: no cache on the way may keep them.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def throttled(request: Request, throttle: Throttle) -> None:
+    """429 when this client has written too often (responses, drafts, access-code checks)."""
+    allowed, retry_after = await throttle.allow(request.client.host if request.client else "unknown")
+    if not allowed:
+        raise Problem(
+            429,
+            "Too many requests",
+            type_="throttled",
+            detail="too many responses from here; try again shortly",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+def _draft_view(
+    s: Survey, qn: domain.Questionnaire, answers: dict[str, Any], code: str | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"survey_id": str(s.id), "expires_at": s.closes_at.isoformat()}
+    if code is not None:
+        out["resume_code"] = code
+    return out | {"answers": answers, **domain.draft_summary(qn, answers)}
 
 
 QrFormat = Annotated[Literal["png", "svg"], Query(alias="format")]
@@ -89,30 +123,30 @@ def make_router(config: SurveysConfig) -> APIRouter:
     async def create(request: Request, body: SurveyIn, who: Staff) -> dict[str, Any]:
         svc, _ = use(request)
         s = await svc.create(who.tenant, body)
-        return _view(s, svc.url(s), body.definition(), staff=True)
+        return _view(s, svc.url(s), svc.ctx.clock.now(), body.definition(), staff=True)
 
     @router.get("/surveys", summary="The tenant's surveys")
     async def list_surveys(request: Request, who: Staff) -> list[dict[str, Any]]:
         svc, _ = use(request)
-        return [_view(s, svc.url(s), staff=True) for s in await svc.all(who.tenant)]
+        return [_view(s, svc.url(s), svc.ctx.clock.now(), staff=True) for s in await svc.all(who.tenant)]
 
     @router.get("/surveys/{survey_id}", summary="A survey with its questions")
     async def get_survey(request: Request, survey_id: UUID, who: Staff) -> dict[str, Any]:
         svc, _ = use(request)
         s = await svc.get(who.tenant, survey_id)
-        return _view(s, svc.url(s), await svc.definition(s), staff=True)
+        return _view(s, svc.url(s), svc.ctx.clock.now(), await svc.definition(s), staff=True)
 
     @router.put("/surveys/{survey_id}", summary="Replace a draft (409 once published)")
     async def replace(request: Request, survey_id: UUID, body: SurveyIn, who: Staff) -> dict[str, Any]:
         svc, _ = use(request)
         s = await svc.replace(who.tenant, survey_id, body)
-        return _view(s, svc.url(s), body.definition(), staff=True)
+        return _view(s, svc.url(s), svc.ctx.clock.now(), body.definition(), staff=True)
 
     @router.post("/surveys/{survey_id}/publish", summary="Freeze the draft; it opens and closes on time")
     async def publish(request: Request, survey_id: UUID, who: Staff) -> dict[str, Any]:
         svc, _ = use(request)
         s = await svc.publish(who.tenant, survey_id)
-        return _view(s, svc.url(s), staff=True)
+        return _view(s, svc.url(s), svc.ctx.clock.now(), staff=True)
 
     @router.post(
         "/surveys/{survey_id}/tokens",
@@ -204,7 +238,7 @@ def make_router(config: SurveysConfig) -> APIRouter:
     async def public_survey(request: Request, tenant: str, ref: str) -> dict[str, Any]:
         svc, _ = use(request)
         s = await svc.find(tenant, ref)
-        return _view(s, svc.url(s), await svc.definition(s))
+        return _view(s, svc.url(s), svc.ctx.clock.now(), await svc.definition(s))
 
     @router.post(
         "/public/{tenant}/{ref}/responses",
@@ -219,19 +253,58 @@ def make_router(config: SurveysConfig) -> APIRouter:
         idempotency_key: Annotated[str | None, Header(min_length=8, max_length=200)] = None,
     ) -> JSONResponse:
         svc, throttle = use(request)
-        allowed, retry_after = await throttle.allow(request.client.host if request.client else "unknown")
-        if not allowed:
-            raise Problem(
-                429,
-                "Too many requests",
-                type_="throttled",
-                detail="too many responses from here; try again shortly",
-                headers={"Retry-After": str(retry_after)},
-            )
+        await throttled(request, throttle)
         replayed, receipt = await svc.submit(tenant, ref, body, idempotency_key)
         if replayed:
             return JSONResponse(receipt, 200, headers={"Idempotent-Replayed": "true"})
         return JSONResponse(receipt, 201)
+
+    # --- public: before answering, and drafts (save and resume) --------------------------------------
+
+    @router.post(
+        "/public/{tenant}/{ref}/access-code",
+        summary="Check a letter's access code (known and unused; it is used up only by the submission)",
+    )
+    async def check_access_code(request: Request, tenant: str, ref: str, body: AccessCodeIn) -> dict[str, Any]:
+        svc, throttle = use(request)
+        await throttled(request, throttle)
+        await svc.check_code(tenant, ref, body.code)
+        return {"valid": True}
+
+    @router.post(
+        "/public/{tenant}/{ref}/drafts",
+        status_code=201,
+        summary="Start a draft; its resume code is shown only in this answer",
+    )
+    async def start_draft(request: Request, tenant: str, ref: str) -> JSONResponse:
+        svc, throttle = use(request)
+        await throttled(request, throttle)
+        s, code, answers = await svc.start_draft(tenant, ref)
+        view = _draft_view(s, await svc.questionnaire(s), answers, code)
+        return JSONResponse(view, 201, headers=NO_STORE)
+
+    @router.get("/public/{tenant}/{ref}/drafts/{code}", summary="A draft's answers and where it stands")
+    async def read_draft(request: Request, tenant: str, ref: str, code: DraftCode) -> JSONResponse:
+        svc, _ = use(request)
+        s, answers = await svc.read_draft(tenant, ref, code)
+        return JSONResponse(_draft_view(s, await svc.questionnaire(s), answers), headers=NO_STORE)
+
+    @router.put(
+        "/public/{tenant}/{ref}/drafts/{code}/sections/{section_id}",
+        summary="Save one section's answers into the draft (checked; 422 lists every bad answer)",
+    )
+    async def save_draft_section(
+        request: Request, tenant: str, ref: str, code: DraftCode, section_id: str, body: DraftSectionIn
+    ) -> JSONResponse:
+        svc, _ = use(request)
+        s, answers = await svc.save_draft_section(tenant, ref, code, section_id, body.answers, partial=body.partial)
+        return JSONResponse(_draft_view(s, await svc.questionnaire(s), answers), headers=NO_STORE)
+
+    @router.delete("/public/{tenant}/{ref}/drafts/{code}", status_code=204, summary="Delete a draft")
+    async def delete_draft(request: Request, tenant: str, ref: str, code: DraftCode) -> Response:
+        svc, _ = use(request)
+        await svc.delete_draft(tenant, ref, code)
+        return Response(status_code=204)
 
     async def public_visible(request: Request, tenant: str, ref: str) -> tuple[Surveys, Survey]:
         svc, _ = use(request)

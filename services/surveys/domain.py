@@ -322,6 +322,15 @@ def _normal(q: Question, v: Any) -> Any:
     return v
 
 
+def answer_error(question: str, code: str, detail: str) -> Error:
+    """One bad answer, in the shape of the problem documents' ``errors`` (with the question's id beside)."""
+    return {"in": "body", "pointer": f"/answers/{question}", "question": question, "code": code, "detail": detail}
+
+
+def _blank(q: Question, given: Any) -> bool:
+    return given is None or (q.kind == TEXT and isinstance(given, str) and not given.strip())
+
+
 def validate_answers(qn: Questionnaire, answers: Mapping[str, Any]) -> tuple[dict[str, Any], list[Error]]:
     """Check every answer against its question, in questionnaire order; returns the accepted answers and
     one error per bad answer (all of them, so a respondent fixes everything at once)."""
@@ -330,26 +339,85 @@ def validate_answers(qn: Questionnaire, answers: Mapping[str, Any]) -> tuple[dic
     accepted: dict[str, Any] = {}
     for qid in answers:
         if qid not in questions:
-            errors.append({"question": qid, "code": "unknown_question", "detail": "no such question"})
+            errors.append(answer_error(qid, "unknown_question", "no such question"))
     for q in qn.questions():
         given = answers.get(q.id)
-        blank = given is None or (q.kind == TEXT and isinstance(given, str) and not given.strip())
+        blank = _blank(q, given)
         if not is_shown(q, accepted, questions):
             if not blank:
-                errors.append(
-                    {"question": q.id, "code": "not_shown", "detail": "this question is not shown for your answers"}
-                )
+                errors.append(answer_error(q.id, "not_shown", "this question is not shown for your answers"))
             continue
         if blank:
             if q.required:
-                errors.append({"question": q.id, "code": "required", "detail": "an answer is required"})
+                errors.append(answer_error(q.id, "required", "an answer is required"))
             continue
         problem = _answer_error(q, given)
         if problem:
-            errors.append({"question": q.id, "code": problem[0], "detail": problem[1]})
+            errors.append(answer_error(q.id, *problem))
             continue
         accepted[q.id] = _normal(q, given)
     return accepted, errors
+
+
+# --- drafts (save and resume) ----------------------------------------------------------------------
+
+
+def section_of(qn: Questionnaire, section_id: str) -> Section | None:
+    return next((s for s in qn.sections if s.id == section_id), None)
+
+
+def save_section(
+    qn: Questionnaire, stored: Mapping[str, Any], section: Section, given: Mapping[str, Any], *, partial: bool
+) -> tuple[dict[str, Any], list[Error]]:
+    """A draft's answers after one section (one page) was answered: the section's answers replace the ones
+    stored for it (a question left blank loses its old answer), the others stay.
+
+    Errors concern the section's own questions only: a bad answer, and with ``partial`` false a required
+    question left blank. Answers to questions that the answers now hide are dropped without an error: a page
+    without script shows a conditional question beside the question it depends on, so a person may fill in
+    both. The result keeps only answers a submission would accept."""
+    own = {q.id for q in section.questions}
+    errors = [
+        answer_error(qid, "unknown_question", "no such question in this section") for qid in given if qid not in own
+    ]
+    merged = {k: v for k, v in stored.items() if k not in own} | {k: v for k, v in given.items() if k in own}
+    questions = qn.by_id()
+    accepted: dict[str, Any] = {}
+    for q in qn.questions():
+        value = merged.get(q.id)
+        if not is_shown(q, accepted, questions):
+            continue
+        if _blank(q, value):
+            if q.id in own and q.required and not partial:
+                errors.append(answer_error(q.id, "required", "an answer is required"))
+            continue
+        problem = _answer_error(q, value)
+        if problem:
+            if q.id in own and not (partial and problem[0] == "required"):
+                errors.append(answer_error(q.id, *problem))
+            continue
+        accepted[q.id] = _normal(q, value)
+    return accepted, errors
+
+
+def draft_summary(qn: Questionnaire, answers: Mapping[str, Any]) -> dict[str, Any]:
+    """What a client needs to lead a person through a draft: per section whether it is shown now (a section
+    whose every question is hidden is skipped) and which required questions are still open; the questions
+    shown; and the errors a submission would get now."""
+    questions = qn.by_id()
+    accepted, errors = validate_answers(qn, answers)
+    shown = [q.id for q in qn.questions() if is_shown(q, accepted, questions)]
+    missing = {e["question"] for e in errors if e["code"] == "required"}
+    sections = [
+        {
+            "id": s.id,
+            "shown": any(q.id in shown for q in s.questions),
+            "answered": [q.id for q in s.questions if q.id in accepted],
+            "missing": [q.id for q in s.questions if q.id in missing],
+        }
+        for s in qn.sections
+    ]
+    return {"sections": sections, "shown": shown, "errors": errors}
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -488,6 +556,14 @@ def day_of(moment: datetime) -> date:
     return moment.date()
 
 
+def window_status(state: str, opens_at: datetime, closes_at: datetime, now: datetime) -> str:
+    """What a person sees now: ``not_yet_open``, ``open`` or ``closed`` (by time, not waiting for the clock loop)."""
+    why = window_refusal(state, opens_at, closes_at, now)
+    if why is None:
+        return "open"
+    return "closed" if why == "closed" else "not_yet_open"
+
+
 def window_refusal(state: str, opens_at: datetime, closes_at: datetime, now: datetime) -> str | None:
     """Why a response cannot be taken now (None if it can)."""
     if state == "draft":
@@ -504,11 +580,13 @@ def window_refusal(state: str, opens_at: datetime, closes_at: datetime, now: dat
 #: No 0/O, 1/I/L: codes are typed from paper.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 12
+#: Resume codes of drafts open a person's answers, so they are longer (16 characters, about 79 bits).
+RESUME_CODE_LENGTH = 16
 
 
-def new_code() -> str:
-    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-    return "-".join(raw[i : i + 4] for i in range(0, CODE_LENGTH, 4))
+def new_code(length: int = CODE_LENGTH) -> str:
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+    return "-".join(raw[i : i + 4] for i in range(0, length, 4))
 
 
 def normalise_code(code: str) -> str:

@@ -76,6 +76,22 @@ class ResponseIn(BaseModel):
     submission_key: str | None = Field(None, min_length=8, max_length=200)
     #: The single-use access code of a letter-based survey.
     token: str | None = Field(None, max_length=64)
+    #: The resume code of a draft whose answers are submitted (``answers`` then add to or replace them);
+    #: the draft ends with the response.
+    draft: str | None = Field(None, min_length=1, max_length=64)
+
+
+class AccessCodeIn(BaseModel):
+    #: The code from the letter, as typed (case and dashes do not matter).
+    code: str = Field(min_length=1, max_length=64)
+
+
+class DraftSectionIn(BaseModel):
+    #: The answers of this section's questions, as in a submission; a question left out loses its old answer.
+    answers: dict[str, Any] = Field(default_factory=dict)
+    #: True when the person leaves to resume later: required questions may stay blank (bad answers are
+    #: still refused).
+    partial: bool = False
 
 
 class TokensIn(BaseModel):

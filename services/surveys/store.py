@@ -167,7 +167,12 @@ class Surveys:
 
     async def definition(self, s: Survey) -> dict[str, Any]:
         raw = await self.pool.fetchval("select definition from surveys where tenant = $1 and id = $2", s.tenant, s.id)
-        return dict(json.loads(raw))
+        definition = dict(json.loads(raw))
+        # A section given without an id has the one the questionnaire gives it (s1, s2, ...), so clients can
+        # name it, e.g. when saving a draft's section.
+        for i, section in enumerate(definition.get("sections", [])):
+            section.setdefault("id", f"s{i + 1}")
+        return definition
 
     # --- drafts ----------------------------------------------------------------------------------
 
@@ -323,6 +328,8 @@ class Surveys:
                     subject=f"survey/{r['id']}",
                 )
                 done.append(("opened", r["id"]))
+        # Drafts end with their survey's window; nothing of them is kept after it.
+        await self.pool.execute("delete from drafts where expires_at <= $1", now)
         due = await self.pool.fetch(
             "select id, tenant from surveys where state in ('published', 'open') and closes_at <= $1", now
         )
@@ -387,15 +394,65 @@ class Surveys:
         self, tenant: str, ref: str, body: ResponseIn, key: str | None = None
     ) -> tuple[bool, dict[str, Any]]:
         """Store one anonymous response with its results; (replayed, receipt). A retry with the same
-        submission key answers with the first receipt and stores nothing."""
+        submission key answers with the first receipt and stores nothing. With ``body.draft`` the answers
+        are the draft's (and the body's on top), and the draft ends in the response's transaction."""
         s, secret = await self._for_responses(tenant, ref)
         now = self.ctx.clock.now()
         self._check_window(s, now)
+        key = key or body.submission_key
+        if body.draft is None:
+            return await self._record(self.pool, s, secret, body, dict(body.answers), key, now)
+        async with self.pool.acquire() as conn, conn.transaction():
+            stored = await conn.fetchval(
+                "delete from drafts where tenant = $1 and survey_id = $2 and code_hash = $3 and expires_at > $4 "
+                "returning answers",
+                tenant,
+                s.id,
+                domain.code_hash(secret, body.draft),
+                now,
+            )
+            if stored is None:
+                # Gone: submitted before (a double click whose first request won, or a retry) or never there.
+                first = await self._seen(conn, s, key)
+                if first is not None:
+                    return True, self._receipt(s, first)
+                raise _draft_not_found()
+            # A refusal below raises, and the transaction's rollback keeps the draft.
+            return await self._record(conn, s, secret, body, json.loads(stored) | body.answers, key, now)
+
+    async def _seen(self, conn: Conn, s: Survey, key: str | None) -> date | None:
+        if key is None:
+            return None
+        day: date | None = await conn.fetchval(
+            "select day from submissions where tenant = $1 and survey_id = $2 and key_hash = $3",
+            s.tenant,
+            s.id,
+            domain.submission_key_hash(key),
+        )
+        return day
+
+    async def _record(
+        self,
+        conn: Conn,
+        s: Survey,
+        secret: bytes,
+        body: ResponseIn,
+        answers: dict[str, Any],
+        key: str | None,
+        now: datetime,
+    ) -> tuple[bool, dict[str, Any]]:
+        tenant = s.tenant
         qn = await self.questionnaire(s)
-        accepted, errors = domain.validate_answers(qn, body.answers)
+        accepted, errors = domain.validate_answers(qn, answers)
         if s.access == "token" and not body.token:
             errors.append(
-                {"field": "token", "code": "required", "detail": "this survey needs the code from your letter"}
+                {
+                    "in": "body",
+                    "pointer": "/token",
+                    "field": "token",
+                    "code": "required",
+                    "detail": "this survey needs the code from your letter",
+                }
             )
         if errors:
             raise Problem(
@@ -405,7 +462,6 @@ class Surveys:
                 detail=f"{len(errors)} answer(s) need attention.",
                 errors=errors,
             )
-        key = key or body.submission_key
         day = domain.day_of(now)
         increments = domain.counter_increments(qn, accepted)
         texts = [(q.id, accepted[q.id]) for q in qn.questions() if q.kind == domain.TEXT and q.id in accepted]
@@ -415,7 +471,7 @@ class Surveys:
             # The outbox row is written by record_response (migration 002) in the same statement as the
             # response: one round trip instead of seven, which is what lets a flood through. No subject: a
             # per-survey sequence row would be one hot row every response waits on.
-            first = await self.pool.fetchval(
+            first = await conn.fetchval(
                 "select record_response($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
                 "$16, $17, $18, $19, $20)",
                 lock_key(s.id),
@@ -443,13 +499,109 @@ class Surveys:
             if exc.sqlstate == "CV001":
                 self._check_window(replace(s, state="closed"), now)
             if exc.sqlstate == "CV002":
-                raise Problem(
-                    403, "Forbidden", type_="access-code-invalid", detail="the access code is unknown or used up"
-                ) from None
+                raise _code_invalid() from None
             raise
         if first is not None:
             return True, self._receipt(s, first)
         return False, self._receipt(s, day)
+
+    # --- drafts and access codes before answering -------------------------------------------------
+
+    async def _open_for_answers(self, tenant: str, ref: str) -> tuple[Survey, bytes, datetime]:
+        s, secret = await self._for_responses(tenant, ref)
+        now = self.ctx.clock.now()
+        self._check_window(s, now)
+        return s, secret, now
+
+    async def check_code(self, tenant: str, ref: str, code: str) -> None:
+        """Whether a letter's access code is known and unused (using it up is the submission's job)."""
+        s, secret, _ = await self._open_for_answers(tenant, ref)
+        if s.access != "token":
+            raise Problem(409, "Conflict", type_="not-a-token-survey", detail="the survey is open to everyone")
+        usable = await self.pool.fetchval(
+            "select not used from access_tokens where tenant = $1 and survey_id = $2 and token_hash = $3",
+            tenant,
+            s.id,
+            domain.code_hash(secret, code),
+        )
+        if not usable:
+            raise _code_invalid()
+
+    async def start_draft(self, tenant: str, ref: str) -> tuple[Survey, str, dict[str, Any]]:
+        """A new, empty draft; its resume code is returned this once (only a keyed hash is stored)."""
+        s, secret, _ = await self._open_for_answers(tenant, ref)
+        code = domain.new_code(domain.RESUME_CODE_LENGTH)
+        await self.pool.execute(
+            "insert into drafts (tenant, survey_id, code_hash, expires_at) values ($1, $2, $3, $4)",
+            tenant,
+            s.id,
+            domain.code_hash(secret, code),
+            s.closes_at,
+        )
+        return s, code, {}
+
+    async def read_draft(self, tenant: str, ref: str, code: str) -> tuple[Survey, dict[str, Any]]:
+        s, secret, now = await self._open_for_answers(tenant, ref)
+        stored = await self.pool.fetchval(
+            "select answers from drafts where tenant = $1 and survey_id = $2 and code_hash = $3 and expires_at > $4",
+            tenant,
+            s.id,
+            domain.code_hash(secret, code),
+            now,
+        )
+        if stored is None:
+            raise _draft_not_found()
+        return s, dict(json.loads(stored))
+
+    async def save_draft_section(
+        self, tenant: str, ref: str, code: str, section_id: str, answers: dict[str, Any], *, partial: bool
+    ) -> tuple[Survey, dict[str, Any]]:
+        """Answers of one section into the draft, checked as a submission would check them (bad answers:
+        one 422 problem listing each, and nothing is saved)."""
+        s, secret, now = await self._open_for_answers(tenant, ref)
+        qn = await self.questionnaire(s)
+        section = domain.section_of(qn, section_id)
+        if section is None:
+            raise not_found("section")
+        async with self.pool.acquire() as conn, conn.transaction():
+            stored = await conn.fetchval(
+                "select answers from drafts where tenant = $1 and survey_id = $2 and code_hash = $3 "
+                "and expires_at > $4 for update",
+                tenant,
+                s.id,
+                domain.code_hash(secret, code),
+                now,
+            )
+            if stored is None:
+                raise _draft_not_found()
+            saved, errors = domain.save_section(qn, json.loads(stored), section, answers, partial=partial)
+            if errors:
+                raise Problem(
+                    422,
+                    "Invalid answers",
+                    type_="invalid-answers",
+                    detail=f"{len(errors)} answer(s) need attention.",
+                    errors=errors,
+                )
+            await conn.execute(
+                "update drafts set answers = $4 where tenant = $1 and survey_id = $2 and code_hash = $3",
+                tenant,
+                s.id,
+                domain.code_hash(secret, code),
+                json.dumps(saved),
+            )
+        return s, saved
+
+    async def delete_draft(self, tenant: str, ref: str, code: str) -> None:
+        s, secret = await self._for_responses(tenant, ref)
+        done = await self.pool.fetchval(
+            "delete from drafts where tenant = $1 and survey_id = $2 and code_hash = $3 returning true",
+            tenant,
+            s.id,
+            domain.code_hash(secret, code),
+        )
+        if not done:
+            raise _draft_not_found()
 
     def _receipt(self, s: Survey, day: date) -> dict[str, Any]:
         return {"survey_id": str(s.id), "day": day.isoformat(), "status": "recorded"}
@@ -529,6 +681,19 @@ class Surveys:
                 "update submissions set day = day where tenant = $1 and survey_id = $2", tenant, survey_id
             )
             await conn.execute("update surveys set mixed = true where tenant = $1 and id = $2", tenant, survey_id)
+
+
+def _code_invalid() -> Problem:
+    return Problem(403, "Forbidden", type_="access-code-invalid", detail="the access code is unknown or used up")
+
+
+def _draft_not_found() -> Problem:
+    return Problem(
+        404,
+        "Not found",
+        type_="draft-not-found",
+        detail="no draft with this resume code; drafts end when they are submitted or the survey closes",
+    )
 
 
 def _frozen(s: Survey) -> Problem:

@@ -224,3 +224,69 @@ def test_codes_are_typeable_and_stored_only_as_keyed_hashes() -> None:
     assert domain.code_hash(secret, code) == domain.code_hash(secret, " " + code.lower().replace("-", " "))
     assert domain.code_hash(secret, code) != domain.code_hash(other, code)
     assert len({domain.new_code() for _ in range(1000)}) == 1000
+
+
+# --- drafts --------------------------------------------------------------------------------------
+
+TWO_PAGES = questionnaire_from_dict(
+    {
+        "sections": [
+            {"id": "p1", "title": "1", "questions": [YES, WHICH, WHY]},
+            {
+                "id": "p2",
+                "title": "2",
+                "questions": [SCALE, dict(RANK, condition={"question": "online", "any_of": ["no"]})],
+            },
+        ]
+    }
+)
+
+
+def test_saving_a_section_replaces_its_answers_and_keeps_the_others() -> None:
+    p1, p2 = TWO_PAGES.sections
+    stored = {"online": False, "sat": 3, "rank": ["a", "b", "c"]}
+    saved, errors = domain.save_section(TWO_PAGES, stored, p1, {"online": True, "which": ["car"]}, partial=False)
+    # "rank" depended on online = no: hidden now, so its answer goes; "sat" on the other page stays.
+    assert errors == [] and saved == {"online": True, "which": ["car"], "sat": 3}
+    # A question left out of the page's answers loses its old answer.
+    saved, _ = domain.save_section(TWO_PAGES, saved, p2, {}, partial=True)
+    assert saved == {"online": True, "which": ["car"]}
+
+
+def test_a_section_is_checked_on_its_own_questions_only() -> None:
+    p1, p2 = TWO_PAGES.sections
+    _, errors = domain.save_section(TWO_PAGES, {}, p2, {"sat": 9, "online": True}, partial=False)
+    assert codes(errors) == {"online": "unknown_question", "sat": "out_of_range"}
+    # Required questions left blank: an error when moving on, none when leaving to resume later.
+    assert codes(domain.save_section(TWO_PAGES, {}, p1, {}, partial=False)[1]) == {"online": "required"}
+    assert domain.save_section(TWO_PAGES, {}, p1, {}, partial=True)[1] == []
+    # A conditional question answered while hidden (a page without script shows it) is dropped, no error.
+    saved, errors = domain.save_section(TWO_PAGES, {}, p1, {"online": False, "which": ["car"]}, partial=False)
+    assert errors == [] and saved == {"online": False}
+
+
+def test_a_draft_summary_tells_which_sections_show_and_what_is_missing() -> None:
+    empty = domain.draft_summary(TWO_PAGES, {})
+    assert [s["shown"] for s in empty["sections"]] == [True, True]
+    assert empty["sections"][0]["missing"] == ["online"] and "which" not in empty["shown"]
+    only_hidden = questionnaire_from_dict(
+        {"sections": [{"id": "a", "questions": [YES]}, {"id": "b", "questions": [WHICH]}]}
+    )
+    summary = domain.draft_summary(only_hidden, {"online": False})
+    assert [s["shown"] for s in summary["sections"]] == [True, False] and summary["errors"] == []
+    assert domain.draft_summary(only_hidden, {"online": True})["sections"][1]["missing"] == ["which"]
+
+
+def test_status_is_told_by_time() -> None:
+    t = datetime(2026, 10, 1, tzinfo=UTC)
+    day = timedelta(days=1)
+    assert domain.window_status("published", t, t + day, t - day) == "not_yet_open"
+    assert domain.window_status("published", t, t + day, t) == "open"
+    assert domain.window_status("open", t, t + day, t + day) == "closed"
+    assert domain.window_status("closed", t, t + day, t) == "closed"
+
+
+def test_resume_codes_are_longer_than_letter_codes() -> None:
+    code = domain.new_code(domain.RESUME_CODE_LENGTH)
+    assert len(code) == 19 and code.count("-") == 3
+    assert set(domain.normalise_code(code)) <= set(domain.CODE_ALPHABET)
