@@ -32,9 +32,9 @@ class NotificationSettings(BaseSettings):
     #: Thank people for coming after check-in.
     checkin_thanks: bool = False
 
-    sender_batch_size: int = 200
-    #: Mail sender loops per process; they share the SMTP pool and claim disjoint rows (SKIP LOCKED).
-    sender_loops: int = 2
+    #: Deliveries a mail worker claims at a time (one worker per SMTP connection; SKIP LOCKED keeps their
+    #: claims disjoint). Small, so a crash delays few mails and a lease never outlasts its batch.
+    sender_batch_size: int = 20
     sender_poll_seconds: float = 1.0
     #: How long a claimed delivery may stay 'sending' before another sender takes it over.
     lease_seconds: float = 120.0
