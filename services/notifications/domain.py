@@ -58,6 +58,13 @@ def wire_address(address: str) -> WireAddress:
     return WireAddress(f"{local}@{ascii_domain}", not local.isascii())
 
 
+def mailbox_key(secret: str, address: str) -> str:
+    """Keyed hash of the inbox an address reaches: ``a+1@x`` and ``A+2@x`` are one inbox (``a@x``)."""
+    local, _, domain = normalise_address(address).rpartition("@")
+    inbox = f"{local.split('+', 1)[0]}@{domain}"
+    return hmac.new(secret.encode(), f"mailbox:{inbox}".encode(), hashlib.sha256).hexdigest()
+
+
 # -- signed links (unsubscribe, opt-in) --------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ def subscriptions(h: Handlers) -> dict[str, ServiceHandler]:
         f"{_S}.survey.opened.v1": h.survey_snapshot,
         f"{_S}.deadline.approaching.v1": h.deadline_approaching,
         f"{_C}.content.published.v1": h.content_published,
+        f"{_C}.phase.started.v1": h.process_seen,
     }
     webhook_types = [s.type for s in REGISTRY if s.producer != "notifications"]
     return {t: with_webhooks(specific.get(t), h.webhooks) for t in webhook_types}

@@ -43,6 +43,10 @@ class NotificationSettings(BaseSettings):
     email_retry_initial_seconds: float = 30.0
     email_retry_max_seconds: float = 3600.0
 
+    #: Mails an hour at most to one inbox (``+tag`` addresses count as one) that no confirmed subscription
+    #: vouches for: registrants and pending subscribers. Beyond it, mails are given up (and counted).
+    unconfirmed_mails_per_hour: int = 10
+
     webhook_timeout_seconds: float = 30.0
     webhook_concurrency: int = 8
     #: Waits between webhook attempts (seconds, jittered by ±10 %); the sum is about three days.

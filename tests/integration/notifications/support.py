@@ -32,7 +32,7 @@ from shared.service import ServiceContext, ServiceRuntime
 from shared.settings import Settings
 from tests.support import serve
 
-TABLES = "deliveries, causes, registrations, meetings, surveys, subscriptions, recipients, webhook_endpoints"
+TABLES = "deliveries, causes, registrations, meetings, surveys, subscriptions, recipients, webhook_endpoints, processes"
 
 
 def free_port() -> int:
@@ -127,6 +127,15 @@ class Running:
         assert consumer is not None
         key = self.ctx.keys.stream(REGISTRY.get(env.type).stream)
         await consumer.handle_entries(key, [(b"0-1", {b"event": env.model_dump_json().encode()})])
+
+    async def known_process(self) -> UUID:
+        """A process as content publishes it: from then on it can be subscribed to."""
+        from shared.contracts.content import ContentPublishedV1
+
+        process_id = uuid4()
+        published = ContentPublishedV1(content_id=process_id, kind="process", process_id=process_id, title="Verfahren")
+        await self.feed(envelope(published, self.tenant, f"process/{process_id}", producer="content"))
+        return process_id
 
     async def rows(self, sql: str, *args: Any) -> list[Any]:
         return list(await self.ctx.pool.fetch(sql, *args))
