@@ -72,6 +72,12 @@ async def test_non_ascii_link_tokens_are_4xx_problems(client: httpx.AsyncClient,
         r = await client.request(method, url)
         if r.status_code == 405:
             continue
+        if method == "GET" and "/api/notifications/" in url:
+            # The links in mails lead on to the web pages, which act only on a POST (mail scanners follow
+            # links); the token goes along untouched and the POST below is what refuses it.
+            assert r.status_code == 303, (method, url, r.status_code, r.text)
+            assert r.headers["location"].startswith(("/abo/", "http"))
+            continue
         assert 400 <= r.status_code < 500, (method, url, r.status_code, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")
 

@@ -272,6 +272,11 @@ async def test_no_personal_data_on_public_streams_erasure_everywhere_and_export(
                     secret, ticket = first["secret"], first["ticket_code"]
                     canary += [secret, ticket]
                     process_id = "4b1f2c3d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+                    # Notifications takes opt-ins only for processes content published (no content service
+                    # runs here): the row its content.published handler would write.
+                    await notes_app.state.civic["notifications"].pool.execute(
+                        "insert into processes (tenant, process_id) values ($1, $2)", tenant, UUID(process_id)
+                    )
                     r = await notes.post(
                         "/api/notifications/subscriptions",
                         json={"tenant": tenant, "email": canary_email, "process_id": process_id},

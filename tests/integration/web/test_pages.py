@@ -248,10 +248,16 @@ async def test_start_page_news_and_missing_things(site: Site, settings: Settings
 
 async def test_subscription_confirm_and_unsubscribe_pages(site: Site, settings: Settings) -> None:
     _, process_id = await meeting_in_process(site, settings)
-    await site.api.post(
-        "/api/notifications/subscriptions",
-        json={"tenant": site.tenant, "email": "nora@example.org", "process_id": process_id},
-    )
+
+    async def subscribed() -> bool:
+        # Notifications learns of the process from content's event, a moment after it was published.
+        r = await site.api.post(
+            "/api/notifications/subscriptions",
+            json={"tenant": site.tenant, "email": "nora@example.org", "process_id": process_id},
+        )
+        return r.status_code == 202
+
+    await eventually(subscribed, timeout=10, interval=0.2, what="the process known to notifications")
     secret = notifications_secret()
 
     async def subscription_id() -> str | None:
