@@ -9,6 +9,7 @@ import email
 import email.policy
 import html
 import itertools
+import logging
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -42,6 +43,9 @@ class MailSink:
     port: int = 1025
 
     def start(self) -> MailSink:
+        # aiosmtpd logs every SMTP command and reply at INFO ("mail.log"): most of a day's log, none of it news.
+        for name in ("mail.log", "aiosmtpd"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         self._controller = Controller(_Store(self.folder), hostname=self.host, port=self.port)
         self._controller.start()
         return self

@@ -136,6 +136,7 @@ class ServiceRuntime:
                     keys=keys,
                     batch_size=s.relay_batch_size,
                     poll_seconds=s.relay_poll_seconds,
+                    redis_ephemeral=s.redis_ephemeral,
                 ).run,
                 self.consumer.run,
                 Maintenance(

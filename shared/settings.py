@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     deadline_interval_seconds: float = 10.0
     deadline_late_after_seconds: int = 300
 
+    # Redis that keeps nothing on disk by design (the embedded server of `make up` / `make test`): finding it
+    # empty after a restart is expected, so republishing the outbox is logged at INFO instead of ERROR.
+    redis_ephemeral: bool = False
+
     #: Tests only: a file holding the instant "now" should be (see shared/clock.py FileClock).
     clock_file: str | None = None
 

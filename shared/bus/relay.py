@@ -38,6 +38,7 @@ class Relay:
         keys: Keys,
         batch_size: int = 500,
         poll_seconds: float = 1.0,
+        redis_ephemeral: bool = False,
     ) -> None:
         self.service = service
         self.pool = pool
@@ -46,6 +47,7 @@ class Relay:
         self.keys = keys
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.redis_ephemeral = redis_ephemeral
         self._wake = asyncio.Event()
         self._lock_key = f"relay:{service}"
 
@@ -142,8 +144,15 @@ class Relay:
             republished = await republish_unconfirmed(conn)
             # A fresh value per recovery: maintenance compares it before and after reading group states.
             await self.redis.set(self.keys.alive(self.service), secrets.token_hex(8))
-        if republished:
-            REDIS_DATA_LOSS.labels(self.service).inc()
+        if not republished:
+            return
+        REDIS_DATA_LOSS.labels(self.service).inc()
+        if self.redis_ephemeral:
+            log.info(
+                "redis started empty (it keeps nothing on disk); publishing the unconfirmed outbox again",
+                extra={"service": self.service, "events": republished},
+            )
+        else:
             log.error(
                 "redis lost its data; publishing the unconfirmed outbox again",
                 extra={"service": self.service, "events": republished},
