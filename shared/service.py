@@ -109,7 +109,9 @@ class ServiceRuntime:
 
     async def start(self) -> ServiceContext:
         d, s = self.definition, self.settings
-        pool = await db.create_pool(s.database_url, d.schema, max_size=d.pool_size)
+        pool = await db.create_pool(
+            s.database_url, d.schema, max_size=d.pool_size, connect_timeout=s.db_connect_timeout_seconds
+        )
         redis = redis_client(s.redis_url)
         keys = Keys(s.stream_prefix)
         self.ctx = ServiceContext(d.name, s, pool, redis, Outbox(d.name, clock=self.clock), self.clock, keys)

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     deadline_interval_seconds: float = 10.0
     deadline_late_after_seconds: int = 300
 
+    # Seconds a new PostgreSQL connection may take (asyncpg waits 60 by default): during a failover to an
+    # address that does not answer, requests get their 503 after this long instead of hanging.
+    db_connect_timeout_seconds: float = 5.0
+
     # Redis that keeps nothing on disk by design (the embedded server of `make up` / `make test`): finding it
     # empty after a restart is expected, so republishing the outbox is logged at INFO instead of ERROR.
     redis_ephemeral: bool = False

@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.registration import domain
+from shared.bus.errors import TRANSIENT
 from shared.contracts.registration import PersonErasedV1, RegistrationsAnonymisedV1
 from shared.db import Conn
 from shared.service import Loop, ServiceContext
@@ -120,6 +121,8 @@ def retention_loop(ctx: ServiceContext, settings: RetentionSettings | None = Non
         while not stop.is_set():
             try:
                 await anonymise_due(ctx, s.retention_days)
+            except TRANSIENT as exc:
+                log.warning("retention run postponed: a server is unreachable", extra={"error": repr(exc)})
             except Exception:
                 log.exception("retention run failed; trying again later")
             with contextlib.suppress(TimeoutError):
