@@ -26,7 +26,7 @@ from civic.services import ALL, consumers, select
 from shared import db
 from shared.bus.consumer import Consumer
 from shared.bus.maintenance import group_states
-from shared.bus.streams import Keys, ensure_group, redis_client
+from shared.bus.streams import Keys, ensure_group, redis_from_settings
 from shared.contracts.asyncapi import generated_files
 from shared.contracts.registry import REGISTRY
 from shared.http.auth import mint_token
@@ -40,7 +40,7 @@ SAMPLES = ROOT / "tests" / "contracts" / "samples"
 
 async def migrate(names: str | None) -> None:
     s = get_settings()
-    redis = redis_client(s.redis_url)
+    redis = redis_from_settings(s)
     keys = Keys(s.stream_prefix)
     try:
         for d in select(names):
@@ -56,7 +56,7 @@ async def migrate(names: str | None) -> None:
 
 async def status() -> dict[str, Any]:
     s = get_settings()
-    redis = redis_client(s.redis_url)
+    redis = redis_from_settings(s)
     keys = Keys(s.stream_prefix)
     out: dict[str, Any] = {"streams": {}, "dead_letters": {}, "outbox_unpublished": {}}
     try:
@@ -147,7 +147,7 @@ async def dlq(action: str, service: str | None, ident: int | None, status_: str)
         from shared.clock import SystemClock
 
         pool = await db.create_pool(s.database_url, d.schema, max_size=2)
-        redis = redis_client(s.redis_url)
+        redis = redis_from_settings(s)
         keys = Keys(s.stream_prefix)
         try:
             ctx = ServiceContext(d.name, s, pool, redis, Outbox(d.name), SystemClock(), keys)
