@@ -14,10 +14,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from datetime import datetime, timedelta
 from email.message import Message
 from typing import Any
 from uuid import UUID
+
+from prometheus_client import Counter, Histogram
 
 from services.notifications import domain, repository
 from services.notifications.domain import Answer
@@ -40,6 +43,10 @@ from shared.contracts.notifications import NotificationFailedV1, NotificationSen
 from shared.service import ServiceContext
 
 log = logging.getLogger(__name__)
+
+# Metrics (Prometheus): attempts by how they ended, and the time a batch spends with the SMTP server.
+MAILS = Counter("civic_mail_attempts_total", "Mail sending attempts, by outcome (sent, retry, failed)", ["outcome"])
+MAIL_BATCH_SECONDS = Histogram("civic_mail_batch_seconds", "Time to send one claimed batch of mails over SMTP")
 
 NEEDS_MEETING = {
     "confirmed",
@@ -132,8 +139,12 @@ class EmailSender:
         if not rows:
             return 0
         lookups = await self._lookups(rows)
+        sending = time.perf_counter()
         answers = await self._send_all(rows, lookups)
+        MAIL_BATCH_SECONDS.observe(time.perf_counter() - sending)
         await self._record(rows, answers)
+        for answer in answers:
+            MAILS.labels("sent" if answer.ok else "failed" if answer.permanent else "retry").inc()
         return len(rows)
 
     async def _send_all(self, rows: list[Any], lookups: dict[str, dict[Any, Any]]) -> list[Answer]:

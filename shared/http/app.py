@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared import db
 from shared.clock import Clock
 from shared.http import outages, problems
+from shared.http.metrics import MetricsMiddleware
 from shared.http.requests import RequestIdMiddleware
 from shared.service import ServiceDefinition, ServiceRuntime
 from shared.settings import Settings
@@ -48,6 +49,7 @@ def create_app(
 
     app = FastAPI(title=title, lifespan=lifespan, docs_url="/docs", openapi_url="/openapi.json")
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(MetricsMiddleware)  # outermost: it times what the request id middleware does too
     problems.install(app)
     outages.install(app)
 
