@@ -38,6 +38,7 @@ from shared.metrics import (
     EVENTS_FAILED,
     HANDLER_SECONDS,
 )
+from shared.tracing import handling
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +354,8 @@ class Consumer:
         tokens = (event_id_var.set(str(env.id)), correlation_id_var.set(env.correlationid or str(env.id)))
         started = time.perf_counter()
         try:
-            await self.handlers[env.type](conn, event)
+            with handling(env.type, getattr(env, "traceparent", None), self.service):
+                await self.handlers[env.type](conn, event)
         finally:
             event_id_var.reset(tokens[0])
             correlation_id_var.reset(tokens[1])

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import db
+from shared import db, tracing
 from shared.clock import Clock
 from shared.http import outages, problems
 from shared.http.metrics import MetricsMiddleware
@@ -49,6 +49,8 @@ def create_app(
 
     app = FastAPI(title=title, lifespan=lifespan, docs_url="/docs", openapi_url="/openapi.json")
     app.add_middleware(RequestIdMiddleware)
+    if tracing.enabled():
+        app.add_middleware(tracing.TracingMiddleware)
     app.add_middleware(MetricsMiddleware)  # outermost: it times what the request id middleware does too
     problems.install(app)
     outages.install(app)
