@@ -176,7 +176,11 @@ class Relay:
     async def _check_for_lost_entries(self, conn: Conn) -> None:
         streams = [r["stream"] for r in await conn.fetch("select distinct stream from stream_watermarks")]
         streams = streams or [
-            r["stream"] for r in await conn.fetch("select distinct stream from outbox where published_at is not null")
+            r["stream"]
+            for r in await conn.fetch(
+                "select distinct stream from (select stream from outbox where published_at is not null "
+                "order by position desc limit 1000) recent"
+            )
         ]
         if not streams:
             return
@@ -199,8 +203,10 @@ class Relay:
         lost_any = False
         for stream, tip in tips.items():
             head = heads.get(stream)
-            if head is None or head >= tip:
-                continue  # no such stream (Redis lost everything: the alive-key recovery's case), or intact
+            if head is None or head == (0, 0) or head >= tip:
+                # Intact; or a stream that never had an entry (missing, or made empty by a consumer's
+                # MKSTREAM): Redis lost everything, which the alive-key recovery handles by the watermarks.
+                continue
             status = await conn.execute(
                 "update outbox set published_at = null where stream = $1 and published_at is not null "
                 "and (stream_ms, stream_seq) > ($2, $3)",
