@@ -31,13 +31,13 @@ from shared import db
 from shared.bus.acl import acl_file
 from shared.bus.consumer import Consumer
 from shared.bus.maintenance import group_states
-from shared.bus.streams import Keys, ensure_group, entry_fields, redis_client
+from shared.bus.streams import Keys, ensure_group, entry_fields, redis_client, redis_from_settings
 from shared.contracts.asyncapi import generated_files
 from shared.contracts.registry import REGISTRY
 from shared.http.auth import mint_token
 from shared.privacy import share_keyrings
 from shared.service import ServiceContext, bind
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_EVENTS = ROOT / "docs" / "events"
@@ -46,7 +46,7 @@ SAMPLES = ROOT / "tests" / "contracts" / "samples"
 
 async def migrate(names: str | None) -> None:
     s = get_settings()
-    redis = redis_client(s.redis_url)
+    redis = redis_from_settings(s)
     keys = Keys(s.stream_prefix)
     try:
         for d in select(names):
@@ -64,7 +64,7 @@ async def migrate(names: str | None) -> None:
 
 async def status() -> dict[str, Any]:
     s = get_settings()
-    redis = redis_client(s.redis_url)
+    redis = redis_from_settings(s)
     keys = Keys(s.stream_prefix)
     out: dict[str, Any] = {"streams": {}, "dead_letters": {}, "outbox_unpublished": {}}
     try:
@@ -257,7 +257,7 @@ async def dlq(action: str, service: str | None, ident: int | None, status_: str)
         from shared.clock import SystemClock
 
         pool = await db.create_pool(s.database_url, d.schema, max_size=2)
-        redis = redis_client(s.redis_url)
+        redis = redis_from_settings(s)
         keys = Keys(s.stream_prefix)
         try:
             ctx = ServiceContext(d.name, s, pool, redis, Outbox(d.name), SystemClock(), keys)
@@ -320,20 +320,53 @@ def write_missing_samples() -> list[str]:
 
 
 def serve(names: str | None, host: str, port: int) -> None:
-    import uvicorn
-
     from civic.runner import build_app
+    from civic.serving import serve as serve_quietly
 
-    # proxy_headers off: which X-Forwarded-For to believe is CIVIC_TRUSTED_PROXIES's call (shared/http/clients.py).
-    uvicorn.run(build_app(names), host=host, port=port, log_config=None, access_log=False, proxy_headers=False)
+    serve_quietly(build_app(names), host, port)
 
 
 def web(host: str, port: int) -> None:
-    import uvicorn
-
+    from civic.serving import serve as serve_quietly
     from web.app import app
 
-    uvicorn.run(app(), host=host, port=port, log_config=None, access_log=False)
+    serve_quietly(app(), host, port)
+
+
+def use_running_servers(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    """Point this command at the servers it should read, and say which they are (on stderr).
+
+    Beside a running ``make up`` (or ``make test``) with embedded servers, the unset DATABASE_URL / REDIS_URL
+    are taken from ``.civic/servers.json``; otherwise the settings (or their defaults) are used as they are.
+    """
+    from civic.devservers import read_running, state_dir
+
+    running = read_running(state_dir())
+    notes = []
+    for var, found in (
+        ("DATABASE_URL", running.database_url if running else None),
+        ("REDIS_URL", running.redis_url if running else None),
+    ):
+        if environ.get(var):
+            notes.append(f"{var}={_without_password(environ[var])} (set)")
+        elif found:
+            environ[var] = found
+            notes.append(f"{var}={found} (embedded server of process {running.pid if running else '?'})")
+        else:
+            default = Settings.model_fields["database_url" if var == "DATABASE_URL" else "redis_url"].default
+            notes.append(f"{var}={default} (default; no running `make up` found)")
+    get_settings.cache_clear()
+    return "civic: reading " + ", ".join(notes)
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _print(data: Any) -> None:
@@ -381,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         "operator's default user, _ADMIN)",
     )
     args = p.parse_args(argv)
+    if args.cmd in ("migrate", "status", "replay", "dlq"):
+        print(use_running_servers(), file=sys.stderr)
 
     if args.cmd == "migrate":
         asyncio.run(migrate(args.services))

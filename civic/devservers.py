@@ -8,6 +8,7 @@ root, since PostgreSQL refuses to run as root); the Redis-compatible server is V
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import shutil
@@ -19,6 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PG_SYSTEM_USER = "embedded_postgres"
+
+
+def state_dir() -> Path:
+    """Where ``make up`` and ``make test`` keep embedded servers' data and the received mail."""
+    return Path(os.environ.get("CIVIC_STATE_DIR", Path(__file__).resolve().parent.parent / ".civic"))
+
+
+class ServerBusy(RuntimeError):
+    """An embedded server cannot start: its data directory is in use (or it failed; the message says why)."""
+
 
 # embedded-postgres asks platformdirs for a runtime dir at import; without XDG_RUNTIME_DIR that only warns.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -83,6 +94,12 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             self._prepare_root()
+        postmaster = self.data_dir / "postmaster.pid"
+        if postmaster.exists() and _pid_alive(_first_line_int(postmaster)):
+            raise ServerBusy(
+                f"the embedded PostgreSQL in {self.data_dir} is already running "
+                f"(pid {_first_line_int(postmaster)}, see postmaster.pid): another `make up` or `make test` uses it"
+            )
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
                 [
@@ -99,17 +116,24 @@ class EmbeddedPostgres:
                 capture_output=True,
                 **self._run_as(),  # type: ignore[call-overload]
             )
-        self._pg_ctl(
-            "-w",
-            "-t",
-            "30",
-            "-l",
-            str(self.data_dir / "server.log"),
-            "-o",
-            f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync={'on' if self.durable else 'off'} "
-            "-c max_connections=300",
-            "start",
-        )
+        try:
+            self._pg_ctl(
+                "-w",
+                "-t",
+                "30",
+                "-l",
+                str(self.data_dir / "server.log"),
+                "-o",
+                f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync={'on' if self.durable else 'off'} "
+                "-c max_connections=300",
+                "start",
+            )
+        except subprocess.CalledProcessError as exc:
+            log = self.data_dir / "server.log"
+            tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
+            raise ServerBusy(
+                f"the embedded PostgreSQL in {self.data_dir} did not start; the end of {log}:\n  " + "\n  ".join(tail)
+            ) from exc
         return self
 
     def _pg_ctl(self, *args: str) -> None:
@@ -118,6 +142,8 @@ class EmbeddedPostgres:
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # A session of its own: Ctrl-C in the terminal reaches civic, which stops first, not the server.
+            start_new_session=True,
             **self._run_as(),  # type: ignore[call-overload]
         )
 
@@ -164,6 +190,7 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # as for PostgreSQL: the terminal's Ctrl-C is for civic, not for the server
         )
         _wait_for_port(self.port, 10)
         return self
@@ -178,6 +205,53 @@ class EmbeddedRedis:
         """Kill and start again: without AOF every stream and group is gone, as after a real crash."""
         self.stop()
         self.start()
+
+
+def _first_line_int(path: Path) -> int:
+    try:
+        return int(path.read_text().split("\n", 1)[0].strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Running:
+    """What ``servers.json`` under the state folder says while ``civic.devenv`` runs embedded servers."""
+
+    pid: int
+    database_url: str | None
+    redis_url: str | None
+    command: str
+
+
+def write_running(state_dir: Path, running: Running) -> Path:
+    path = state_dir / "servers.json"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(running.__dict__))
+    return path
+
+
+def read_running(state_dir: Path) -> Running | None:
+    """The embedded servers of a ``make up`` / ``make test`` that is still running, if any."""
+    path = state_dir / "servers.json"
+    try:
+        data = json.loads(path.read_text())
+        running = Running(int(data["pid"]), data.get("database_url"), data.get("redis_url"), str(data["command"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return running if _pid_alive(running.pid) else None
 
 
 def reset_dir(path: Path) -> Path:

@@ -11,13 +11,16 @@ from shared.clock import clock_from_settings
 from shared.http.app import create_app
 from shared.logs import configure_logging
 from shared.settings import get_settings
+from shared.tracing import configure_tracing
 
 
 def build_app(services: str | list[str] | None = None) -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    definitions = select(services)
+    configure_tracing([d.name for d in definitions])
     clock = clock_from_settings(settings.clock_file, settings.production)
-    app = create_app(select(services), settings, clock=clock)
+    app = create_app(definitions, settings, clock=clock)
     settle_collector()
     return app
 

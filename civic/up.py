@@ -13,18 +13,17 @@ import argparse
 import asyncio
 import os
 import sys
-from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
+from civic.devservers import state_dir
 from civic.mailsink import MailSink
-
-STATE = Path(os.environ.get("CIVIC_STATE_DIR", Path(__file__).resolve().parent.parent / ".civic"))
+from civic.serving import QuietServer
 
 
 async def main(port: int, smtp_port: int, demo: bool) -> None:
-    sink = MailSink(STATE / "mail", port=smtp_port).start()
+    sink = MailSink(state_dir() / "mail", port=smtp_port).start()
     # The notifications service reads its SMTP server from these (services/notifications/settings.py).
     os.environ.setdefault("CIVIC_NOTIFICATIONS_SMTP_HOST", "127.0.0.1")
     os.environ.setdefault("CIVIC_NOTIFICATIONS_SMTP_PORT", str(smtp_port))
@@ -36,7 +35,7 @@ async def main(port: int, smtp_port: int, demo: bool) -> None:
     app = build_app()
     app.include_router(sink.router())
     web = mount_web(app, port, demo)
-    server = uvicorn.Server(
+    server = QuietServer(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, proxy_headers=False)
     )
     serving = asyncio.create_task(server.serve())

@@ -115,7 +115,9 @@ async def _no_session_state(conn: asyncpg.Connection) -> None:
     """Nothing to undo: civic keeps no session state on pooled connections (see ``create_pool``)."""
 
 
-async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    url: str, schema: str, *, min_size: int = 1, max_size: int = 10, connect_timeout: float = 60.0
+) -> asyncpg.Pool:
     # asyncpg's default reset sends "RESET ALL; UNLISTEN *; CLOSE ALL; pg_advisory_unlock_all()" on every
     # release: a round trip per request. civic's locks and settings are all transaction-scoped and LISTEN
     # runs on connections of its own, so only asyncpg's own part (rolling back an open transaction,
@@ -126,6 +128,7 @@ async def create_pool(url: str, schema: str, *, min_size: int = 1, max_size: int
         max_size=max_size,
         server_settings=server_settings(url, schema),
         reset=_no_session_state,
+        timeout=connect_timeout,
     )
     assert pool is not None
     return pool

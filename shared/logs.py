@@ -26,9 +26,22 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+class _OneLineReconnects(logging.Filter):
+    """asyncpg logs a traceback each time a pool fails to refill while PostgreSQL is away; the message and
+    the error say all there is to say (and the outage is logged by civic's loops)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "asyncpg.pool" and record.exc_info and record.levelno <= logging.WARNING:
+            record.error = repr(record.exc_info[1])
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_ContextFilter())
+    handler.addFilter(_OneLineReconnects())
     if json:
         handler.setFormatter(
             JsonFormatter(

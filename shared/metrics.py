@@ -17,3 +17,14 @@ OUTSIDE_GROUP_OVERRUN = Gauge(
 )
 HANDLER_SECONDS = Histogram("civic_handler_seconds", "Handler latency", ["service", "type"])
 REDIS_DATA_LOSS = Counter("civic_redis_data_loss_total", "Times Redis was found to have lost its data", ["service"])
+RELAY_REPLICATION_TIMEOUTS = Counter(
+    "civic_relay_replication_timeouts_total",
+    "Batches fewer replicas confirmed (WAIT) than CIVIC_REDIS_WAIT_REPLICAS within the timeout",
+    ["service"],
+)
+REDIS_ENTRIES_LOST = Counter(
+    "civic_redis_entries_lost_total",
+    "Published entries a Redis primary no longer had (a failover lost them); published again",
+    ["service", "stream"],
+)
+RELAY_BATCH_SECONDS = Histogram("civic_relay_batch_seconds", "Time to publish one outbox batch", ["service"])

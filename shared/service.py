@@ -25,7 +25,7 @@ from shared.bus.deadlines import DeadlineScheduler
 from shared.bus.maintenance import Maintenance
 from shared.bus.outbox import Outbox
 from shared.bus.relay import Relay
-from shared.bus.streams import Keys, consumer_name, redis_client
+from shared.bus.streams import Keys, consumer_name, redis_from_settings
 from shared.clock import Clock, SystemClock
 from shared.contracts.registry import Event
 from shared.settings import Settings
@@ -112,8 +112,10 @@ class ServiceRuntime:
 
     async def start(self) -> ServiceContext:
         d, s = self.definition, self.settings
-        pool = await db.create_pool(s.database_url, d.schema, max_size=d.pool_size)
-        redis = redis_client(s.redis_url)
+        pool = await db.create_pool(
+            s.database_url, d.schema, max_size=d.pool_size, connect_timeout=s.db_connect_timeout_seconds
+        )
+        redis = redis_from_settings(s)
         keys = Keys(s.stream_prefix)
         self.ctx = ServiceContext(d.name, s, pool, redis, Outbox(d.name, clock=self.clock), self.clock, keys)
         self.consumer = Consumer(
@@ -140,6 +142,9 @@ class ServiceRuntime:
                     batch_size=s.relay_batch_size,
                     poll_seconds=s.relay_poll_seconds,
                     event_field=s.stream_event_field,
+                    redis_ephemeral=s.redis_ephemeral,
+                    wait_replicas=s.redis_wait_replicas,
+                    wait_timeout_ms=s.redis_wait_timeout_ms,
                 ).run,
                 self.consumer.run,
                 Maintenance(

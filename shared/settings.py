@@ -111,6 +111,24 @@ class Settings(BaseSettings):
     #: Link templates (CIVIC_LINK_*), read with the other settings.
     links: LinkSettings = Field(default_factory=LinkSettings)
 
+    # Seconds a new PostgreSQL connection may take (asyncpg waits 60 by default): during a failover to an
+    # address that does not answer, requests get their 503 after this long instead of hanging.
+    db_connect_timeout_seconds: float = 5.0
+
+    # Redis behind Sentinel: "host:port,host:port,..." of the sentinels and the name they monitor. REDIS_URL
+    # then only gives the database number and credentials. See deploy/README.md for what each choice keeps.
+    redis_sentinels: str | None = None
+    redis_master_name: str = "civic"
+    # The relay asks Redis to confirm that this many replicas have each batch (WAIT) before marking it
+    # published; 0 does not wait. Past the timeout the batch is marked anyway (and counted in
+    # civic_relay_replication_timeouts_total): what a failover then loses, the relay publishes again.
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 500
+
+    # Redis that keeps nothing on disk by design (the embedded server of `make up` / `make test`): finding it
+    # empty after a restart is expected, so republishing the outbox is logged at INFO instead of ERROR.
+    redis_ephemeral: bool = False
+
     #: Tests only: a file holding the instant "now" should be (see shared/clock.py FileClock).
     clock_file: str | None = None
 

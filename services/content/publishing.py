@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from services.content import domain
+from shared.bus.errors import TRANSIENT
 from shared.bus.outbox import Outbox
 from shared.contracts.content import ContentPublishedV1, PhaseStartedV1, QrScannedV1
 from shared.db import Conn
@@ -212,6 +213,8 @@ def publishing_loop(ctx: ServiceContext, interval: float | None = None) -> Loop:
         while not stop.is_set():
             try:
                 await tick(ctx)
+            except TRANSIENT as exc:
+                log.warning("content publishing pass postponed: a server is unreachable", extra={"error": repr(exc)})
             except Exception:
                 log.exception("content publishing pass failed")
             with contextlib.suppress(TimeoutError):

@@ -21,10 +21,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from datetime import datetime, timedelta
 from email.message import Message
 from typing import Any
 from uuid import UUID
+
+from prometheus_client import Counter, Histogram
 
 from services.notifications import domain, repository
 from services.notifications.domain import Answer
@@ -51,6 +54,10 @@ from shared.links import link
 from shared.service import ServiceContext
 
 log = logging.getLogger(__name__)
+
+# Metrics (Prometheus): attempts by how they ended, and the time a batch spends with the SMTP server.
+MAILS = Counter("civic_mail_attempts_total", "Mail sending attempts, by outcome (sent, retry, failed)", ["outcome"])
+MAIL_BATCH_SECONDS = Histogram("civic_mail_batch_seconds", "Time to send one claimed batch of mails over SMTP")
 
 NEEDS_MEETING = {
     "confirmed",
@@ -240,6 +247,7 @@ class EmailSender:
         # the row over: what is left then goes back to the queue instead.
         margin = timedelta(seconds=min(2 * s.smtp_timeout_seconds, s.lease_seconds / 2))
         recording: asyncio.Task[None] | None = None
+        sending = time.perf_counter()
         try:
             for i, row in enumerate(rows):
                 if self._stop.is_set() or self.ctx.clock.now() + margin >= lease_until:
@@ -250,10 +258,12 @@ class EmailSender:
                 if recording is not None:
                     await recording
                 answer = await self._transmit(row, prepared)
+                MAILS.labels("sent" if answer.ok else "failed" if answer.permanent else "retry").inc()
                 recording = asyncio.create_task(self.recorder.record(row, lease_until, answer))
         finally:
             if recording is not None:
                 await recording
+            MAIL_BATCH_SECONDS.observe(time.perf_counter() - sending)
         return len(rows)
 
     async def _release(self, rows: list[Any], lease_until: datetime) -> None:

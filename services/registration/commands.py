@@ -37,6 +37,7 @@ from shared.links import link
 from shared.logs import current_correlation_id
 from shared.privacy import new_key
 from shared.service import ServiceContext
+from shared.tracing import current_traceparent
 
 Channel = Literal["online", "email", "phone", "in_person"]
 CancelledBy = Literal["citizen", "staff", "meeting_cancelled"]
@@ -233,6 +234,7 @@ async def register(
         secret=secrets.token_urlsafe(24),
         now=now,
         correlation_id=current_correlation_id(),
+        traceparent=current_traceparent(),
     )
     try:
         if lock:
@@ -291,6 +293,8 @@ class Claim:
     correlation_id: str | None
     #: The registration's key in the keyring: its events' personal data is sealed under it.
     key: bytes = field(default_factory=new_key, repr=False)
+    #: The request's trace (None unless traces are exported), carried the same way.
+    traceparent: str | None = None
 
     @property
     def seats(self) -> int:
@@ -402,6 +406,7 @@ async def decide_and_write(
         registrations: list[dict[str, Any]] = []
         payloads: list[Payload] = []
         correlations: list[str | None] = []
+        traces: list[str | None] = []
         for claim, row in zip(claims, rows, strict=True):
             d = Decision(row["outcome"], row["registration_id"], row["wait_position"], row["left_seats"])
             decisions.append(d)
@@ -413,6 +418,7 @@ async def decide_and_write(
             events = claim.events(ctx, d)
             payloads += events
             correlations += [claim.correlation_id] * len(events)
+            traces += [claim.traceparent] * len(events)
         if registrations:
             # ``str`` for the meeting id, an asyncpg UUID that orjson does not know.
             written = _written(registrations, claims)
@@ -429,8 +435,15 @@ async def decide_and_write(
                 seats_changed(meeting.id, last["total_capacity"], last["total_confirmed"], last["total_waitlisted"])
             )
             correlations.append(correlations[-1])  # the batch's: it carries its last request's
+            traces.append(traces[-1])
             await meeting_events.record(
-                conn, ctx.outbox, meeting.tenant, f"meeting/{meeting.id}", payloads, correlation_ids=correlations
+                conn,
+                ctx.outbox,
+                meeting.tenant,
+                f"meeting/{meeting.id}",
+                payloads,
+                correlation_ids=correlations,
+                traceparents=traces,
             )
     return decisions
 

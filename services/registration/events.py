@@ -18,6 +18,7 @@ async def record(
     payloads: Sequence[Payload],
     *,
     correlation_ids: Sequence[str | None] | None = None,
+    traceparents: Sequence[str | None] | None = None,
 ) -> None:
     """Like ``Outbox.record_many`` for one subject: one statement reserves the sequence numbers, one writes the
     rows and wakes the relay at commit. ``correlation_ids`` (one per payload) for events of several requests
@@ -34,9 +35,10 @@ async def record(
     )
     first = int(last) - len(payloads) + 1
     correlations = correlation_ids or [None] * len(payloads)
+    traces = traceparents or [None] * len(payloads)
     envs = [
-        outbox.envelope(p, tenant=tenant, subject=subject, sequence=first + i, correlation_id=c)
-        for i, (p, c) in enumerate(zip(payloads, correlations, strict=True))
+        outbox.envelope(p, tenant=tenant, subject=subject, sequence=first + i, correlation_id=c, traceparent=t)
+        for i, (p, c, t) in enumerate(zip(payloads, correlations, traces, strict=True))
     ]
     await conn.execute(
         "with rows as (insert into outbox (id, tenant, stream, type, subject, envelope) "

@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.registration import data_export
+from shared.bus.errors import TRANSIENT
 from shared.contracts.registration import PersonErasedV2, RegistrationsAnonymisedV1
 from shared.db import Conn
 from shared.privacy import delete_keys, person_hmac
@@ -145,6 +146,8 @@ def retention_loop(ctx: ServiceContext, settings: RetentionSettings | None = Non
             try:
                 await anonymise_due(ctx, s.retention_days)
                 await data_export.expire(ctx)
+            except TRANSIENT as exc:
+                log.warning("retention run postponed: a server is unreachable", extra={"error": repr(exc)})
             except Exception:
                 log.exception("retention run failed; trying again later")
             with contextlib.suppress(TimeoutError):

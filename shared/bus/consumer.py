@@ -38,6 +38,7 @@ from shared.metrics import (
     EVENTS_FAILED,
     HANDLER_SECONDS,
 )
+from shared.tracing import handling
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,13 @@ class Consumer:
                 self._own_pending_first = True
                 log.warning("consumer cannot read, retrying", extra={"error": repr(exc)})
                 await backoff.wait(stop)
+                # Every read of our pending entries counts as a delivery in Redis: reading them again while
+                # PostgreSQL is away would spend their deliveries on the outage and dead-letter good events.
+                await self._with_retries(stop, self._database_answers)
+
+    async def _database_answers(self) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.fetchval("select 1")
 
     async def read_once(self) -> int:
         """Read and handle one batch; returns the number of entries seen."""
@@ -188,6 +196,8 @@ class Consumer:
             if stop.is_set():
                 return
             try:
+                # A claim counts as a delivery: none while the database cannot take the handling.
+                await self._database_answers()
                 await self.reclaim_once()
                 backoff.reset()
             except ResponseError as exc:
@@ -344,7 +354,8 @@ class Consumer:
         tokens = (event_id_var.set(str(env.id)), correlation_id_var.set(env.correlationid or str(env.id)))
         started = time.perf_counter()
         try:
-            await self.handlers[env.type](conn, event)
+            with handling(env.type, getattr(env, "traceparent", None), self.service):
+                await self.handlers[env.type](conn, event)
         finally:
             event_id_var.reset(tokens[0])
             correlation_id_var.reset(tokens[1])

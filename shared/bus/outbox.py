@@ -11,6 +11,7 @@ from shared.contracts.envelope import Envelope, Payload
 from shared.contracts.registry import REGISTRY, Registry
 from shared.db import Conn
 from shared.logs import current_correlation_id, event_id_var
+from shared.tracing import current_traceparent
 
 
 def notify_channel(service: str) -> str:
@@ -35,6 +36,7 @@ class Outbox:
         correlation_id: str | None = None,
         causation_id: str | UUID | None = None,
         time: datetime | None = None,
+        traceparent: str | None = None,
     ) -> Envelope:
         spec = self.registry.for_payload(self.service, payload)
         # Within a handler the event being handled is the cause and its correlation id carries on; within
@@ -52,6 +54,8 @@ class Outbox:
             correlationid=correlation_id or current_correlation_id(),
             causationid=str(cause) if cause else None,
             aggregatesequence=sequence,
+            # CloudEvents' distributed tracing extension; absent unless traces are exported.
+            **({"traceparent": tp} if (tp := traceparent or current_traceparent()) else {}),
             data=payload.model_dump(mode="json"),
         )
 

@@ -6,7 +6,7 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -74,8 +74,37 @@ def parse_entry_id(entry_id: str | bytes) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def redis_client(url: str) -> aioredis.Redis:
-    return aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=10)
+def redis_client(url: str, *, sentinels: str | None = None, master_name: str = "civic") -> aioredis.Redis:
+    """A client of the Redis at ``url``, or, with ``sentinels`` ("host:port,host:port,..."), of whichever
+    server the Sentinels name as the current primary of ``master_name`` (redis-py's Sentinel support: after
+    a failover the next connection goes to the new primary; a demoted one answering READONLY counts as a
+    lost connection). Database number, user and password are taken from ``url`` in both cases."""
+    if not sentinels:
+        return aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=10)
+    from urllib.parse import unquote, urlsplit
+
+    from redis.asyncio.sentinel import Sentinel
+
+    parts = urlsplit(url)
+    addresses = []
+    for item in sentinels.split(","):
+        host, _, port = item.strip().rpartition(":")
+        addresses.append((host.strip("[]") or "127.0.0.1", int(port or 26379)))
+    sentinel = Sentinel(addresses, socket_timeout=2.0, sentinel_kwargs={"socket_timeout": 1.0})  # type: ignore[no-untyped-call]
+    client: aioredis.Redis = sentinel.master_for(
+        master_name,
+        decode_responses=False,
+        health_check_interval=10,
+        socket_timeout=10.0,
+        db=int(parts.path.lstrip("/") or 0),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+    return client
+
+
+def redis_from_settings(settings: Any) -> aioredis.Redis:
+    return redis_client(settings.redis_url, sentinels=settings.redis_sentinels, master_name=settings.redis_master_name)
 
 
 async def ensure_group(redis: aioredis.Redis, stream_key: str, group: str) -> bool:

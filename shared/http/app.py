@@ -11,10 +11,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import db
+from shared import db, tracing
 from shared.clock import Clock
-from shared.http import problems
+from shared.http import outages, problems
 from shared.http.guard import InputGuard
+from shared.http.metrics import MetricsMiddleware
 from shared.http.requests import RequestIdMiddleware
 from shared.privacy import share_keyrings
 from shared.service import ServiceDefinition, ServiceRuntime
@@ -46,13 +47,17 @@ def create_app(
         try:
             yield
         finally:
-            for rt in reversed(runtimes):
-                await rt.stop()
+            # Together: each waits for its loops' current blocking reads, which need not add up.
+            await asyncio.gather(*(rt.stop() for rt in reversed(runtimes)))
 
     app = FastAPI(title=title, lifespan=lifespan, docs_url="/docs", openapi_url="/openapi.json")
     app.add_middleware(InputGuard, app_ref=lambda: app)  # inside the request id, so errors log with it
     app.add_middleware(RequestIdMiddleware)
+    if tracing.enabled():
+        app.add_middleware(tracing.TracingMiddleware)
+    app.add_middleware(MetricsMiddleware)  # outermost: it times what the request id middleware does too
     problems.install(app)
+    outages.install(app)
 
     for d in definitions:
         app.include_router(d.router, prefix=f"/api/{d.name}")

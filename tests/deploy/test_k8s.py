@@ -180,3 +180,36 @@ def test_ingress_routes_like_the_gateway() -> None:
             routes[path["path"]] = backend["name"]
     assert routes == ROUTES
     assert layout.nginx_routes() == routes, "deploy/nginx/civic.conf routes differently"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_disruption_never_takes_a_services_last_ready_pod(name: str) -> None:
+    budget = KINDS["PodDisruptionBudget"][name]
+    deployment = KINDS["Deployment"][name]
+    assert (
+        budget["spec"]["selector"]["matchLabels"].items()
+        <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    smallest = (
+        KINDS["HorizontalPodAutoscaler"][name]["spec"]["minReplicas"]
+        if name in KINDS["HorizontalPodAutoscaler"]
+        else deployment["spec"]["replicas"]
+    )
+    # At least one pod stays, and a drain can still move one (minAvailable below the replicas).
+    assert 1 <= budget["spec"]["minAvailable"] < smallest
+    # A rollout waits for pods that stay ready, and traffic leaves a pod before it is told to stop.
+    assert deployment["spec"]["minReadySeconds"] > 0
+    c = _container(deployment)
+    pause = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 0 < pause < deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+
+
+def test_autoscalers_scale_deployments_that_request_cpu() -> None:
+    autoscalers = KINDS["HorizontalPodAutoscaler"]
+    assert set(autoscalers) == {"registration", "surveys", "content"}, "notifications' mail rate follows settings"
+    for name, hpa in autoscalers.items():
+        target = hpa["spec"]["scaleTargetRef"]
+        assert (target["kind"], target["name"]) == ("Deployment", name)
+        assert "cpu" in _container(KINDS["Deployment"][name])["resources"]["requests"]
+        assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+        assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
