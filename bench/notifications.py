@@ -106,7 +106,6 @@ async def start_runtime(database_url: str, redis_url: str, prefix: str, port: in
         smtp_host="127.0.0.1",
         smtp_port=port,
         smtp_pool_size=pool_size,
-        sender_batch_size=500,
         sender_poll_seconds=0.05,
         signing_secret="bench-secret",
     )

@@ -318,7 +318,8 @@ def serve(names: str | None, host: str, port: int) -> None:
 
     from civic.runner import build_app
 
-    uvicorn.run(build_app(names), host=host, port=port, log_config=None, access_log=False)
+    # proxy_headers off: which X-Forwarded-For to believe is CIVIC_TRUSTED_PROXIES's call (shared/http/clients.py).
+    uvicorn.run(build_app(names), host=host, port=port, log_config=None, access_log=False, proxy_headers=False)
 
 
 def _print(data: Any) -> None:

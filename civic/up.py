@@ -32,7 +32,9 @@ async def main(port: int, smtp_port: int, demo: bool) -> None:
 
     app = build_app()
     app.include_router(sink.router())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, proxy_headers=False)
+    )
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from functools import lru_cache
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-in-production-0123456789"
 
@@ -24,6 +26,15 @@ class Settings(BaseSettings):
     jwt_algorithm: str = "HS256"
     jwt_public_key: str | None = None
     production: bool = False
+    #: Staff tokens living longer than this (from issue or from now) are refused.
+    jwt_max_lifetime_hours: float = 24 * 30
+
+    # -- the client's address and rate limits (shared/http/clients.py, shared/http/ratelimit.py) --------
+    #: Addresses or networks of the proxies whose X-Forwarded-For is believed (the gateway, the web process);
+    #: comma-separated or a JSON list. Loopback only by default.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    #: Off switch for every rate limit (tests and benchmarks that send a flood on purpose).
+    rate_limits: bool = True
 
     relay_batch_size: int = 500
     relay_poll_seconds: float = 1.0
@@ -47,6 +58,23 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _address_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # a typo fails at start, not at the first request
+        return value
 
     @model_validator(mode="after")
     def _no_development_defaults_in_production(self) -> Self:

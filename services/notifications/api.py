@@ -16,6 +16,7 @@ from services.notifications import domain, repository
 from services.notifications.repository import EmailDelivery
 from services.notifications.settings import NotificationSettings
 from services.notifications.webhooks import check_url, endpoint_json
+from shared.http import ratelimit
 from shared.http.auth import Staff
 from shared.http.email import Email
 from shared.http.problems import Problem
@@ -94,6 +95,11 @@ def _delivery(row: Any) -> DeliveryOut:
     )
 
 
+# Public writes (shared/http/ratelimit.py): per client address, and per target mailbox for the opt-in mail.
+SUBSCRIBE_PER_CLIENT = ratelimit.Rule("subscription-client", burst=20, per_hour=20)
+SUBSCRIBE_PER_MAILBOX = ratelimit.Rule("subscription-mailbox", burst=3, per_hour=3)
+LINKS_PER_CLIENT = ratelimit.Rule("subscription-link-client", burst=60, per_hour=300)
+
 _BAD_LINK = Problem(400, "Invalid link", type_="invalid-link", detail="The link is incomplete or was altered.")
 
 
@@ -104,8 +110,25 @@ def build_router(settings: NotificationSettings) -> APIRouter:
 
     @router.post("/subscriptions", status_code=202, response_model=SubscriptionOut)
     async def subscribe(body: SubscribeIn, request: Request) -> SubscriptionOut:
-        """Subscribe an address to a process's news; a mail with a confirmation link is sent (double opt-in)."""
+        """Subscribe an address to a process's news; a mail with a confirmation link is sent (double opt-in).
+        Only processes the service has heard of (content's events) can be subscribed to."""
         ctx = context_of(request, NAME)
+        await ratelimit.enforce(
+            request,
+            ctx,
+            (SUBSCRIBE_PER_CLIENT, ratelimit.CLIENT),
+            (SUBSCRIBE_PER_MAILBOX, ratelimit.mailbox(body.email)),
+        )
+        if not await repository.process_known(ctx.pool, body.tenant, body.process_id):
+            raise Problem(
+                422,
+                "Invalid request",
+                type_="validation",
+                detail="There is no such participation process to subscribe to.",
+                errors=[
+                    {"in": "body", "pointer": "/process_id", "detail": "no such process", "code": "unknown_process"}
+                ],
+            )
         now = ctx.clock.now()
         key = domain.recipient_key(settings.signing_secret, body.email)
         async with ctx.pool.acquire() as conn, conn.transaction():
@@ -133,12 +156,16 @@ def build_router(settings: NotificationSettings) -> APIRouter:
                         subscription_id=sid,
                     ),
                     now,
+                    repository.Cap(
+                        domain.mailbox_key(settings.signing_secret, body.email), settings.unconfirmed_mails_per_hour
+                    ),
                 )
         # The same answer whether the address was known or not: nobody learns who subscribed.
         return SubscriptionOut(state="pending", detail="Please follow the link in the mail we sent.")
 
     async def _confirm(request: Request, token: str) -> SubscriptionOut:
         ctx = context_of(request, NAME)
+        await ratelimit.enforce(request, ctx, (LINKS_PER_CLIENT, ratelimit.CLIENT))
         value = domain.verify_token(settings.signing_secret, "confirm", token)
         if value is None:
             raise _BAD_LINK
@@ -181,6 +208,7 @@ def build_router(settings: NotificationSettings) -> APIRouter:
             form = parse_qs((await request.body()).decode(errors="replace")[:2000])
             token = (form.get("token") or [""])[0]
         ctx = context_of(request, NAME)
+        await ratelimit.enforce(request, ctx, (LINKS_PER_CLIENT, ratelimit.CLIENT))
         value = domain.verify_token(settings.signing_secret, "unsubscribe", token)
         if value is None:
             raise _BAD_LINK

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import idna
 from babel.dates import format_datetime
 
 # -- addresses ---------------------------------------------------------------------------------------
@@ -33,6 +34,37 @@ def recipient_key(secret: str, address: str) -> str:
     return hmac.new(secret.encode(), normalise_address(address).encode(), hashlib.sha256).hexdigest()
 
 
+@dataclass(frozen=True)
+class WireAddress:
+    """An address as it goes into the SMTP envelope and the To header: the domain always in its ASCII (IDNA)
+    form; ``utf8`` when the local part is not ASCII, which only a server offering SMTPUTF8 (RFC 6531) takes."""
+
+    address: str
+    utf8: bool
+
+
+class Undeliverable(ValueError):
+    """The address cannot be written into an SMTP envelope at all."""
+
+
+def wire_address(address: str) -> WireAddress:
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local or not domain or any(c in address for c in "\r\n<>,\x00 "):
+        raise Undeliverable("not a mail address")
+    try:
+        ascii_domain = domain if domain.isascii() else idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise Undeliverable(f"the domain cannot be written in IDNA: {type(exc).__name__}") from None
+    return WireAddress(f"{local}@{ascii_domain}", not local.isascii())
+
+
+def mailbox_key(secret: str, address: str) -> str:
+    """Keyed hash of the inbox an address reaches: ``a+1@x`` and ``A+2@x`` are one inbox (``a@x``)."""
+    local, _, domain = normalise_address(address).rpartition("@")
+    inbox = f"{local.split('+', 1)[0]}@{domain}"
+    return hmac.new(secret.encode(), f"mailbox:{inbox}".encode(), hashlib.sha256).hexdigest()
+
+
 # -- signed links (unsubscribe, opt-in) --------------------------------------------------------------
 
 
@@ -43,6 +75,8 @@ def sign_token(secret: str, purpose: str, value: str) -> str:
 
 def verify_token(secret: str, purpose: str, token: str) -> str | None:
     """The value a token signs, or None if the signature does not match."""
+    if not token.isascii():
+        return None  # nothing this service signs is outside ASCII (and compare_digest refuses such strings)
     value, _, _ = token.rpartition(".")
     if not value:
         return None

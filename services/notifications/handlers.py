@@ -12,7 +12,7 @@ from services.notifications.repository import EmailDelivery
 from services.notifications.settings import NotificationSettings
 from shared.bus.consumer import accept_newer
 from shared.contracts.common import DeadlineApproachingV1
-from shared.contracts.content import ContentPublishedV1
+from shared.contracts.content import ContentPublishedV1, PhaseStartedV1
 from shared.contracts.registration import (
     Contact,
     MeetingCancelledV1,
@@ -130,7 +130,12 @@ class Handlers:
                 personal={"name": row["name"] or "", **personal},
             ),
             ctx.clock.now(),
+            self._cap(row["address"]),
         )
+
+    def _cap(self, address: str) -> repository.Cap:
+        s = self.settings
+        return repository.Cap(domain.mailbox_key(s.signing_secret, address), s.unconfirmed_mails_per_hour)
 
     async def registration_confirmed(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
         p = event.payload
@@ -255,9 +260,17 @@ class Handlers:
                     survey_id=subject,
                 )
 
+    async def process_seen(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
+        """A process content published or started a phase of: it exists, so it can be subscribed to."""
+        p = event.payload
+        assert isinstance(p, ContentPublishedV1 | PhaseStartedV1)
+        if p.process_id is not None:
+            await repository.remember_process(conn, event.envelope.tenant, p.process_id)
+
     async def content_published(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
         p = event.payload
         assert isinstance(p, ContentPublishedV1)
+        await self.process_seen(ctx, conn, event)
         if p.kind != "news" or p.process_id is None:
             return
         env = event.envelope

@@ -214,7 +214,7 @@ def build_email(
 
 # Markers a prototype carries where each recipient's own parts go: ASCII, so headers keep them as they are,
 # and unlike anything a template or a base64 body can produce.
-_TO = "recipient@civic-slot.invalid"
+RECIPIENT_SLOT = _TO = "recipient@civic-slot.invalid"
 _MESSAGE_ID = "<message-id@civic-slot.invalid>"
 _DATE = "civic-slot-date"
 _TEXT = "civic-slot-text-plain\n"

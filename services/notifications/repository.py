@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+from prometheus_client import Counter
 
 from shared.db import Conn
+
+MAILS_CAPPED = Counter(
+    "civic_notifications_mails_capped_total", "Mails not sent: over the hourly cap for an unconfirmed address"
+)
 
 DELIVERY_COLUMNS = (
     "id, tenant, cause_event_id, channel, template, transactional, locale, address, registration_id, "
@@ -36,12 +41,30 @@ class EmailDelivery:
     personal: dict[str, Any] | None = None
 
 
-async def enqueue_email(conn: Conn, d: EmailDelivery, now: datetime) -> bool:
-    """Queue one mail; False if this (cause, recipient, channel) already has its row."""
+@dataclass(frozen=True)
+class Cap:
+    """At most ``per_hour`` mails an hour to one inbox (``mailbox_key``) while its address is unconfirmed."""
+
+    mailbox_key: str
+    per_hour: int
+
+
+CAPPED = "held back: too many mails to this unconfirmed address within an hour"
+
+
+async def enqueue_email(conn: Conn, d: EmailDelivery, now: datetime, cap: Cap | None = None) -> bool:
+    """Queue one mail; False if this (cause, recipient, channel) already has its row. With a ``cap``, a mail
+    beyond it to an address no confirmed subscription vouches for is stored as given up instead (and
+    counted), so nobody can fill an inbox through registrations or opt-in requests."""
+    state, answer = "queued", None
+    if cap is not None and await _over_cap(conn, d.recipient_key, cap, now):
+        state, answer = "given_up", CAPPED
+        MAILS_CAPPED.inc()
     inserted = await conn.fetchval(
         "insert into deliveries (tenant, cause_event_id, channel, recipient_key, template, transactional, locale,"
-        " address, registration_id, subscription_id, meeting_id, survey_id, personal, next_attempt_at, created_at)"
-        " values ($1, $2, 'email', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $13)"
+        " address, registration_id, subscription_id, meeting_id, survey_id, personal, next_attempt_at, created_at,"
+        " mailbox_key, state, last_answer)"
+        " values ($1, $2, 'email', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $13, $14, $15, $16)"
         " on conflict (cause_event_id, recipient_key, channel) do nothing returning true",
         d.tenant,
         d.cause_event_id,
@@ -56,8 +79,43 @@ async def enqueue_email(conn: Conn, d: EmailDelivery, now: datetime) -> bool:
         d.survey_id,
         json.dumps(d.personal or {}),
         now,
+        cap.mailbox_key if cap else None,
+        state,
+        answer,
     )
     return bool(inserted)
+
+
+async def _over_cap(conn: Conn, recipient_key: str, cap: Cap, now: datetime) -> bool:
+    confirmed = await conn.fetchval(
+        "select exists (select 1 from recipients r join subscriptions s on s.recipient_id = r.id"
+        " where r.recipient_key = $1 and s.state = 'confirmed')",
+        recipient_key,
+    )
+    if confirmed:
+        return False
+    recent = await conn.fetchval(
+        "select count(*) from deliveries where mailbox_key = $1 and created_at > $2"
+        " and coalesce(last_answer, '') <> $3",
+        cap.mailbox_key,
+        now - timedelta(hours=1),
+        CAPPED,
+    )
+    return int(recent) >= cap.per_hour
+
+
+async def remember_process(conn: Conn, tenant: str, process_id: UUID) -> None:
+    await conn.execute(
+        "insert into processes (tenant, process_id) values ($1, $2) on conflict do nothing", tenant, process_id
+    )
+
+
+async def process_known(conn: Conn | asyncpg.Pool, tenant: str, process_id: UUID) -> bool:
+    return bool(
+        await conn.fetchval(
+            "select exists (select 1 from processes where tenant = $1 and process_id = $2)", tenant, process_id
+        )
+    )
 
 
 async def record_cause(conn: Conn, event_id: UUID, tenant: str, type_: str, data: dict[str, Any]) -> None:

@@ -1,11 +1,18 @@
-"""The mail sender: claims due deliveries, renders and sends them, records the outcome and its event.
+"""The mail sender: workers that claim a few due deliveries at a time, send them one by one and record each
+outcome with its event as soon as the SMTP server has answered.
 
 Delivery guarantee (the trade-off chosen): a claimed row is marked ``sending`` with a lease *before* SMTP and
-committed; after SMTP the outcome and the NotificationSent/Failed event are committed together. If the process
-dies between the server's "250 OK" and that commit, the lease runs out and the row is sent again: **at least
-once**, with a duplicate only in that narrow window, bounded by ``email_max_attempts`` (each claim counts as an
-attempt) and carrying the same ``Message-ID`` so mail clients can fold it. We prefer this to at-most-once
-because the messages that matter most (a ticket, a cancelled meeting) must not be lost silently.
+committed; right after the server's answer to that one mail, its outcome and the NotificationSent/Failed
+event are committed (outcomes of workers that finish at the same moment share one transaction), and only then
+does the worker put its next mail on the wire. If the process dies, the only rows whose mail may have been
+accepted without the outcome being recorded are the ones on the wire at that moment, at most one per SMTP
+connection; their lease runs out and they are sent again (**at least once**), with the same ``Message-ID`` so
+mail clients can fold the copy, bounded by ``email_max_attempts`` (each claim counts as an attempt). Rows
+claimed but not yet sent wait for the lease and then go out once. We prefer this to at-most-once because the
+messages that matter most (a ticket, a cancelled meeting) must not be lost silently.
+
+A failure of one delivery (a refused or undeliverable address, a template error, an unexpected exception) is
+that delivery's outcome and nobody else's: the worker records it and carries on with the next.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from uuid import UUID
 from services.notifications import domain, repository
 from services.notifications.domain import Answer
 from services.notifications.rendering import (
+    RECIPIENT_SLOT,
     UNSUBSCRIBE_SLOT,
     Attachments,
     Prototype,
@@ -89,17 +97,99 @@ def venue_text(venue: Any) -> str | None:
     return ", ".join(x for x in (v.get("name"), v.get("street"), place) if x)
 
 
+class Recorder:
+    """Records outcomes for the mail workers of a process: each worker waits until its own outcome is
+    committed, and outcomes that arrive while a commit is in flight go together in the next (a group commit)."""
+
+    def __init__(self, ctx: ServiceContext, settings: NotificationSettings) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self._waiting: list[tuple[tuple[Any, datetime, Answer], asyncio.Future[None]]] = []
+        self._lock = asyncio.Lock()
+
+    async def record(self, row: Any, lease_until: datetime, answer: Answer) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(((row, lease_until, answer), done))
+        async with self._lock:
+            if not done.done():
+                batch, self._waiting = self._waiting, []
+                try:
+                    await self._commit([item for item, _ in batch])
+                except BaseException as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    raise
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+        await done
+
+    async def _commit(self, items: list[tuple[Any, datetime, Answer]]) -> None:
+        s, now = self.settings, self.ctx.clock.now()
+        updates: list[tuple[Any, ...]] = []
+        for row, lease_until, a in items:
+            if a.ok:
+                updates.append((row["id"], "sent", None, a.text, now, lease_until))
+                continue
+            give_up = a.permanent or row["attempts"] >= s.email_max_attempts
+            delay = domain.email_retry_delay(row["attempts"], s.email_retry_initial_seconds, s.email_retry_max_seconds)
+            state = "given_up" if give_up else "failed"
+            updates.append((row["id"], state, now + timedelta(seconds=delay), a.text, None, lease_until))
+        async with self.ctx.pool.acquire() as conn, conn.transaction():
+            # Only rows still under this worker's lease: one whose lease ran out may have been taken over.
+            recorded = await conn.fetch(
+                "update deliveries d set state = u.state, next_attempt_at = coalesce(u.next_at, d.next_attempt_at),"
+                " last_answer = u.answer, sent_at = u.sent_at, lease_until = null"
+                " from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[],"
+                " $6::timestamptz[]) as u(id, state, next_at, answer, sent_at, lease)"
+                " where d.id = u.id and d.state = 'sending' and d.lease_until = u.lease returning d.id, d.state",
+                *[list(column) for column in zip(*updates, strict=True)],
+            )
+            states = {r["id"]: r["state"] for r in recorded}
+            events: list[tuple[Payload, str, str | None]] = []
+            for row, _, a in items:
+                outcome = states.get(row["id"])
+                if outcome is None:
+                    continue
+                common = {
+                    "delivery_id": row["id"],
+                    "cause_event_id": row["cause_event_id"],
+                    "channel": "email",
+                    "template": row["template"],
+                }
+                if outcome == "sent":
+                    events.append((NotificationSentV1(**common), row["tenant"], None))
+                else:
+                    failed = NotificationFailedV1(**common, permanent=outcome == "given_up", reason=a.text)
+                    events.append((failed, row["tenant"], None))
+            if events:
+                await self.ctx.outbox.record_many(conn, events)
+
+
 class EmailSender:
+    """One mail worker, using one connection of the SMTP pool at a time; a process runs one per connection."""
+
     def __init__(
-        self, ctx: ServiceContext, settings: NotificationSettings, templates: Templates, smtp: SmtpPool | None = None
+        self,
+        ctx: ServiceContext,
+        settings: NotificationSettings,
+        templates: Templates,
+        smtp: SmtpPool | None = None,
+        *,
+        recorder: Recorder | None = None,
+        prototypes: dict[tuple[Any, ...], Prototype] | None = None,
     ) -> None:
         self.ctx = ctx
         self.settings = settings
         self.templates = templates
         self.smtp = smtp or SmtpPool(settings)
-        self._prototypes: dict[tuple[Any, ...], Prototype] = {}
+        self.recorder = recorder or Recorder(ctx, settings)
+        self._prototypes: dict[tuple[Any, ...], Prototype] = {} if prototypes is None else prototypes
+        self._stop = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         backoff = Backoff()
         try:
             while not stop.is_set():
@@ -117,36 +207,37 @@ class EmailSender:
             await self.smtp.close()
 
     async def send_due(self) -> int:
-        """Claim one batch, send it, record the outcomes; returns the number of deliveries handled."""
+        """Claim a few deliveries and send them one after another, each outcome recorded before the next mail
+        goes out; returns the number of deliveries handled."""
         s, now = self.settings, self.ctx.clock.now()
+        lease_until = now + timedelta(seconds=s.lease_seconds)
         async with self.ctx.pool.acquire() as conn, conn.transaction():
             await self._abandon_unknown(conn, now)
-            rows = await repository.claim(
-                conn,
-                "email",
-                now,
-                now + timedelta(seconds=s.lease_seconds),
-                s.sender_batch_size,
-                s.email_max_attempts,
-            )
+            rows = await repository.claim(conn, "email", now, lease_until, s.sender_batch_size, s.email_max_attempts)
         if not rows:
             return 0
         lookups = await self._lookups(rows)
-        answers = await self._send_all(rows, lookups)
-        await self._record(rows, answers)
+        # A mail started this close to the lease's end might still be on the wire when another sender takes
+        # the row over: what is left then goes back to the queue instead.
+        margin = timedelta(seconds=min(2 * s.smtp_timeout_seconds, s.lease_seconds / 2))
+        for i, row in enumerate(rows):
+            if self._stop.is_set() or self.ctx.clock.now() + margin >= lease_until:
+                await self._release(rows[i:], lease_until)
+                return i
+            answer = await self._send(row, lookups)
+            await self.recorder.record(row, lease_until, answer)
         return len(rows)
 
-    async def _send_all(self, rows: list[Any], lookups: dict[str, dict[Any, Any]]) -> list[Answer]:
-        """One worker per SMTP connection, each rendering its next mail while the others' are on the wire."""
-        answers: list[Answer | None] = [None] * len(rows)
-        todo = iter(range(len(rows)))
-
-        async def worker() -> None:
-            for i in todo:
-                answers[i] = await self._send(rows[i], lookups)
-
-        await asyncio.gather(*(worker() for _ in range(max(1, self.settings.smtp_pool_size))))
-        return [a if a is not None else Answer(False, False, "not attempted") for a in answers]
+    async def _release(self, rows: list[Any], lease_until: datetime) -> None:
+        """Rows claimed and not sent: due again at once, the claim's attempt not counted."""
+        async with self.ctx.pool.acquire() as conn:
+            await conn.execute(
+                "update deliveries set state = case when attempts > 1 then 'failed' else 'queued' end,"
+                " attempts = attempts - 1, lease_until = null"
+                " where id = any($1) and state = 'sending' and lease_until = $2",
+                [r["id"] for r in rows],
+                lease_until,
+            )
 
     async def _abandon_unknown(self, conn: Any, now: datetime) -> None:
         """A lease that ran out on the last allowed attempt: the outcome is unknown, and it is not tried again
@@ -234,7 +325,9 @@ class EmailSender:
         # Stable per delivery: a resend after a crash carries the same id, so mail clients can fold duplicates.
         return f"<{row['id']}@{self.settings.from_address.partition('@')[2] or 'civic'}>"
 
-    def compose(self, row: Any, lookups: dict[str, dict[Any, Any]], personal: dict[str, Any]) -> Message:
+    def compose(
+        self, row: Any, lookups: dict[str, dict[Any, Any]], personal: dict[str, Any], to: str | None = None
+    ) -> Message:
         """The mail of one delivery, built through the ``email`` package."""
         s = self.settings
         context = self._context(row, lookups, personal)
@@ -264,7 +357,7 @@ class EmailSender:
         rendered = self.templates.render(row["tenant"], row["locale"], row["template"], context)
         return build_email(
             rendered,
-            to=row["address"],
+            to=to or row["address"],
             from_address=s.from_address,
             from_name=s.from_name,
             message_id=self._message_id(row),
@@ -273,12 +366,19 @@ class EmailSender:
             unsubscribe_url=unsubscribe,
         )
 
-    def wire(self, row: Any, lookups: dict[str, dict[Any, Any]]) -> bytes:
-        """The mail as it goes over SMTP; a fan-out mail is filled in from its cause's prototype."""
+    def wire(self, row: Any, lookups: dict[str, dict[Any, Any]], to: str | None = None) -> bytes:
+        """The mail as it goes over SMTP to ``to`` (the row's address written for the wire); a fan-out mail is
+        filled in from its cause's prototype."""
+        to = to or row["address"]
         personal = _personal(row)
         key = _fanout_key(row, personal)
         if key is None:
-            return to_bytes(self.compose(row, lookups, personal))
+            if to.isascii():
+                return to_bytes(self.compose(row, lookups, personal, to))
+            # An SMTPUTF8 mail carries the address in UTF-8 as it stands (RFC 6532), not as an encoded word.
+            return to_bytes(self.compose(row, lookups, personal, RECIPIENT_SLOT)).replace(
+                RECIPIENT_SLOT.encode(), to.encode(), 1
+            )
         proto = self._prototypes.get(key)
         if proto is None:
             context = self._context(row, lookups, {}) | {"unsubscribe_url": UNSUBSCRIBE_SLOT}
@@ -288,50 +388,29 @@ class EmailSender:
                 self._prototypes.clear()
             self._prototypes[key] = proto
         return proto.fill(
-            to=row["address"],
+            to=to,
             message_id=self._message_id(row),
             date=self.ctx.clock.now(),
             unsubscribe_url=unsubscribe_url(self.settings, row["subscription_id"]),
         )
 
     async def _send(self, row: Any, lookups: dict[str, dict[Any, Any]]) -> Answer:
+        """One delivery's attempt; whatever goes wrong is this delivery's answer, never the batch's."""
         if not row["address"]:
             return Answer(False, True, "no address (erased)")
-        if any(c in row["address"] for c in "\r\n<>,") or "@" not in row["address"]:
-            return Answer(False, True, "not a mail address")
         try:
-            data = self.wire(row, lookups)
+            to = domain.wire_address(row["address"])
+        except domain.Undeliverable as exc:
+            return Answer(False, True, f"undeliverable address: {exc}")
+        try:
+            data = self.wire(row, lookups, to.address)
         except NotReady as exc:
             return Answer(False, False, str(exc))
         except Exception as exc:  # a template error must not stop the batch
             log.exception("rendering failed", extra={"delivery_id": str(row["id"])})
             return Answer(False, True, f"rendering failed: {type(exc).__name__}")
-        return await self.smtp.send(data, self.settings.from_address, row["address"])
-
-    async def _record(self, rows: list[Any], answers: list[Answer]) -> None:
-        s, now = self.settings, self.ctx.clock.now()
-        updates: list[tuple[Any, ...]] = []
-        events: list[tuple[Payload, str, str | None]] = []
-        for row, a in zip(rows, answers, strict=True):
-            common = {
-                "delivery_id": row["id"],
-                "cause_event_id": row["cause_event_id"],
-                "channel": "email",
-                "template": row["template"],
-            }
-            if a.ok:
-                updates.append((row["id"], "sent", now, a.text, now))
-                events.append((NotificationSentV1(**common), row["tenant"], None))
-                continue
-            give_up = a.permanent or row["attempts"] >= s.email_max_attempts
-            delay = domain.email_retry_delay(row["attempts"], s.email_retry_initial_seconds, s.email_retry_max_seconds)
-            state = "given_up" if give_up else "failed"
-            updates.append((row["id"], state, now + timedelta(seconds=delay), a.text, None))
-            events.append((NotificationFailedV1(**common, permanent=give_up, reason=a.text), row["tenant"], None))
-        async with self.ctx.pool.acquire() as conn, conn.transaction():
-            await conn.executemany(
-                "update deliveries set state = $2, next_attempt_at = $3, last_answer = $4, sent_at = $5,"
-                " lease_until = null where id = $1 and state = 'sending'",
-                updates,
-            )
-            await self.ctx.outbox.record_many(conn, events)
+        try:
+            return await self.smtp.send(data, self.settings.from_address, to.address, utf8=to.utf8)
+        except Exception as exc:  # anything the SMTP client did not expect: retried, as its cause may pass
+            log.exception("sending failed unexpectedly", extra={"delivery_id": str(row["id"])})
+            return Answer(False, False, f"sending failed: {type(exc).__name__}")

@@ -7,8 +7,8 @@ from typing import Any, cast
 
 from services.notifications.api import build_router
 from services.notifications.handlers import Handlers
-from services.notifications.rendering import Templates
-from services.notifications.sender import EmailSender
+from services.notifications.rendering import Prototype, Templates
+from services.notifications.sender import EmailSender, Recorder
 from services.notifications.settings import NotificationSettings
 from services.notifications.smtp import SmtpPool
 from services.notifications.webhooks import WebhookSender
@@ -36,6 +36,7 @@ def subscriptions(h: Handlers) -> dict[str, ServiceHandler]:
         f"{_S}.survey.opened.v1": h.survey_snapshot,
         f"{_S}.deadline.approaching.v1": h.deadline_approaching,
         f"{_C}.content.published.v1": h.content_published,
+        f"{_C}.phase.started.v1": h.process_seen,
     }
     webhook_types = [s.type for s in REGISTRY if s.producer != "notifications"]
     return {t: with_webhooks(specific.get(t), h.webhooks) for t in webhook_types}
@@ -53,10 +54,14 @@ def with_webhooks(handler: ServiceHandler | None, webhooks: ServiceHandler) -> S
 
 
 def senders(ctx: ServiceContext, s: NotificationSettings) -> list[Loop]:
-    """Mail senders sharing one SMTP pool (one claims and records while another's mails are on the wire)."""
+    """One mail worker per SMTP connection, sharing the pool, the recorder (group commits) and prototypes."""
     templates = Templates(s.template_overrides_dir)
-    smtp = SmtpPool(s)
-    mail: list[Loop] = [EmailSender(ctx, s, templates, smtp).run for _ in range(max(1, s.sender_loops))]
+    smtp, recorder = SmtpPool(s), Recorder(ctx, s)
+    prototypes: dict[tuple[Any, ...], Prototype] = {}
+    mail: list[Loop] = [
+        EmailSender(ctx, s, templates, smtp, recorder=recorder, prototypes=prototypes).run
+        for _ in range(max(1, s.smtp_pool_size))
+    ]
     return [*mail, WebhookSender(ctx, s).run]
 
 

@@ -56,12 +56,20 @@ class SmtpPool:
                     with contextlib.suppress(Exception):
                         client.close()
 
-    async def send(self, data: bytes, sender: str, recipient: str) -> Answer:
+    async def send(self, data: bytes, sender: str, recipient: str, *, utf8: bool = False) -> Answer:
+        """Send one mail; every outcome is an ``Answer`` for this mail alone. ``utf8``: the recipient's local
+        part is not ASCII, so the mail goes only with SMTPUTF8 (RFC 6531), where the server offers it."""
         for _ in range(2):
             try:
                 async with self._client() as (client, reused):
+                    if utf8 and client.is_ehlo_or_helo_needed:
+                        await client.ehlo()  # what the server offers is known only after its EHLO answer
+                    if utf8 and not client.supports_extension("smtputf8"):
+                        return Answer(False, True, "the receiving server does not accept international addresses")
                     try:
-                        _, response = await client.sendmail(sender, [recipient], data)
+                        _, response = await client.sendmail(
+                            sender, [recipient], data, mail_options=["SMTPUTF8"] if utf8 else []
+                        )
                     except aiosmtplib.SMTPServerDisconnected:
                         if reused:
                             # The server closed an idle pooled connection: try once more on a new one.

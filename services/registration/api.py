@@ -21,6 +21,7 @@ from services.registration.schemas import (
     StaffRegistrationIn,
 )
 from services.registration.views import meeting_view, registration_view
+from shared.http import ratelimit
 from shared.http.auth import Principal, Staff, require
 from shared.http.lean import LeanRoute, documented, json_body
 from shared.http.problems import Problem
@@ -80,10 +81,22 @@ def outcome_response(ctx: ServiceContext, out: commands.Outcome) -> Response:
 # --- public ------------------------------------------------------------------------------------------------------
 
 
+# Public writes, per client address and per target mailbox (shared/http/ratelimit.py). A class registering
+# one by one from a school's address fits in the burst; 5,000 registrations from one client or to one inbox
+# (``+tag`` addresses are one inbox) do not.
+REGISTER_PER_CLIENT = ratelimit.Rule("registration-client", burst=100, per_hour=600)
+REGISTER_PER_MAILBOX = ratelimit.Rule("registration-mailbox", burst=10, per_hour=10)
+MANAGE_PER_CLIENT = ratelimit.Rule("registration-manage-client", burst=60, per_hour=300)
+
+
 async def register(request: Request, meeting_id: UUID) -> Response:
     """Register without an account. 201 for a new registration, 200 when this person was already registered."""
     ctx = context_of(request, "registration")
     body = await json_body(request, RegistrationIn)
+    checks = [(REGISTER_PER_CLIENT, ratelimit.CLIENT)]
+    if body.email:
+        checks.append((REGISTER_PER_MAILBOX, ratelimit.mailbox(str(body.email))))
+    await ratelimit.enforce(request, ctx, *checks)
     out = await commands.register(ctx, meeting_id, applicant_of(body))
     return outcome_response(ctx, out)
 
@@ -138,7 +151,8 @@ async def own_registration(ctx: Ctx, secret: str) -> dict[str, Any]:
 
 
 @router.delete("/registrations/{secret}")
-async def cancel_own(ctx: Ctx, secret: str) -> dict[str, Any]:
+async def cancel_own(ctx: Ctx, request: Request, secret: str) -> dict[str, Any]:
+    await ratelimit.enforce(request, ctx, (MANAGE_PER_CLIENT, ratelimit.CLIENT))
     reg = await commands.cancel(ctx, by="citizen", secret=secret)
     return registration_view(reg, position=None, manage_url=None)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.registration import domain
 from shared.http.email import Email
+from shared.http.text import Visible
 
 
 class Strict(BaseModel):
@@ -51,7 +52,7 @@ class SlotIn(Strict):
 class MeetingIn(Strict):
     """A meeting as staff write it; times without an offset are Europe/Berlin wall-clock times."""
 
-    title: str = Field(min_length=1, max_length=200)
+    title: Annotated[str, Field(min_length=1, max_length=200), Visible]
     description: str = Field(default="", max_length=20_000)
     venue: VenueIn | None = None
     starts_at: datetime
@@ -145,7 +146,7 @@ class CancelIn(Strict):
 
 
 class RegistrationIn(Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Annotated[str, Field(min_length=1, max_length=200), Visible]
     email: Email | None = None
     phone: str | None = Field(default=None, max_length=40)
     privacy_consent: bool

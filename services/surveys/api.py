@@ -12,26 +12,20 @@ from services.surveys import export, qr
 from services.surveys.config import SurveysConfig
 from services.surveys.schemas import ResponseIn, SurveyIn, TokensIn
 from services.surveys.store import Survey, Surveys
-from services.surveys.throttle import Throttle
+from shared.http import ratelimit
 from shared.http.auth import Staff
 from shared.http.problems import Problem
 from shared.service import ServiceContext, context_of
 
-_instances: dict[int, tuple[ServiceContext, Surveys, Throttle]] = {}
+_instances: dict[int, tuple[ServiceContext, Surveys, ratelimit.Rule]] = {}
 
 
-def surveys_of(ctx: ServiceContext, config: SurveysConfig) -> tuple[Surveys, Throttle]:
-    """The use cases and throttle of one running service (one per context, made on first use)."""
+def surveys_of(ctx: ServiceContext, config: SurveysConfig) -> tuple[Surveys, ratelimit.Rule]:
+    """The use cases and response throttle of one running service (one per context, made on first use)."""
     found = _instances.get(id(ctx))
     if found is None or found[0] is not ctx:
-        throttle = Throttle(
-            ctx.redis,
-            ctx.keys.prefix,
-            limit=config.throttle_limit,
-            window_seconds=config.throttle_window_seconds,
-            clock=ctx.clock,
-        )
-        found = (ctx, Surveys(ctx, config), throttle)
+        rule = ratelimit.Rule("survey-responses", burst=config.throttle_burst, per_hour=config.throttle_per_hour)
+        found = (ctx, Surveys(ctx, config), rule)
         _instances[id(ctx)] = found
     return found[1], found[2]
 
@@ -76,7 +70,7 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 def make_router(config: SurveysConfig) -> APIRouter:
     router = APIRouter(tags=["surveys"])
 
-    def use(request: Request) -> tuple[Surveys, Throttle]:
+    def use(request: Request) -> tuple[Surveys, ratelimit.Rule]:
         return surveys_of(context_of(request, "surveys"), config)
 
     def qr_response(url: str, fmt: str, size: int, ecc: str) -> Response:
@@ -194,15 +188,9 @@ def make_router(config: SurveysConfig) -> APIRouter:
         idempotency_key: Annotated[str | None, Header(min_length=8, max_length=200)] = None,
     ) -> JSONResponse:
         svc, throttle = use(request)
-        allowed, retry_after = await throttle.allow(request.client.host if request.client else "unknown")
-        if not allowed:
-            raise Problem(
-                429,
-                "Too many requests",
-                type_="throttled",
-                detail="too many responses from here; try again shortly",
-                headers={"Retry-After": str(retry_after)},
-            )
+        # Per survey and client address: one survey's flood does not block the next, nor another survey.
+        ctx = context_of(request, "surveys")
+        await ratelimit.enforce(request, ctx, (throttle, f"{tenant}/{ref}|{ratelimit.client(request, ctx.settings)}"))
         replayed, receipt = await svc.submit(tenant, ref, body, idempotency_key)
         if replayed:
             return JSONResponse(receipt, 200, headers={"Idempotent-Replayed": "true"})

@@ -12,9 +12,10 @@ class SurveysConfig(BaseSettings):
     tick_seconds: float = 1.0
     #: Reminders ("deadline approaching") before a survey closes, unless the survey sets its own.
     reminder_offsets_hours: list[int] = [72, 24]
-    #: Responses per client (keyed hash of its address, rotated daily) and fixed window.
-    throttle_limit: int = 30
-    throttle_window_seconds: int = 60
+    #: Responses to one survey from one client address (a token bucket, shared/http/ratelimit.py): a burst a
+    #: whole school behind one address fits in, refilled at so many an hour. Other surveys are not affected.
+    throttle_burst: int = 100
+    throttle_per_hour: float = 720
     #: How often token surveys' rows are rewritten so system columns no longer pair code and response.
     mix_interval_seconds: float = 300.0
     #: Shards per result counter: more shards, less waiting between concurrent responses.

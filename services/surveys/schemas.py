@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, Field
 
 from services.surveys import domain
+from shared.http.text import Visible
 
 IdStr = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
 Kind = Literal["single_choice", "multiple_choice", "free_text", "scale", "ranking", "number", "yes_no", "matrix"]
@@ -49,7 +50,7 @@ class SectionIn(BaseModel):
 
 
 class SurveyIn(BaseModel):
-    title: str = Field(min_length=1, max_length=300)
+    title: Annotated[str, Field(min_length=1, max_length=300), Visible]
     slug: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,79}$")
     introduction: str = Field("", max_length=20_000)
     estimated_minutes: int | None = Field(None, ge=1, le=600)
@@ -59,7 +60,7 @@ class SurveyIn(BaseModel):
     process_id: UUID | None = None
     access: Literal["public", "token"] = "public"
     #: Hours before closing at which "deadline approaching" goes out; the service's default if omitted.
-    reminder_offsets_hours: list[int] | None = Field(None, max_length=10)
+    reminder_offsets_hours: list[Annotated[int, Field(ge=1, le=24 * 60)]] | None = Field(None, max_length=10)
     sections: list[SectionIn] = Field(min_length=1, max_length=50)
 
     def questionnaire(self) -> domain.Questionnaire:

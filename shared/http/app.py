@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared import db
 from shared.clock import Clock
 from shared.http import problems
+from shared.http.guard import InputGuard
 from shared.http.requests import RequestIdMiddleware
 from shared.service import ServiceDefinition, ServiceRuntime
 from shared.settings import Settings
@@ -47,6 +48,7 @@ def create_app(
                 await rt.stop()
 
     app = FastAPI(title=title, lifespan=lifespan, docs_url="/docs", openapi_url="/openapi.json")
+    app.add_middleware(InputGuard, app_ref=lambda: app)  # inside the request id, so errors log with it
     app.add_middleware(RequestIdMiddleware)
     problems.install(app)
 

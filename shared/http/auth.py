@@ -45,8 +45,13 @@ def verify_token(token: str, settings: Settings | None = None) -> Principal:
     key = s.jwt_public_key or s.jwt_secret
     try:
         claims = jwt.decode(
-            token, key, algorithms=[s.jwt_algorithm], audience="civic", options={"require": ["exp", "sub", "aud"]}
+            token,
+            key,
+            algorithms=[s.jwt_algorithm],
+            audience="civic",
+            options={"require": ["exp", "iat", "sub", "aud"]},
         )
+        _within_lifetime(claims, s.jwt_max_lifetime_hours)
     except jwt.PyJWTError as exc:
         raise Problem(
             401,
@@ -60,6 +65,17 @@ def verify_token(token: str, settings: Settings | None = None) -> Principal:
     if not isinstance(tenant, str) or not tenant or not isinstance(roles, list):
         raise Problem(401, "Unauthorized", type_="invalid-token", detail="token lacks tenant or roles")
     return Principal(str(claims["sub"]), tenant, frozenset(str(r) for r in roles))
+
+
+def _within_lifetime(claims: dict[str, object], max_hours: float) -> None:
+    """A token may live ``CIVIC_JWT_MAX_LIFETIME_HOURS`` at most, from its issue and from now: a leaked
+    long-lived token would otherwise stay good for years."""
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, int | float) or not isinstance(iat, int | float):
+        raise jwt.InvalidTokenError("exp and iat must be numbers")
+    limit = max_hours * 3600
+    if exp - iat > limit or exp - datetime.now(UTC).timestamp() > limit:
+        raise jwt.InvalidTokenError(f"the token lives longer than the allowed {max_hours:g} hours")
 
 
 async def current_principal(request: Request) -> Principal:
@@ -84,11 +100,17 @@ def require(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     """
 
     async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-        if not principal.has(*roles):
-            raise Problem(403, "Forbidden", type_="forbidden", detail=f"needs one of the roles {list(roles)}")
-        return principal
+        return check_roles(principal, roles)
 
+    # Read by shared/http/guard.py: the token of such a route is checked before its body.
+    dependency.civic_roles = roles  # type: ignore[attr-defined]
     return dependency
+
+
+def check_roles(principal: Principal, roles: tuple[str, ...]) -> Principal:
+    if not principal.has(*roles):
+        raise Problem(403, "Forbidden", type_="forbidden", detail=f"needs one of the roles {list(roles)}")
+    return principal
 
 
 Staff = Annotated[Principal, Depends(require("staff"))]

@@ -45,8 +45,14 @@ def normalise(value: Any) -> str:
     found = _common(value)
     if found is not None:
         return found
-    # What EmailStr does, errors included.
-    return validate_email(value)[1]
+    # What EmailStr does, errors included ...
+    address = validate_email(value)[1]
+    # ... and what it lets through but no mail server need take: RFC 5321 allows 64 octets before the "@".
+    if len(address.rpartition("@")[0].encode()) > 64:
+        raise PydanticCustomError(
+            "value_error", "value is not a valid email address: the part before the @ is longer than 64 characters"
+        )
+    return address
 
 
 Email = Annotated[str, PlainValidator(normalise), WithJsonSchema({"type": "string", "format": "email"})]

@@ -36,6 +36,11 @@ class LeanRoute(APIRoute):
 
 
 async def json_body(request: Request, model: type[M]) -> M:
+    from shared.http.guard import is_json
+    from shared.http.problems import UNSUPPORTED
+
+    if not is_json(request.headers.get("content-type", "application/json")):
+        raise UNSUPPORTED
     try:
         return model.model_validate_json(await request.body())
     except ValidationError as exc:

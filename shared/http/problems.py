@@ -82,6 +82,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        from shared.http.guard import auth_first, is_json
+
+        route = request.scope.get("route")
+        if route is not None:
+            try:
+                await auth_first(request, route)  # a staff route: 401/403 before anything about the body
+            except Problem as unauthorized:
+                return problem_response(unauthorized, request)
+        content_type = request.headers.get("content-type", "")
+        if content_type and not is_json(content_type) and any(e.get("loc", ("",))[0] == "body" for e in exc.errors()):
+            return problem_response(UNSUPPORTED, request)
         return problem_response(
             Problem(
                 422,
@@ -105,6 +116,10 @@ def install(app: FastAPI) -> None:
             request,
         )
 
+
+UNSUPPORTED = Problem(
+    415, "Unsupported media type", type_="unsupported-media-type", detail="Send the body as application/json."
+)
 
 _TITLES = {
     400: "Bad request",

@@ -82,8 +82,12 @@ def test_each_service_runs_after_its_migration_with_its_own_role(services: dict[
             assert re.fullmatch(rf"postgresql://civic_{name}:\$\{{{password}:\?[^}}]+\}}@postgres:5432/civic", url)
             assert env["REDIS_URL"].endswith("@redis:6379/0")
             assert env["CIVIC_PRODUCTION"] == "true"
-            assert "172.16.0.0/12" in env["FORWARDED_ALLOW_IPS"], "client addresses through the gateway"
+            # Client addresses through the gateway: its fixed address alone is trusted, no private range.
+            assert env["CIVIC_TRUSTED_PROXIES"] == "${CIVIC_GATEWAY_ADDRESS:-172.30.80.10}"
+            assert "FORWARDED_ALLOW_IPS" not in env
         assert svc["image"] == migrate["image"] == services["registration"]["image"]
+        gateway = services["gateway"]["networks"]["default"]["ipv4_address"]
+        assert gateway == svc["environment"]["CIVIC_TRUSTED_PROXIES"]
         assert "replicas" in svc["deploy"]
         assert "ports" not in svc and "container_name" not in svc, "replicas need neither"
 

@@ -144,7 +144,10 @@ def test_secrets_are_referenced_never_written_down() -> None:
     (config,) = KINDS["ConfigMap"].values()
     assert not [key for key in config["data"] if layout.SECRET_NAME.search(key)]
     assert config["data"]["CIVIC_PRODUCTION"] == "true"
-    assert config["data"]["FORWARDED_ALLOW_IPS"], "client addresses through the ingress"
+    # No private range is trusted wholesale: the operator names the ingress controller's addresses.
+    trusted = config["data"]["CIVIC_TRUSTED_PROXIES"].split(",")
+    assert trusted and not {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} & set(trusted)
+    assert "FORWARDED_ALLOW_IPS" not in config["data"]
 
 
 def test_ingress_routes_like_the_gateway() -> None:

@@ -32,7 +32,7 @@ from shared.service import ServiceContext, ServiceRuntime
 from shared.settings import Settings
 from tests.support import serve
 
-TABLES = "deliveries, causes, registrations, meetings, surveys, subscriptions, recipients, webhook_endpoints"
+TABLES = "deliveries, causes, registrations, meetings, surveys, subscriptions, recipients, webhook_endpoints, processes"
 
 
 def free_port() -> int:
@@ -47,6 +47,8 @@ class Sink:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.sessions: set[int] = set()
+        #: The envelope recipients (RCPT TO) of each accepted message.
+        self.envelopes: list[list[str]] = []
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address.startswith("reject"):
@@ -56,6 +58,7 @@ class Sink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.sessions.add(id(session))
+        self.envelopes.append(list(envelope.rcpt_tos))
         msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         assert isinstance(msg, EmailMessage)
         self.messages.append(msg)
@@ -68,13 +71,14 @@ class Sink:
 class SmtpServer:
     """An SMTP server on a fixed port that can be stopped and started again (the 'server down' case)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, smtputf8: bool = False) -> None:
         self.port = free_port()
         self.sink = Sink()
+        self.smtputf8 = smtputf8
         self.controller: Controller | None = None
 
     def start(self) -> None:
-        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=self.smtputf8)
         self.controller.start()
 
     def stop(self) -> None:
@@ -84,8 +88,8 @@ class SmtpServer:
 
 
 @contextlib.contextmanager
-def smtp_server() -> Iterator[SmtpServer]:
-    server = SmtpServer()
+def smtp_server(*, smtputf8: bool = False) -> Iterator[SmtpServer]:
+    server = SmtpServer(smtputf8=smtputf8)
     server.start()
     try:
         yield server
@@ -123,6 +127,15 @@ class Running:
         assert consumer is not None
         key = self.ctx.keys.stream(REGISTRY.get(env.type).stream)
         await consumer.handle_entries(key, [(b"0-1", {b"__data__": env.model_dump_json().encode()})])
+
+    async def known_process(self) -> UUID:
+        """A process as content publishes it: from then on it can be subscribed to."""
+        from shared.contracts.content import ContentPublishedV1
+
+        process_id = uuid4()
+        published = ContentPublishedV1(content_id=process_id, kind="process", process_id=process_id, title="Verfahren")
+        await self.feed(envelope(published, self.tenant, f"process/{process_id}", producer="content"))
+        return process_id
 
     async def rows(self, sql: str, *args: Any) -> list[Any]:
         return list(await self.ctx.pool.fetch(sql, *args))

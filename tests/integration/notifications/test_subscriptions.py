@@ -61,7 +61,7 @@ def reminder(kind: str, subject_id: UUID, due_at: datetime) -> DeadlineApproachi
 async def test_opt_in_reminders_news_and_one_click_unsubscribe(settings: Settings) -> None:
     with smtp_server() as smtp:
         async with running_service(settings, mail_settings(smtp.port)) as svc:
-            process = uuid4()
+            process = await svc.known_process()
             # Pending subscribers get nothing but the opt-in mail.
             pending = await svc.client.post(
                 "/api/notifications/subscriptions",
@@ -71,7 +71,7 @@ async def test_opt_in_reminders_news_and_one_click_unsubscribe(settings: Setting
             await subscribe_and_confirm(svc, smtp.sink, "anna@example.org", process)
             await subscribe_and_confirm(svc, smtp.sink, "ben@example.org", process, locale="en")
             await subscribe_and_confirm(svc, smtp.sink, "registered@example.org", process)
-            await subscribe_and_confirm(svc, smtp.sink, "elsewhere@example.org", uuid4())
+            await subscribe_and_confirm(svc, smtp.sink, "elsewhere@example.org", await svc.known_process())
 
             m = meeting(process_id=process)
             await svc.feed(envelope(m, svc.tenant, f"meeting/{m.meeting_id}"))
@@ -145,7 +145,7 @@ async def test_opt_in_reminders_news_and_one_click_unsubscribe(settings: Setting
 async def test_erasure_blanks_addresses_and_stops_queued_mail(settings: Settings) -> None:
     # No SMTP server at all: everything stays queued or failed until the erasure arrives.
     async with running_service(settings, mail_settings(1, email_retry_initial_seconds=60)) as svc:
-        process = uuid4()
+        process = await svc.known_process()
         m = meeting(process_id=process)
         await svc.feed(envelope(m, svc.tenant, f"meeting/{m.meeting_id}"))
         ids = [uuid4(), uuid4(), uuid4()]
