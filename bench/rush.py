@@ -36,11 +36,15 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiosmtplib
@@ -96,7 +100,7 @@ class Sink:
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.rush", "--sink", str(self.port),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 28,  # the dump is one line
         )  # fmt: skip
         assert self.proc.stdout is not None
         await self.proc.stdout.readline()
@@ -216,6 +220,60 @@ def generator_share(result: dict[str, Any]) -> str:
     return f"load generator CPU {result['cpu_seconds'] / result['elapsed'] * 100:.0f} % of a core"
 
 
+# -- where the time goes ---------------------------------------------------------------------------------------
+#: What a sampled stack was doing, by the first of these files found in it (outermost frame first).
+ACTIVITIES = [
+    ("relay", "shared/bus/relay.py"),
+    ("consumer", "shared/bus/consumer.py"),
+    ("sender", "services/notifications/sender.py"),
+    ("request", "starlette/"),
+    ("request", "uvicorn/protocols/"),
+    ("request", "services/"),
+]
+#: Which layer its innermost frame is in, by the first of these found, innermost frame first.
+LAYERS = [
+    ("PostgreSQL client (asyncpg)", ("asyncpg/",)),
+    ("Redis client", ("redis/",)),
+    ("SMTP and mail building", ("aiosmtplib/", "email/", "qrcode/", "PIL/", "icalendar/")),
+    ("HTTP framework (uvicorn, Starlette, FastAPI, pydantic)", ("uvicorn/", "starlette/", "fastapi/", "pydantic")),
+    ("civic code (services, shared)", ("services/", "shared/")),
+    ("event loop and the rest", ("",)),
+]
+
+
+def profiler(pid: int, out: str) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling ``pid`` into ``out`` (collapsed stacks) until interrupted; None when not installed."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(exe).exists():
+        return None
+    cmd = [exe, "record", "--format", "raw", "--rate", "50", "--nonblocking", "-o", out, "-p", str(pid)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def breakdown(path: str) -> dict[tuple[str, str], int]:
+    """Samples per (activity, layer) from py-spy's collapsed stacks."""
+    counts: dict[tuple[str, str], int] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for line in Path(path).read_text().splitlines():
+            stack, _, n = line.rpartition(" ")
+            frames = stack.split(";")
+            activity = next((a for a, f in ACTIVITIES if any(f in fr for fr in frames)), "other")
+            layer = next(name for name, marks in LAYERS if any(m in fr for fr in reversed(frames[-3:]) for m in marks))
+            counts[activity, layer] = counts.get((activity, layer), 0) + int(n)
+    return counts
+
+
+def breakdown_lines(process: str, counts: dict[tuple[str, str], int], registrations: int) -> list[str]:
+    total = sum(counts.values())
+    if not total:
+        return [f"profile {process}: no samples (py-spy not installed or not permitted)"]
+    lines = [f"profile {process} ({total} samples at 50/s while busy, shares of its CPU):"]
+    for (activity, layer), n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        if n / total >= 0.02:
+            lines.append(f"  {activity:<9} {layer:<55} {n / total * 100:4.0f} %")
+    return lines
+
+
 # -- the run ---------------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def deployment(db_url: str, prefix: str, reg_port: int, notif_port: int, smtp_port: int, args: Any) -> Iterator[Any]:
@@ -292,9 +350,19 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
             health_rush = await load(reg_port, healthz(args.rush), connections=args.clients)
             cpu_reg, cpu_notif = cpu_seconds(reg.pid), cpu_seconds(notif.pid)
             before = await sink.count()
+            spies = []
+            if args.profile:
+                spies = [
+                    profiler(p.pid, f"{args.profile}/{n}.txt")
+                    for p, n in ((reg, "registration"), (notif, "notifications"))
+                ]
             rush = await load(reg_port, registrations(rush_meeting, "rush", args.rush), connections=args.clients)
             arrived = await sink.wait_for(before + args.rush, args.mail_timeout)
             cpu_reg, cpu_notif = cpu_seconds(reg.pid) - cpu_reg, cpu_seconds(notif.pid) - cpu_notif
+            for spy in spies:
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(30)
             accepted = await sink.accepted()
             rush_mail = mail_delays("rush", rush, accepted)
             last_post = max(rush["answered_at"])
@@ -325,6 +393,9 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
                 f"smtp_sink_plain ({args.rush} mails, plain aiosmtplib over {args.smtp_connections} connections): "
                 f"{plain:.2f} s ({args.rush / plain:.0f} mails/s)"
             )
+
+            for process in ("registration", "notifications") if args.profile else ():
+                lines += breakdown_lines(process, breakdown(f"{args.profile}/{process}.txt"), args.rush)
 
             # 3. half load, open loop
             half_rate = rate / 2
@@ -370,6 +441,7 @@ async def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--smtp-connections", type=int, default=4)
     ap.add_argument("--mail-timeout", type=float, default=600.0)
+    ap.add_argument("--profile", help="a folder: sample both services with py-spy during the rush, print a breakdown")
     ap.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.sink:
