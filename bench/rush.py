@@ -230,14 +230,14 @@ ACTIVITIES = [
     ("request", "uvicorn/protocols/"),
     ("request", "services/"),
 ]
-#: Which layer its innermost frame is in, by the first of these found, innermost frame first.
+#: Which layer it was in: the innermost frame that is in one of these files decides.
 LAYERS = [
     ("PostgreSQL client (asyncpg)", ("asyncpg/",)),
     ("Redis client", ("redis/",)),
-    ("SMTP and mail building", ("aiosmtplib/", "email/", "qrcode/", "PIL/", "icalendar/")),
+    ("SMTP and mail building", ("aiosmtplib/", "/email/", "qrcode/", "PIL/", "icalendar/", "jinja2/")),
+    ("event loop (uvloop's I/O and callbacks, in C)", ("asyncio/runners.py", "uvicorn/server.py", "_compat.py")),
     ("HTTP framework (uvicorn, Starlette, FastAPI, pydantic)", ("uvicorn/", "starlette/", "fastapi/", "pydantic")),
     ("civic code (services, shared)", ("services/", "shared/")),
-    ("event loop and the rest", ("",)),
 ]
 
 
@@ -258,7 +258,9 @@ def breakdown(path: str) -> dict[tuple[str, str], int]:
             stack, _, n = line.rpartition(" ")
             frames = stack.split(";")
             activity = next((a for a, f in ACTIVITIES if any(f in fr for fr in frames)), "other")
-            layer = next(name for name, marks in LAYERS if any(m in fr for fr in reversed(frames[-3:]) for m in marks))
+            layer = next(
+                (name for fr in reversed(frames) for name, marks in LAYERS if any(m in fr for m in marks)), "other"
+            )
             counts[activity, layer] = counts.get((activity, layer), 0) + int(n)
     return counts
 
@@ -326,8 +328,8 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
             for m in (warm, idle_meeting, rush_meeting, half_meeting):
                 await meeting_known(db_url, m)
             # Warm-up: connections, prepared statements, templates, the SMTP pool.
-            await load(reg_port, registrations(warm, "warm", 100), connections=10)
-            if not await sink.wait_for(100, 120):
+            await load(reg_port, registrations(warm, "warm", args.warm), connections=10)
+            if not await sink.wait_for(args.warm, 120):
                 raise SystemExit("the warm-up's mails did not arrive")
 
             # 1. idle
@@ -440,6 +442,7 @@ async def main() -> None:
     ap.add_argument("--half-seconds", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--smtp-connections", type=int, default=4)
+    ap.add_argument("--warm", type=int, default=100, help="warm-up registrations (and mails)")
     ap.add_argument("--mail-timeout", type=float, default=600.0)
     ap.add_argument("--profile", help="a folder: sample both services with py-spy during the rush, print a breakdown")
     ap.add_argument("--sink", type=int, help=argparse.SUPPRESS)
@@ -470,7 +473,7 @@ async def main() -> None:
         f"setup: registration ({args.workers} uvicorn worker{'s' if args.workers > 1 else ''}) and notifications "
         f"(relay, consumer, {args.smtp_connections} mail senders) as separate processes, aiosmtpd and "
         f"bench.loadgen in processes of their own, {os.cpu_count()} cores, load average "
-        f"{os.getloadavg()[0]:.1f}"
+        f"{os.getloadavg()[0]:.1f}; scratch database {name} (dropped)"
     )
     for line in lines:
         print(line)
