@@ -43,9 +43,11 @@ from services.notifications.settings import NotificationSettings
 from services.notifications.smtp import SmtpPool
 from shared.bus.backoff import Backoff
 from shared.bus.errors import TRANSIENT
+from shared.bus.outbox import notify_channel
 from shared.bus.wakeup import Wakeup
 from shared.contracts.envelope import Payload
 from shared.contracts.notifications import NotificationFailedV1, NotificationSentV1
+from shared.contracts.registry import REGISTRY
 from shared.service import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -127,45 +129,61 @@ class Recorder:
         await done
 
     async def _commit(self, items: list[tuple[Any, datetime, Answer]]) -> None:
-        s, now = self.settings, self.ctx.clock.now()
+        """One statement (one round trip, atomic on its own): the outcomes, the events of the rows still under
+        their worker's lease (one whose lease ran out may have been taken over), and the relay's wake-up."""
+        s, now, outbox = self.settings, self.ctx.clock.now(), self.ctx.outbox
         updates: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
         for row, lease_until, a in items:
+            common = {
+                "delivery_id": row["id"],
+                "cause_event_id": row["cause_event_id"],
+                "channel": "email",
+                "template": row["template"],
+            }
+            payload: Payload
             if a.ok:
                 updates.append((row["id"], "sent", None, a.text, now, lease_until))
-                continue
-            give_up = a.permanent or row["attempts"] >= s.email_max_attempts
-            delay = domain.email_retry_delay(row["attempts"], s.email_retry_initial_seconds, s.email_retry_max_seconds)
-            state = "given_up" if give_up else "failed"
-            updates.append((row["id"], state, now + timedelta(seconds=delay), a.text, None, lease_until))
-        async with self.ctx.pool.acquire() as conn, conn.transaction():
-            # Only rows still under this worker's lease: one whose lease ran out may have been taken over.
-            recorded = await conn.fetch(
-                "update deliveries d set state = u.state, next_attempt_at = coalesce(u.next_at, d.next_attempt_at),"
-                " last_answer = u.answer, sent_at = u.sent_at, lease_until = null"
-                " from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[],"
-                " $6::timestamptz[]) as u(id, state, next_at, answer, sent_at, lease)"
-                " where d.id = u.id and d.state = 'sending' and d.lease_until = u.lease returning d.id, d.state",
-                *[list(column) for column in zip(*updates, strict=True)],
+                payload = NotificationSentV1(**common)
+            else:
+                give_up = a.permanent or row["attempts"] >= s.email_max_attempts
+                delay = domain.email_retry_delay(
+                    row["attempts"], s.email_retry_initial_seconds, s.email_retry_max_seconds
+                )
+                state = "given_up" if give_up else "failed"
+                updates.append((row["id"], state, now + timedelta(seconds=delay), a.text, None, lease_until))
+                payload = NotificationFailedV1(**common, permanent=give_up, reason=a.text)
+            env = outbox.envelope(payload, tenant=row["tenant"], subject=None)
+            events.append(
+                (row["id"], env.id, env.tenant, REGISTRY.get(env.type).stream, env.type, env.model_dump_json())
             )
-            states = {r["id"]: r["state"] for r in recorded}
-            events: list[tuple[Payload, str, str | None]] = []
-            for row, _, a in items:
-                outcome = states.get(row["id"])
-                if outcome is None:
-                    continue
-                common = {
-                    "delivery_id": row["id"],
-                    "cause_event_id": row["cause_event_id"],
-                    "channel": "email",
-                    "template": row["template"],
-                }
-                if outcome == "sent":
-                    events.append((NotificationSentV1(**common), row["tenant"], None))
-                else:
-                    failed = NotificationFailedV1(**common, permanent=outcome == "given_up", reason=a.text)
-                    events.append((failed, row["tenant"], None))
-            if events:
-                await self.ctx.outbox.record_many(conn, events)
+        async with self.ctx.pool.acquire() as conn:
+            await conn.execute(
+                _RECORD,
+                *[list(column) for column in zip(*updates, strict=True)],
+                *[list(column) for column in zip(*events, strict=True)],
+                notify_channel(outbox.service),
+            )
+
+
+_RECORD = """
+with recorded as (
+    update deliveries d set state = u.state, next_attempt_at = coalesce(u.next_at, d.next_attempt_at),
+           last_answer = u.answer, sent_at = u.sent_at, lease_until = null
+    from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[], $6::timestamptz[])
+         as u(id, state, next_at, answer, sent_at, lease)
+    where d.id = u.id and d.state = 'sending' and d.lease_until = u.lease
+    returning d.id
+), published as (
+    insert into outbox (id, tenant, stream, type, subject, envelope)
+    select e.id, e.tenant, e.stream, e.type, null, e.envelope
+    from unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[])
+         as e(delivery_id, id, tenant, stream, type, envelope)
+    join recorded r on r.id = e.delivery_id
+    returning 1
+)
+select (select count(*) from published), pg_notify($13, '')
+"""
 
 
 class EmailSender:
@@ -228,12 +246,21 @@ class EmailSender:
         # A mail started this close to the lease's end might still be on the wire when another sender takes
         # the row over: what is left then goes back to the queue instead.
         margin = timedelta(seconds=min(2 * s.smtp_timeout_seconds, s.lease_seconds / 2))
-        for i, row in enumerate(rows):
-            if self._stop.is_set() or self.ctx.clock.now() + margin >= lease_until:
-                await self._release(rows[i:], lease_until)
-                return i
-            answer = await self._send(row, lookups)
-            await self.recorder.record(row, lease_until, answer)
+        recording: asyncio.Task[None] | None = None
+        try:
+            for i, row in enumerate(rows):
+                if self._stop.is_set() or self.ctx.clock.now() + margin >= lease_until:
+                    await self._release(rows[i:], lease_until)
+                    return i
+                # The next mail is rendered while the last outcome commits, and goes on the wire only after.
+                prepared = self._prepare(row, lookups)
+                if recording is not None:
+                    await recording
+                answer = await self._transmit(row, prepared)
+                recording = asyncio.create_task(self.recorder.record(row, lease_until, answer))
+        finally:
+            if recording is not None:
+                await recording
         return len(rows)
 
     async def _release(self, rows: list[Any], lease_until: datetime) -> None:
@@ -404,6 +431,10 @@ class EmailSender:
 
     async def _send(self, row: Any, lookups: dict[str, dict[Any, Any]]) -> Answer:
         """One delivery's attempt; whatever goes wrong is this delivery's answer, never the batch's."""
+        return await self._transmit(row, self._prepare(row, lookups))
+
+    def _prepare(self, row: Any, lookups: dict[str, dict[Any, Any]]) -> Answer | tuple[domain.WireAddress, bytes]:
+        """The envelope address and the bytes of a delivery's mail, or the answer that it cannot be sent."""
         if not row["address"]:
             return Answer(False, True, "no address (erased)")
         try:
@@ -411,12 +442,17 @@ class EmailSender:
         except domain.Undeliverable as exc:
             return Answer(False, True, f"undeliverable address: {exc}")
         try:
-            data = self.wire(row, lookups, to.address)
+            return to, self.wire(row, lookups, to.address)
         except NotReady as exc:
             return Answer(False, False, str(exc))
         except Exception as exc:  # a template error must not stop the batch
             log.exception("rendering failed", extra={"delivery_id": str(row["id"])})
             return Answer(False, True, f"rendering failed: {type(exc).__name__}")
+
+    async def _transmit(self, row: Any, prepared: Answer | tuple[domain.WireAddress, bytes]) -> Answer:
+        if isinstance(prepared, Answer):
+            return prepared
+        to, data = prepared
         try:
             return await self.smtp.send(data, self.settings.from_address, to.address, utf8=to.utf8)
         except Exception as exc:  # anything the SMTP client did not expect: retried, as its cause may pass

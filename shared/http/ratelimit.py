@@ -44,12 +44,14 @@ RATE_LIMIT_UNAVAILABLE = Counter(
 )
 
 # KEYS: the buckets; ARGV: burst and refill per second for each bucket, in the same order.
-# Returns 0 when every bucket had a token (one is taken from each), else the seconds until all have one.
+# Returns {'0', 0} when every bucket had a token (one is taken from each), else the seconds until all have one
+# and the (1-based) index of the emptiest bucket.
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local levels = {}
 local wait = 0
+local emptiest = 0
 for i, key in ipairs(KEYS) do
   local burst = tonumber(ARGV[2 * i - 1])
   local rate = tonumber(ARGV[2 * i])
@@ -58,12 +60,13 @@ for i, key in ipairs(KEYS) do
   local at = tonumber(b[2]) or now
   tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
   levels[i] = tokens
-  if tokens < 1 then
-    wait = math.max(wait, (1 - tokens) / rate)
+  if tokens < 1 and (1 - tokens) / rate > wait then
+    wait = (1 - tokens) / rate
+    emptiest = i
   end
 end
 if wait > 0 then
-  return tostring(wait)
+  return {tostring(wait), emptiest}
 end
 for i, key in ipairs(KEYS) do
   local burst = tonumber(ARGV[2 * i - 1])
@@ -71,7 +74,7 @@ for i, key in ipairs(KEYS) do
   redis.call('HSET', key, 'tokens', levels[i] - 1, 'at', now)
   redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
 end
-return '0'
+return {'0', 0}
 """
 
 
@@ -108,8 +111,11 @@ class Limiter:
 
     async def take(self, *checks: tuple[Rule, str]) -> float:
         """0 if every check had a token (and one is taken from each), else the seconds to wait."""
+        return (await self._take(checks))[0]
+
+    async def _take(self, checks: tuple[tuple[Rule, str], ...]) -> tuple[float, Rule | None]:
         if not self.enabled or not checks:
-            return 0.0
+            return 0.0, None
         try:
             secret = await self._day_secret()
             keys = [
@@ -119,22 +125,20 @@ class Limiter:
             args: list[float] = []
             for rule, _ in checks:
                 args += [rule.burst, rule.per_second]
-            wait = float(await self._script(keys=keys, args=args))
+            wait, emptiest = await self._script(keys=keys, args=args)
         except (RedisError, OSError) as exc:
             for rule, _ in checks:
                 RATE_LIMIT_UNAVAILABLE.labels(rule.name).inc()
             if time.monotonic() - self._last_warning > 60:
                 self._last_warning = time.monotonic()
                 log.warning("rate limits unavailable, letting requests through", extra={"error": repr(exc)})
-            return 0.0
-        return wait
+            return 0.0, None
+        return float(wait), checks[int(emptiest) - 1][0] if int(emptiest) else None
 
     async def enforce(self, *checks: tuple[Rule, str]) -> None:
-        wait = await self.take(*checks)
+        wait, refusing = await self._take(checks)
         if wait > 0:
-            names = sorted({rule.name for rule, _ in checks})
-            for name in names:
-                RATE_LIMITED.labels(name).inc()
+            RATE_LIMITED.labels(refusing.name if refusing else "unknown").inc()
             raise Problem(
                 429,
                 "Too many requests",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.registration.api import REGISTER_PER_CLIENT, REGISTER_PER_MAILBOX
 from services.registration.service import definition
@@ -25,13 +26,20 @@ async def limited(settings: Settings) -> AsyncIterator[Rig]:
         yield Rig(client, app, FrozenClock(START), s)
 
 
+def _refused(rule: str) -> float:
+    return REGISTRY.get_sample_value("civic_rate_limited_total", {"rule": rule}) or 0.0
+
+
 async def test_one_inbox_gets_no_more_than_its_burst_whatever_the_plus_tags(limited: Rig) -> None:
     m = await limited.meeting(capacity=1000)
+    before = (_refused(REGISTER_PER_MAILBOX.name), _refused(REGISTER_PER_CLIENT.name))
     statuses = []
     for n in range(REGISTER_PER_MAILBOX.burst + 3):
         r = await limited.register(m["id"], citizen(n, email=f"Opfer+{n}@example.org"))
         statuses.append(r.status_code)
     assert statuses == [201] * REGISTER_PER_MAILBOX.burst + [429] * 3
+    # Counted under the bucket that refused (the client's still had tokens).
+    assert (_refused(REGISTER_PER_MAILBOX.name) - before[0], _refused(REGISTER_PER_CLIENT.name) - before[1]) == (3, 0)
     r = await limited.register(m["id"], citizen(99, email="opfer+x@example.org"))
     assert r.status_code == 429 and r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["type"].endswith("/rate-limited") and int(r.headers["retry-after"]) > 0

@@ -149,3 +149,40 @@ def test_registration_refuses_urls_that_are_visibly_internal(url: str) -> None:
 
 def test_registration_accepts_a_public_url() -> None:
     assert check_url("https://hooks.example.org/civic") == []
+
+
+# -- addresses on the wire and inboxes (issue 14) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "wire", "utf8"),
+    [
+        ("person@example.org", "person@example.org", False),
+        ("x@bücher.example", "x@xn--bcher-kva.example", False),
+        ("jörg@example.org", "jörg@example.org", True),
+        ("jörg@müller.de", "jörg@xn--mller-kva.de", True),
+    ],
+)
+def test_wire_addresses_write_domains_in_idna_and_flag_utf8_local_parts(address: str, wire: str, utf8: bool) -> None:
+    assert domain.wire_address(address) == domain.WireAddress(wire, utf8)
+
+
+@pytest.mark.parametrize(
+    "address", ["no-at-sign", "a@", "@b.de", "a\r\nb@c.de", "a@b\x00.de", "a@b\u00fc\u0308\u200d.de"]
+)
+def test_what_no_envelope_can_carry_is_undeliverable(address: str) -> None:
+    with pytest.raises(domain.Undeliverable):
+        domain.wire_address(address)
+
+
+def test_tokens_outside_ascii_are_simply_not_valid() -> None:
+    token = domain.sign_token("s", "confirm", "abc")
+    assert domain.verify_token("s", "confirm", token) == "abc"
+    assert domain.verify_token("s", "confirm", "jörg." + token.split(".")[1]) is None
+    assert domain.verify_token("s", "confirm", token + "ä") is None
+
+
+def test_plus_tagged_addresses_share_one_inbox_key() -> None:
+    key = domain.mailbox_key("s", "opfer@example.org")
+    assert domain.mailbox_key("s", "Opfer+1@Example.org") == domain.mailbox_key("s", "opfer+x@example.org") == key
+    assert domain.mailbox_key("s", "other@example.org") != key
