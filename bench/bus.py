@@ -8,11 +8,12 @@ In one run, on the configured PostgreSQL and Redis (``DATABASE_URL``, ``REDIS_UR
   clock runs from the first write until the N-th effect is committed. Producer, relay and consumer share one
   process and one event loop (uvloop when installed, as under uvicorn).
 - ``raw_pipeline`` (the baseline of the ratio): the same work written by hand with asyncpg and redis-py, with
-  the same batching, in the same process and event loop: a producer inserts outbox rows (an envelope made with
-  ``json.dumps``) in transactions of ``--tx``; a relay loop selects up to 500 unpublished rows, XADDs them in one
+  the same batching, in the same process and event loop: a producer gives the batch's aggregate sequence
+  numbers with one upsert and inserts outbox rows (an envelope made with ``json.dumps``) in transactions of
+  ``--tx``; a relay loop selects up to 500 unpublished rows, XADDs them in one
   pipeline and marks them published in that transaction; a consumer loop reads XREADGROUP COUNT 100, writes the
-  effect rows and a processed-event row per event in one transaction (``executemany``) and XACKs. No sequence
-  numbers, no validation, no retries, no dead letters, no metrics: what is left is PostgreSQL and Redis doing
+  effect rows and a processed-event row per event in one transaction (``executemany``) and XACKs. No pydantic
+  envelopes, no validation, no retries, no dead letters, no metrics: what is left is PostgreSQL and Redis doing
   the bus's round trips, so the ratio says what civic's own code costs.
 - ``raw_redis_one_at_a_time`` and ``raw_redis_batched`` (context, today's earlier anchors): a bare synchronous
   redis-py loop, one message at a time (XADD, XREADGROUP COUNT 1, XACK), and the same with 100 XADDs pipelined,
@@ -34,6 +35,7 @@ import contextlib
 import json
 import secrets
 import time
+from collections import Counter
 from datetime import date
 from typing import Any
 from uuid import uuid4
@@ -146,6 +148,7 @@ create table outbox (position bigserial primary key, id uuid not null, stream te
 create index outbox_unpublished on outbox (position) where published_at is null;
 create table processed_events (event_id uuid primary key, processed_at timestamptz not null default now());
 create table effects (event_id uuid primary key, code text not null, scans int not null);
+create table aggregate_sequences (subject text primary key, last bigint not null);
 """
 
 
@@ -206,22 +209,39 @@ async def raw_pipeline(url: str, redis_url: str, n: int, tx: int, tag: str) -> f
         started = time.perf_counter()
         async with pool.acquire() as conn:
             for i in range(0, n, tx):
+                batch = todo[i : i + tx]
                 rows = []
-                for payload, tenant, subject in todo[i : i + tx]:
-                    event_id = uuid4()
-                    envelope = json.dumps(
-                        {
-                            "specversion": "1.0",
-                            "id": str(event_id),
-                            "source": "/civic/content",
-                            "type": QR_SCANNED,
-                            "subject": subject,
-                            "tenant": tenant,
-                            "data": payload.model_dump(mode="json"),
-                        }
-                    )
-                    rows.append((event_id, "content", envelope))
                 async with conn.transaction():
+                    # Aggregate sequence numbers as the bus gives them: one upsert for the batch's subjects.
+                    counts = Counter(subject for _, _, subject in batch if subject is not None)
+                    subjects = sorted(counts)
+                    last = await conn.fetch(
+                        "insert into aggregate_sequences as a (subject, last) select u.s, u.n"
+                        " from unnest($1::text[], $2::bigint[]) as u(s, n) order by u.s"
+                        " on conflict (subject) do update set last = a.last + excluded.last returning subject, last",
+                        subjects,
+                        [counts[x] for x in subjects],
+                    )
+                    following = {r["subject"]: r["last"] - counts[r["subject"]] + 1 for r in last}
+                    for payload, tenant, subject in batch:
+                        event_id = uuid4()
+                        sequence = None
+                        if subject is not None:
+                            sequence = following[subject]
+                            following[subject] += 1
+                        envelope = json.dumps(
+                            {
+                                "specversion": "1.0",
+                                "id": str(event_id),
+                                "source": "/civic/content",
+                                "type": QR_SCANNED,
+                                "subject": subject,
+                                "tenant": tenant,
+                                "aggregatesequence": sequence,
+                                "data": payload.model_dump(mode="json"),
+                            }
+                        )
+                        rows.append((event_id, "content", envelope))
                     await conn.executemany("insert into outbox (id, stream, envelope) values ($1, $2, $3)", rows)
         await done.wait()
         elapsed = time.perf_counter() - started
