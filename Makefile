@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEVENV := $(BIN)/python -m civic.devenv --
 
-.PHONY: up test lint typecheck unit contracts bench-bus bench-registration bench-surveys bench-notifications bench-content bench-subscriber bench-web clean
+.PHONY: up test lint typecheck unit contracts bench-bus bench-registration bench-surveys bench-notifications bench-content bench-subscriber bench-web bench-rush clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench-subscriber: $(STAMP)
 
 bench-web: $(STAMP)
 	$(DEVENV) $(BIN)/python -m bench.web
+
+# The deployment as in production, separate processes; RUSH_ARGS="--rush 2000 --clients 200" for a quick run.
+bench-rush: $(STAMP)
+	$(DEVENV) $(BIN)/python -m bench.rush $(RUSH_ARGS)
 
 clean:
 	rm -rf .civic .pytest_cache .mypy_cache .ruff_cache

@@ -89,9 +89,14 @@ async def wait_ready(base: str, *, path: str = "/readyz", attempts: int = 300, i
     raise SystemExit("server did not become ready")
 
 
-async def load(port: int, requests: list[dict[str, Any]], *, connections: int) -> dict[str, Any]:
-    """Send ``requests`` to 127.0.0.1:``port`` from a ``bench.loadgen`` process, all wanted at once."""
-    spec = json.dumps({"host": "127.0.0.1", "port": port, "connections": connections, "requests": requests})
+async def load(
+    port: int, requests: list[dict[str, Any]], *, connections: int, rate: float | None = None
+) -> dict[str, Any]:
+    """Send ``requests`` to 127.0.0.1:``port`` from a ``bench.loadgen`` process, all wanted at once, or with
+    ``rate`` one every ``1 / rate`` seconds (open loop)."""
+    spec = json.dumps(
+        {"host": "127.0.0.1", "port": port, "connections": connections, "rate": rate, "requests": requests}
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.loadgen", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
     )

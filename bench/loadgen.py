@@ -5,13 +5,21 @@ takes the server's second core and caps what the benchmark can see. This one sen
 advance over keep-alive connections and reads only the status line, ``Content-Length`` and the body, so the
 server is what gets measured.
 
-Every request is wanted at the same moment (a rush): each one's latency counts from the start of the run to its
-answer, the time spent waiting for a free connection included.
+Two modes:
+
+- rush (closed loop, the default): every request is wanted at the same moment; each one's latency counts from
+  the start of the run to its answer, the time spent waiting for a free connection included.
+- open loop (``"rate"`` given, requests per second): request *i* is wanted at ``start + i / rate`` whether or
+  not earlier ones were answered (a fixed arrival rate); its latency counts from that moment to its answer, so
+  a slow server is not hidden by a client that waits for it (no coordinated omission).
 
     python -m bench.loadgen < spec.json > result.json
 
-``spec``: ``{"host", "port", "connections", "requests": [{"method", "path", "body", "headers"}...]}``; the
-result: ``{"elapsed", "latencies", "statuses", "bodies"}`` in the order of the requests (bodies parsed as JSON).
+``spec``: ``{"host", "port", "connections", "rate"?, "requests": [{"method", "path", "body", "headers"}...]}``;
+the result: ``{"elapsed", "latencies", "answered_at", "statuses", "bodies", "cpu_seconds"}`` in the order of the
+requests (bodies parsed as JSON; ``answered_at`` on ``time.monotonic()``, the clock every process of the machine
+shares, so other processes' timestamps compare with it; ``cpu_seconds`` is this process's own CPU time over the
+run, for the share of a core the generator used).
 """
 
 from __future__ import annotations
@@ -53,30 +61,65 @@ def parse(body: bytes) -> Any:
         return body.decode(errors="replace")
 
 
-async def rush(host: str, port: int, connections: int, requests: list[bytes]) -> dict[str, Any]:
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def run(host: str, port: int, connections: int, requests: list[bytes], rate: float | None) -> dict[str, Any]:
     n = len(requests)
     latencies = [0.0] * n
+    answered = [0.0] * n
     statuses = [0] * n
     bodies: list[bytes] = [b""] * n
-    next_index = iter(range(n))
-    streams = [await asyncio.open_connection(host, port) for _ in range(min(connections, n))]
-    t0 = time.perf_counter()
+    streams = [await asyncio.open_connection(host, port) for _ in range(max(1, min(connections, n)))]
+    cpu0 = time.process_time()
+    t0 = time.monotonic()
 
-    async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        for i in next_index:
-            writer.write(requests[i])
-            statuses[i], bodies[i] = await read_response(reader)
-            latencies[i] = time.perf_counter() - t0
+    async def exchange(stream: Stream, i: int, wanted: float) -> None:
+        reader, writer = stream
+        writer.write(requests[i])
+        statuses[i], bodies[i] = await read_response(reader)
+        answered[i] = time.monotonic()
+        latencies[i] = answered[i] - wanted
 
-    await asyncio.gather(*(worker(r, w) for r, w in streams))
-    elapsed = time.perf_counter() - t0
+    if rate is None:
+        next_index = iter(range(n))
+
+        async def worker(stream: Stream) -> None:
+            for i in next_index:
+                await exchange(stream, i, t0)
+
+        await asyncio.gather(*(worker(s) for s in streams))
+    else:
+        free: asyncio.Queue[Stream] = asyncio.Queue()
+        for s in streams:
+            free.put_nowait(s)
+
+        async def one(i: int, wanted: float) -> None:
+            stream = await free.get()  # waiting for a connection counts: the clock runs from ``wanted``
+            try:
+                await exchange(stream, i, wanted)
+            finally:
+                free.put_nowait(stream)
+
+        tasks = []
+        for i in range(n):
+            wanted = t0 + i / rate
+            delay = wanted - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, wanted)))
+        await asyncio.gather(*tasks)
+    elapsed = time.monotonic() - t0
+    cpu = time.process_time() - cpu0
     for _, w in streams:
         w.close()
     return {
         "elapsed": elapsed,
         "latencies": latencies,
+        "answered_at": answered,
         "statuses": statuses,
         "bodies": [parse(b) for b in bodies],
+        "cpu_seconds": cpu,
     }
 
 
@@ -84,7 +127,8 @@ async def main() -> None:
     spec = json.load(sys.stdin)
     host, port = spec["host"], int(spec["port"])
     requests = [encode(host, port, r) for r in spec["requests"]]
-    json.dump(await rush(host, port, int(spec["connections"]), requests), sys.stdout)
+    rate = float(spec["rate"]) if spec.get("rate") else None
+    json.dump(await run(host, port, int(spec["connections"]), requests, rate), sys.stdout)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,14 @@ from prometheus_client import Counter
 
 from shared.db import Conn
 
+#: NOTIFY'd in the transaction that queues deliveries: wakes the senders at its commit instead of their next poll.
+DELIVERIES_CHANNEL = "civic_deliveries"
+
+
+async def wake_senders(conn: Conn) -> None:
+    await conn.execute("select pg_notify($1, '')", DELIVERIES_CHANNEL)
+
+
 MAILS_CAPPED = Counter(
     "civic_notifications_mails_capped_total", "Mails not sent: over the hourly cap for an unconfirmed address"
 )
@@ -83,6 +91,8 @@ async def enqueue_email(conn: Conn, d: EmailDelivery, now: datetime, cap: Cap | 
         state,
         answer,
     )
+    if inserted and state == "queued":
+        await wake_senders(conn)
     return bool(inserted)
 
 
@@ -163,7 +173,10 @@ async def fan_out_to_subscribers(
         )
         args.append(skip_registered_for)
     status = await conn.execute(_FAN_OUT_SUBSCRIBERS.format(extra=extra), *args)
-    return int(status.split()[-1])
+    queued = int(status.split()[-1])
+    if queued:
+        await wake_senders(conn)
+    return queued
 
 
 async def fan_out_to_registrants(
@@ -183,7 +196,10 @@ async def fan_out_to_registrants(
         template,
         now,
     )
-    return int(status.split()[-1])
+    queued = int(status.split()[-1])
+    if queued:
+        await wake_senders(conn)
+    return queued
 
 
 # -- projections --------------------------------------------------------------------------------------

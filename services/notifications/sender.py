@@ -47,6 +47,7 @@ from services.notifications.smtp import SmtpPool
 from shared.bus.backoff import Backoff
 from shared.bus.errors import TRANSIENT
 from shared.bus.outbox import notify_channel
+from shared.bus.wakeup import Wakeup
 from shared.contracts.envelope import Payload
 from shared.contracts.notifications import NotificationFailedV1, NotificationSentV1
 from shared.contracts.registry import REGISTRY
@@ -205,6 +206,7 @@ class EmailSender:
         *,
         recorder: Recorder | None = None,
         prototypes: dict[tuple[Any, ...], Prototype] | None = None,
+        wakeup: Wakeup | None = None,
     ) -> None:
         self.ctx = ctx
         self.settings = settings
@@ -213,12 +215,15 @@ class EmailSender:
         self.recorder = recorder or Recorder(ctx, settings)
         self._prototypes: dict[tuple[Any, ...], Prototype] = {} if prototypes is None else prototypes
         self._stop = asyncio.Event()
+        #: Woken by the NOTIFY of newly queued deliveries; without it (or between notifications) the poll.
+        self.wakeup = wakeup
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
         backoff = Backoff()
         try:
             while not stop.is_set():
+                seen = self.wakeup.generation() if self.wakeup else 0
                 try:
                     sent = await self.send_due()
                     backoff.reset()
@@ -227,6 +232,9 @@ class EmailSender:
                     await backoff.wait(stop)
                     continue
                 if sent == 0:
+                    if self.wakeup is not None:
+                        await self.wakeup.wait(seen, self.settings.sender_poll_seconds, stop)
+                        continue
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self.settings.sender_poll_seconds)
         finally:

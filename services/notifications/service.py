@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
+from services.notifications import repository
 from services.notifications.api import build_router
 from services.notifications.handlers import Handlers
 from services.notifications.rendering import Prototype, Templates
@@ -12,6 +13,7 @@ from services.notifications.sender import EmailSender, Recorder
 from services.notifications.settings import NotificationSettings
 from services.notifications.smtp import SmtpPool
 from services.notifications.webhooks import WebhookSender
+from shared.bus.wakeup import Wakeup
 from shared.contracts.registry import REGISTRY
 from shared.service import Loop, ServiceContext, ServiceDefinition, ServiceHandler
 
@@ -66,11 +68,13 @@ def senders(ctx: ServiceContext, s: NotificationSettings) -> list[Loop]:
     templates = Templates(s.template_overrides_dir)
     smtp, recorder = SmtpPool(s), Recorder(ctx, s)
     prototypes: dict[tuple[Any, ...], Prototype] = {}
+    # One LISTEN connection per process wakes every worker when deliveries are queued.
+    wakeup = Wakeup(ctx.settings.database_url, repository.DELIVERIES_CHANNEL)
     mail: list[Loop] = [
-        EmailSender(ctx, s, templates, smtp, recorder=recorder, prototypes=prototypes).run
+        EmailSender(ctx, s, templates, smtp, recorder=recorder, prototypes=prototypes, wakeup=wakeup).run
         for _ in range(max(1, s.smtp_pool_size))
     ]
-    return [*mail, WebhookSender(ctx, s).run]
+    return [wakeup.run, *mail, WebhookSender(ctx, s).run]
 
 
 class _FromEnvironment:

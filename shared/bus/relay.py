@@ -23,6 +23,7 @@ from shared.bus.backoff import Backoff
 from shared.bus.errors import TRANSIENT
 from shared.bus.outbox import notify_channel
 from shared.bus.streams import EVENT_FIELD, EventField, Keys, entry_fields, parse_entry_id
+from shared.bus.wakeup import Wakeup
 from shared.db import Conn
 from shared.metrics import (
     EVENTS_PUBLISHED,
@@ -63,14 +64,15 @@ class Relay:
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
         self._last_idle_check = 0.0
-        self._wake = asyncio.Event()
+        self._wake = Wakeup(database_url, notify_channel(service))
         self._lock_key = f"relay:{service}"
 
     async def run(self, stop: asyncio.Event) -> None:
-        listener = asyncio.create_task(self._listen(stop))
+        listener = asyncio.create_task(self._wake.run(stop))
         backoff = Backoff()
         try:
             while not stop.is_set():
+                seen = self._wake.generation()
                 try:
                     published = await self.publish_batch()
                     backoff.reset()
@@ -80,37 +82,11 @@ class Relay:
                     continue
                 if published >= self.batch_size:
                     continue
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                await self._wake.wait(seen, self.poll_seconds, stop)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
-
-    async def _listen(self, stop: asyncio.Event) -> None:
-        """LISTEN on a connection of its own; polling covers the moments it is being re-established."""
-        backoff = Backoff(0.5, 10)
-        while not stop.is_set():
-            conn: Conn | None = None
-            try:
-                conn = await asyncpg.connect(self.database_url)
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(notify_channel(self.service), lambda *_: self._wake.set())
-                backoff.reset()
-                self._wake.set()  # whatever was committed while we were not listening
-                stopped = asyncio.create_task(stop.wait())
-                gone = asyncio.create_task(lost.wait())
-                await asyncio.wait({stopped, gone}, return_when=asyncio.FIRST_COMPLETED)
-                stopped.cancel()
-                gone.cancel()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                await backoff.wait(stop)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=1)
 
     async def publish_batch(self) -> int:
         # Checked before every batch so that, after a loss, history goes out again before anything newer.
@@ -158,7 +134,7 @@ class Relay:
             heads = dict(zip(streams, (_last_generated(r) for r in replies[1 : 1 + len(streams)]), strict=True))
             if await self._republish_lost(conn, tips, heads):
                 # Left unmarked, this batch goes out again after what was lost, in outbox order.
-                self._wake.set()
+                self._wake.notify()
                 return 0
             xadds = replies[1 + len(streams) : 1 + len(streams) + len(rows)]
             if self.wait_replicas > 0 and int(replies[-1]) < self.wait_replicas:
@@ -196,7 +172,7 @@ class Relay:
         replies = await pipe.execute(raise_on_error=False)
         heads = dict(zip(streams, (_last_generated(r) for r in replies), strict=True))
         if await self._republish_lost(conn, tips, heads):
-            self._wake.set()
+            self._wake.notify()
 
     async def _republish_lost(
         self, conn: Conn, tips: dict[str, tuple[int, int]], heads: dict[str, tuple[int, int] | None]
