@@ -73,6 +73,9 @@ class ServiceDefinition:
     #: Routes outside /api/<name>/ (such as QR short links), mounted at the root.
     root_router: APIRouter | None = None
     pool_size: int = 10
+    #: OpenAPI links between the service's operations, for clients and the stateful API test: {source operation
+    #: id: {target operation id: {parameter: runtime expression}}} (shared/http/openapi.py).
+    links: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
 
     @property
     def schema(self) -> str:

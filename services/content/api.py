@@ -446,3 +446,38 @@ async def follow(request: Request, code: Annotated[str, Path(max_length=32)]) ->
             headers=_NO_TRACE,
         )
     return Response(status_code=302, headers={"Location": target, **_NO_TRACE})
+
+
+# -- links between operations (OpenAPI; shared/http/openapi.py) ----------------------------------------------
+
+_PROCESS = {"process_id": "$response.body#/id"}
+_PART = {"part_id": "$response.body#/id"}
+_ARTICLE = {"article_id": "$response.body#/id"}
+_CODE = {"code": "$response.body#/code"}
+LINKS = {
+    "content.create_process": {
+        f"content.{op}": _PROCESS
+        for op in (
+            "get_process",
+            "update_process",
+            "delete_process",
+            "publish_process",
+            "unpublish_process",
+            "add_phase",
+            "add_step",
+            "add_contact",
+            "add_attachment",
+            "add_reference",
+        )
+    },
+    "content.add_phase": {"content.update_phase": {"phase_id": "$response.body#/id"}, "content.delete_phase": _PART},
+    "content.add_step": {"content.delete_step": _PART},
+    "content.add_contact": {"content.delete_contact": _PART},
+    "content.add_attachment": {"content.delete_attachment": _PART},
+    "content.add_reference": {"content.delete_reference": _PART},
+    "content.create_article": {
+        f"content.{op}": _ARTICLE
+        for op in ("get_article", "update_article", "publish_article", "unpublish_article", "delete_article")
+    },
+    "content.create_qr": {f"content.{op}": _CODE for op in ("get_qr", "update_qr", "qr_scans", "qr_image")},
+}

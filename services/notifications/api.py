@@ -272,4 +272,12 @@ def build_router(settings: NotificationSettings) -> APIRouter:
     return router
 
 
-__all__ = ["build_router"]
+# Links between operations (OpenAPI; shared/http/openapi.py).
+LINKS = {
+    "notifications.create_webhook": {
+        "notifications.delete_webhook": {"endpoint_id": "$response.body#/id"},
+        "notifications.webhook_deliveries": {"endpoint_id": "$response.body#/id"},
+    },
+}
+
+__all__ = ["LINKS", "build_router"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
-from services.notifications.api import build_router
+from services.notifications.api import LINKS, build_router
 from services.notifications.handlers import Handlers
 from services.notifications.rendering import Templates
 from services.notifications.sender import EmailSender
@@ -82,6 +82,7 @@ def build_definition(settings: NotificationSettings | None = None) -> ServiceDef
         migrations=Path(__file__).parent / "migrations",
         subscriptions=subscriptions(Handlers(s)),
         background=lambda ctx: senders(ctx, s),
+        links=LINKS,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.registration.api import router
+from services.registration.api import LINKS, router
 from services.registration.privacy import retention_loop
 from shared.service import ServiceDefinition
 
@@ -15,4 +15,5 @@ definition = ServiceDefinition(
     # The registration service consumes no events: it is the source of what it owns.
     subscriptions={},
     background=lambda ctx: [retention_loop(ctx)],
+    links=LINKS,
 )

@@ -243,3 +243,17 @@ def make_router(config: SurveysConfig) -> APIRouter:
         return qr_response(svc.url(await svc.find(tenant, ref)), fmt, size, ecc)
 
     return router
+
+
+# Links between operations (OpenAPI; shared/http/openapi.py): what a client can call next with an answer's values.
+_SURVEY = {"survey_id": "$response.body#/id"}
+_PUBLIC = {"tenant": "$response.body#/tenant", "ref": "$response.body#/slug"}
+LINKS = {
+    "surveys.create": {
+        f"surveys.{op}": _SURVEY
+        for op in ("get_survey", "replace", "publish", "tokens", "staff_results", "export_responses", "staff_qr")
+    }
+    | {"surveys.public_survey": _PUBLIC},
+    "surveys.publish": {f"surveys.{op}": _PUBLIC for op in ("public_survey", "respond", "public_results", "public_qr")}
+    | {f"surveys.{op}": _SURVEY for op in ("tokens", "staff_results", "export_responses")},
+}
