@@ -322,6 +322,12 @@ def _normal(q: Question, v: Any) -> Any:
     return v
 
 
+def _answer_error_entry(question: str, code: str, detail: str) -> Error:
+    """One bad answer, in the problem documents' shape (a JSON pointer into the body), naming its question."""
+    pointer = "/answers/" + question.replace("~", "~0").replace("/", "~1")
+    return {"pointer": pointer, "question": question, "code": code, "detail": detail}
+
+
 def validate_answers(qn: Questionnaire, answers: Mapping[str, Any]) -> tuple[dict[str, Any], list[Error]]:
     """Check every answer against its question, in questionnaire order; returns the accepted answers and
     one error per bad answer (all of them, so a respondent fixes everything at once)."""
@@ -330,23 +336,21 @@ def validate_answers(qn: Questionnaire, answers: Mapping[str, Any]) -> tuple[dic
     accepted: dict[str, Any] = {}
     for qid in answers:
         if qid not in questions:
-            errors.append({"question": qid, "code": "unknown_question", "detail": "no such question"})
+            errors.append(_answer_error_entry(qid, "unknown_question", "no such question"))
     for q in qn.questions():
         given = answers.get(q.id)
         blank = given is None or (q.kind == TEXT and isinstance(given, str) and not given.strip())
         if not is_shown(q, accepted, questions):
             if not blank:
-                errors.append(
-                    {"question": q.id, "code": "not_shown", "detail": "this question is not shown for your answers"}
-                )
+                errors.append(_answer_error_entry(q.id, "not_shown", "this question is not shown for your answers"))
             continue
         if blank:
             if q.required:
-                errors.append({"question": q.id, "code": "required", "detail": "an answer is required"})
+                errors.append(_answer_error_entry(q.id, "required", "an answer is required"))
             continue
         problem = _answer_error(q, given)
         if problem:
-            errors.append({"question": q.id, "code": problem[0], "detail": problem[1]})
+            errors.append(_answer_error_entry(q.id, problem[0], problem[1]))
             continue
         accepted[q.id] = _normal(q, given)
     return accepted, errors

@@ -394,7 +394,12 @@ class Surveys:
         accepted, errors = domain.validate_answers(qn, body.answers)
         if s.access == "token" and not body.token:
             errors.append(
-                {"field": "token", "code": "required", "detail": "this survey needs the code from your letter"}
+                {
+                    "pointer": "/token",
+                    "field": "token",
+                    "code": "required",
+                    "detail": "this survey needs the code from your letter",
+                }
             )
         if errors:
             raise Problem(

@@ -2,8 +2,9 @@
 
 Random bodies rarely satisfy the rules spanning several fields (a meeting ends after it starts, registration
 closes in the future, a survey is open now), so a stateful run would seldom get past creating things. For the
-operations that start a chain, half of the generated bodies are kept as they are (the rules' refusals are
-tested too) and half are mended into valid ones, so the links lead on to publishing, registering and answering.
+operations of a chain, a third of the generated bodies are kept as they are (the rules' refusals are
+tested too) and two thirds are mended into valid ones, so the links lead on to publishing, registering and
+answering.
 """
 
 from __future__ import annotations
@@ -99,4 +100,4 @@ def flatmap_body(context: schemathesis.HookContext, body: Any) -> Any:
     mend = MENDERS.get(operation.label) if operation is not None else None
     if mend is None or not isinstance(body, dict):
         return st.just(body)
-    return st.sampled_from([body, mend(body)])
+    return st.sampled_from([body, mend(body), mend(body)])
