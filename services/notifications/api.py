@@ -18,6 +18,7 @@ from services.notifications.settings import NotificationSettings
 from services.notifications.webhooks import check_url, endpoint_json
 from shared.http.auth import Staff
 from shared.http.email import Email
+from shared.http.openapi import problems
 from shared.http.problems import Problem
 from shared.service import context_of
 
@@ -151,16 +152,16 @@ def build_router(settings: NotificationSettings) -> APIRouter:
             await repository.set_subscription_state(conn, UUID(value), "confirmed", ctx.clock.now())
         return SubscriptionOut(state="confirmed", detail="Your subscription is confirmed.")
 
-    @router.get("/subscriptions/confirm", response_model=SubscriptionOut)
+    @router.get("/subscriptions/confirm", response_model=SubscriptionOut, responses=problems(400, 404, 409))
     async def confirm_get(request: Request, token: Annotated[str, Query(max_length=200)]) -> SubscriptionOut:
         """Follow the link in the opt-in mail."""
         return await _confirm(request, token)
 
-    @router.post("/subscriptions/confirm", response_model=SubscriptionOut)
+    @router.post("/subscriptions/confirm", response_model=SubscriptionOut, responses=problems(400, 404, 409))
     async def confirm_post(request: Request, token: Annotated[str, Query(max_length=200)]) -> SubscriptionOut:
         return await _confirm(request, token)
 
-    @router.get("/unsubscribe", response_class=HTMLResponse)
+    @router.get("/unsubscribe", response_class=HTMLResponse, responses=problems(400))
     async def unsubscribe_page(token: Annotated[str, Query(max_length=200)]) -> HTMLResponse:
         """A page with one button: link scanners that follow GET links must not unsubscribe anybody."""
         if domain.verify_token(settings.signing_secret, "unsubscribe", token) is None:
@@ -172,7 +173,7 @@ def build_router(settings: NotificationSettings) -> APIRouter:
             '<button type="submit">Abbestellen</button></form></body></html>'
         )
 
-    @router.post("/unsubscribe", response_model=SubscriptionOut)
+    @router.post("/unsubscribe", response_model=SubscriptionOut, responses=problems(400))
     async def unsubscribe(
         request: Request, token: Annotated[str | None, Query(max_length=200)] = None
     ) -> SubscriptionOut:

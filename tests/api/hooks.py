@@ -84,7 +84,13 @@ def _registration(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _webhook(body: dict[str, Any]) -> dict[str, Any]:
+    # A public host (check_url refuses private ones) and an event type nothing publishes: nothing is sent.
+    return {"url": "https://hooks.example.org/civic", "event_types": ["civic.test.none.v1"]}
+
+
 MENDERS = {
+    "POST /api/notifications/webhooks": _webhook,
     "POST /api/registration/staff/meetings": lambda b: _meeting(b, capacity=2),
     "POST /api/registration/meetings/{meeting_id}/registrations": _registration,
     "POST /api/registration/staff/meetings/{meeting_id}/registrations": _registration,
