@@ -23,7 +23,9 @@ public = APIRouter(prefix="/public", tags=["content public"])
 
 PUBLISHED = merge(answers(models.PublicationOut), problems(409))
 PART = merge(answers(models.PartOut, 201), problems(409))
-NOT_MODIFIED = {304: {"description": "Not modified: the client's copy (If-None-Match) is current"}}
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the client's copy (If-None-Match) is current"}
+}
 
 #: Short enough that a seat count is at most this stale in a shared cache; long enough to absorb bursts.
 PUBLIC_CACHE = "public, max-age=30"
