@@ -424,7 +424,7 @@ async def public_news(
     return cached(request, body)
 
 
-@public.get("/{tenant}/{kind}/{slug}", response_model=None, responses=merge(answers(dict[str, Any]), NOT_MODIFIED))
+@public.get("/{tenant}/{kind}/{slug}", response_model=None, responses=merge(answers(models.PublicArticleOut), NOT_MODIFIED))
 async def public_article(
     request: Request,
     tenant: Tenant,

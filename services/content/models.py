@@ -305,3 +305,15 @@ class PublicProcessOut(BaseModel):
     surveys: list[dict[str, object]]
     pages: list[dict[str, object]]
     news: PageOut
+
+
+class PublicArticleOut(BaseModel):
+    """A published page or news item in the requested language (lists leave out ``body_html``)."""
+
+    id: UUID
+    kind: Literal["page", "news"]
+    slug: str
+    title: str | None
+    summary: str | None
+    published_at: datetime | None
+    body_html: str | None = None
