@@ -57,9 +57,7 @@ def _jsonable(body: Any) -> Response:
 # -- staff: processes ----------------------------------------------------------------------------------------
 
 
-@staff.post(
-    "/processes", status_code=201, response_model=None, responses=merge(answers(models.ProcessOut, 201), problems(409))
-)
+@staff.post("/processes", status_code=201, responses=merge(answers(models.ProcessOut, 201), problems(409)))
 async def create_process(request: Request, data: models.ProcessIn, principal: Staff) -> Response:
     ctx = ctx_of(request)
     async with ctx.pool.acquire() as conn:
@@ -67,20 +65,20 @@ async def create_process(request: Request, data: models.ProcessIn, principal: St
     return Response(reading.encode(p), status_code=201, media_type="application/json")
 
 
-@staff.get("/processes", response_model=None, responses=answers(models.ProcessesOut))
+@staff.get("/processes", responses=answers(models.ProcessesOut))
 async def list_processes(request: Request, principal: Staff) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         return _jsonable({"items": await repository.list_processes(conn, principal.tenant)})
 
 
-@staff.get("/processes/{process_id}", response_model=None, responses=answers(models.ProcessFullOut))
+@staff.get("/processes/{process_id}", responses=answers(models.ProcessFullOut))
 async def get_process(request: Request, process_id: UUID, principal: Staff) -> Response:
     """All languages, drafts included, contact e-mail addresses in clear."""
     async with ctx_of(request).pool.acquire() as conn:
         return _jsonable(await repository.process_for_staff(conn, principal.tenant, process_id))
 
 
-@staff.patch("/processes/{process_id}", response_model=None, responses=merge(answers(models.ProcessOut), problems(409)))
+@staff.patch("/processes/{process_id}", responses=merge(answers(models.ProcessOut), problems(409)))
 async def update_process(request: Request, process_id: UUID, data: models.ProcessPatch, principal: Staff) -> Response:
     ctx = ctx_of(request)
     async with ctx.pool.acquire() as conn:
@@ -114,7 +112,7 @@ async def _publish(request: Request, tenant: str, what: str, id_: UUID, data: mo
     return _jsonable(out)
 
 
-@staff.post("/processes/{process_id}/publish", response_model=None, responses=PUBLISHED)
+@staff.post("/processes/{process_id}/publish", responses=PUBLISHED)
 async def publish_process(
     request: Request, process_id: UUID, principal: Staff, data: models.PublishIn | None = None
 ) -> Response:
@@ -122,7 +120,7 @@ async def publish_process(
     return await _publish(request, principal.tenant, "process", process_id, data or models.PublishIn())
 
 
-@staff.post("/processes/{process_id}/unpublish", response_model=None, responses=answers(models.PublicationOut))
+@staff.post("/processes/{process_id}/unpublish", responses=answers(models.PublicationOut))
 async def unpublish_process(request: Request, process_id: UUID, principal: Staff) -> Response:
     ctx = ctx_of(request)
     async with ctx.pool.acquire() as conn:
@@ -132,41 +130,41 @@ async def unpublish_process(request: Request, process_id: UUID, principal: Staff
 # -- staff: parts of a process -------------------------------------------------------------------------------
 
 
-@staff.post("/processes/{process_id}/phases", status_code=201, response_model=None, responses=PART)
+@staff.post("/processes/{process_id}/phases", status_code=201, responses=PART)
 async def add_phase(request: Request, process_id: UUID, data: models.PhaseIn, principal: Staff) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         out = await repository.add_phase(conn, principal.tenant, process_id, data)
     return Response(reading.encode(out), status_code=201, media_type="application/json")
 
 
-@staff.put("/phases/{phase_id}", response_model=None, responses=answers(models.PartOut))
+@staff.put("/phases/{phase_id}", responses=answers(models.PartOut))
 async def update_phase(request: Request, phase_id: UUID, data: models.PhaseIn, principal: Staff) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         return _jsonable(await repository.update_phase(conn, principal.tenant, phase_id, data))
 
 
-@staff.post("/processes/{process_id}/steps", status_code=201, response_model=None, responses=PART)
+@staff.post("/processes/{process_id}/steps", status_code=201, responses=PART)
 async def add_step(request: Request, process_id: UUID, data: models.StepIn, principal: Staff) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         out = await repository.add_step(conn, principal.tenant, process_id, data)
     return Response(reading.encode(out), status_code=201, media_type="application/json")
 
 
-@staff.post("/processes/{process_id}/contacts", status_code=201, response_model=None, responses=PART)
+@staff.post("/processes/{process_id}/contacts", status_code=201, responses=PART)
 async def add_contact(request: Request, process_id: UUID, data: models.ContactIn, principal: Staff) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         out = await repository.add_contact(conn, principal.tenant, process_id, data)
     return Response(reading.encode(out), status_code=201, media_type="application/json")
 
 
-@staff.post("/processes/{process_id}/attachments", status_code=201, response_model=None, responses=PART)
+@staff.post("/processes/{process_id}/attachments", status_code=201, responses=PART)
 async def add_attachment(request: Request, process_id: UUID, data: models.AttachmentIn, principal: Staff) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         out = await repository.add_attachment(conn, principal.tenant, process_id, data)
     return Response(reading.encode(out), status_code=201, media_type="application/json")
 
 
-@staff.post("/processes/{process_id}/references", status_code=201, response_model=None, responses=PART)
+@staff.post("/processes/{process_id}/references", status_code=201, responses=PART)
 async def add_reference(request: Request, process_id: UUID, data: models.RefIn, principal: Staff) -> Response:
     """Refer to a meeting (registration service) or survey (surveys service) by id; its live state follows."""
     async with ctx_of(request).pool.acquire() as conn:
@@ -202,7 +200,6 @@ for _path, _table, _what in (
 @staff.post(
     "/articles",
     status_code=201,
-    response_model=None,
     responses=merge(answers(models.ArticleOut, 201), problems(404, 409)),
 )
 async def create_article(request: Request, data: models.ArticleIn, principal: Staff) -> Response:
@@ -213,33 +210,33 @@ async def create_article(request: Request, data: models.ArticleIn, principal: St
     return Response(reading.encode(out), status_code=201, media_type="application/json")
 
 
-@staff.get("/articles", response_model=None, responses=answers(models.ArticlesOut))
+@staff.get("/articles", responses=answers(models.ArticlesOut))
 async def list_articles(request: Request, principal: Staff, kind: Literal["page", "news"] | None = None) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         return _jsonable({"items": await repository.list_articles(conn, principal.tenant, kind)})
 
 
-@staff.get("/articles/{article_id}", response_model=None, responses=answers(models.ArticleOut))
+@staff.get("/articles/{article_id}", responses=answers(models.ArticleOut))
 async def get_article(request: Request, article_id: UUID, principal: Staff) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         return _jsonable(await repository.get_article(conn, principal.tenant, article_id))
 
 
-@staff.patch("/articles/{article_id}", response_model=None, responses=merge(answers(models.ArticleOut), problems(409)))
+@staff.patch("/articles/{article_id}", responses=merge(answers(models.ArticleOut), problems(409)))
 async def update_article(request: Request, article_id: UUID, data: models.ArticlePatch, principal: Staff) -> Response:
     ctx = ctx_of(request)
     async with ctx.pool.acquire() as conn:
         return _jsonable(await repository.update_article(conn, principal.tenant, article_id, data, ctx.clock.now()))
 
 
-@staff.post("/articles/{article_id}/publish", response_model=None, responses=PUBLISHED)
+@staff.post("/articles/{article_id}/publish", responses=PUBLISHED)
 async def publish_article(
     request: Request, article_id: UUID, principal: Staff, data: models.PublishIn | None = None
 ) -> Response:
     return await _publish(request, principal.tenant, "article", article_id, data or models.PublishIn())
 
 
-@staff.post("/articles/{article_id}/unpublish", response_model=None, responses=answers(models.PublicationOut))
+@staff.post("/articles/{article_id}/unpublish", responses=answers(models.PublicationOut))
 async def unpublish_article(request: Request, article_id: UUID, principal: Staff) -> Response:
     ctx = ctx_of(request)
     async with ctx.pool.acquire() as conn:
@@ -264,9 +261,7 @@ def _qr_out(ctx: ServiceContext, rec: dict[str, Any]) -> dict[str, Any]:
     return {**rec, "short_link": short_link(ctx, rec["code"])}
 
 
-@staff.post(
-    "/qr-codes", status_code=201, response_model=None, responses=merge(answers(models.QrOut, 201), problems(503))
-)
+@staff.post("/qr-codes", status_code=201, responses=merge(answers(models.QrOut, 201), problems(503)))
 async def create_qr(request: Request, data: models.QrIn, principal: Staff) -> Response:
     """A new short link ``/q/<code>`` leading to the target; print its PNG or SVG."""
     ctx = ctx_of(request)
@@ -280,7 +275,7 @@ async def create_qr(request: Request, data: models.QrIn, principal: Staff) -> Re
     return Response(reading.encode(_qr_out(ctx, rec)), status_code=201, media_type="application/json")
 
 
-@staff.get("/qr-codes", response_model=None, responses=answers(models.QrListOut))
+@staff.get("/qr-codes", responses=answers(models.QrListOut))
 async def list_qr(request: Request, principal: Staff) -> Response:
     ctx = ctx_of(request)
     async with ctx.pool.acquire() as conn:
@@ -288,14 +283,14 @@ async def list_qr(request: Request, principal: Staff) -> Response:
     return _jsonable({"items": [_qr_out(ctx, r) for r in items]})
 
 
-@staff.get("/qr-codes/{code}", response_model=None, responses=answers(models.QrOut))
+@staff.get("/qr-codes/{code}", responses=answers(models.QrOut))
 async def get_qr(request: Request, code: str, principal: Staff) -> Response:
     ctx = ctx_of(request)
     async with ctx.pool.acquire() as conn:
         return _jsonable(_qr_out(ctx, await repository.get_qr(conn, principal.tenant, code)))
 
 
-@staff.patch("/qr-codes/{code}", response_model=None, responses=answers(models.QrOut))
+@staff.patch("/qr-codes/{code}", responses=answers(models.QrOut))
 async def update_qr(request: Request, code: str, data: models.QrPatch, principal: Staff) -> Response:
     """Change the target after printing: the printed code keeps working and leads to the new target."""
     ctx = ctx_of(request)
@@ -303,7 +298,7 @@ async def update_qr(request: Request, code: str, data: models.QrPatch, principal
         return _jsonable(_qr_out(ctx, await repository.update_qr(conn, principal.tenant, code, data, ctx.clock.now())))
 
 
-@staff.get("/qr-codes/{code}/scans", response_model=None, responses=answers(models.ScansOut))
+@staff.get("/qr-codes/{code}/scans", responses=answers(models.ScansOut))
 async def qr_scans(
     request: Request, code: str, principal: Staff, since: date | None = None, until: date | None = None
 ) -> Response:
@@ -338,7 +333,7 @@ async def qr_image(
 # -- public --------------------------------------------------------------------------------------------------
 
 
-@public.get("/{tenant}/processes", response_model=None, responses=merge(answers(models.PageOut), NOT_MODIFIED))
+@public.get("/{tenant}/processes", responses=merge(answers(models.PageOut), NOT_MODIFIED))
 async def public_processes(
     request: Request, tenant: Tenant, lang: LangQ = "de", page: PageQ = 1, per_page: PerPageQ = 20
 ) -> Response:
@@ -347,9 +342,7 @@ async def public_processes(
     return cached(request, body)
 
 
-@public.get(
-    "/{tenant}/processes/{slug}", response_model=None, responses=merge(answers(models.PublicProcessOut), NOT_MODIFIED)
-)
+@public.get("/{tenant}/processes/{slug}", responses=merge(answers(models.PublicProcessOut), NOT_MODIFIED))
 async def public_process(
     request: Request,
     tenant: Tenant,
@@ -410,7 +403,7 @@ def _versions(request: Request) -> VersionMemo:
     return memo
 
 
-@public.get("/{tenant}/news", response_model=None, responses=merge(answers(models.PageOut), NOT_MODIFIED))
+@public.get("/{tenant}/news", responses=merge(answers(models.PageOut), NOT_MODIFIED))
 async def public_news(
     request: Request,
     tenant: Tenant,
@@ -424,7 +417,7 @@ async def public_news(
     return cached(request, body)
 
 
-@public.get("/{tenant}/{kind}/{slug}", response_model=None, responses=merge(answers(models.PublicArticleOut), NOT_MODIFIED))
+@public.get("/{tenant}/{kind}/{slug}", responses=merge(answers(models.PublicArticleOut), NOT_MODIFIED))
 async def public_article(
     request: Request,
     tenant: Tenant,

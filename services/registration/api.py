@@ -110,20 +110,19 @@ router.add_api_route(
     methods=["POST"],
     status_code=201,
     openapi_extra=documented(RegistrationIn),
-    response_model=None,
     responses=REGISTERED,
     route_class_override=LeanRoute,
 )
 
 
-@router.get("/meetings", response_model=None, responses=answers(list[MeetingOut]))
+@router.get("/meetings", responses=answers(list[MeetingOut]))
 async def list_published(ctx: Ctx, tenant: Annotated[str, Query(min_length=1, max_length=63)]) -> list[dict[str, Any]]:
     async with ctx.pool.acquire() as conn:
         found = await store.meetings(conn, tenant, statuses=("published",))
         return [await meeting_view(conn, m) for m in found]
 
 
-@router.get("/meetings/{meeting_id}", response_model=None, responses=answers(MeetingOut))
+@router.get("/meetings/{meeting_id}", responses=answers(MeetingOut))
 async def get_meeting(ctx: Ctx, meeting_id: UUID) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         m = await store.meeting(conn, meeting_id)
@@ -132,7 +131,7 @@ async def get_meeting(ctx: Ctx, meeting_id: UUID) -> dict[str, Any]:
         return await meeting_view(conn, m)
 
 
-@router.get("/registrations/{secret}", response_model=None, responses=answers(RegistrationOut))
+@router.get("/registrations/{secret}", responses=answers(RegistrationOut))
 async def own_registration(ctx: Ctx, secret: str) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         reg = await store.registration_by_secret(conn, secret)
@@ -153,7 +152,7 @@ async def own_registration(ctx: Ctx, secret: str) -> dict[str, Any]:
         return view
 
 
-@router.delete("/registrations/{secret}", response_model=None, responses=answers(RegistrationOut))
+@router.delete("/registrations/{secret}", responses=answers(RegistrationOut))
 async def cancel_own(ctx: Ctx, secret: str) -> dict[str, Any]:
     reg = await commands.cancel(ctx, by="citizen", secret=secret)
     return registration_view(reg, position=None, manage_url=None)
@@ -162,14 +161,12 @@ async def cancel_own(ctx: Ctx, secret: str) -> dict[str, Any]:
 # --- check-in (staff at the door) --------------------------------------------------------------------------------
 
 
-@router.post(
-    "/meetings/{meeting_id}/checkins", response_model=None, responses=merge(answers(CheckinOut), problems(409))
-)
+@router.post("/meetings/{meeting_id}/checkins", responses=merge(answers(CheckinOut), problems(409)))
 async def check_in(ctx: Ctx, who: CheckinStaff, meeting_id: UUID, body: CheckinIn) -> dict[str, Any]:
     return await checkin.check_in(ctx, who.tenant, meeting_id, body.ticket, body.nonce)
 
 
-@router.get("/meetings/{meeting_id}/revoked", response_model=None, responses=answers(RevokedOut))
+@router.get("/meetings/{meeting_id}/revoked", responses=answers(RevokedOut))
 async def revoked(ctx: Ctx, who: CheckinStaff, meeting_id: UUID) -> dict[str, Any]:
     """The revocation list for scanners that verify tickets offline: cancelled registrations of the meeting."""
     async with ctx.pool.acquire() as conn:
@@ -186,14 +183,14 @@ async def revoked(ctx: Ctx, who: CheckinStaff, meeting_id: UUID) -> dict[str, An
 # --- staff -------------------------------------------------------------------------------------------------------
 
 
-@router.post("/staff/meetings", status_code=201, response_model=None, responses=answers(MeetingOut, 201))
+@router.post("/staff/meetings", status_code=201, responses=answers(MeetingOut, 201))
 async def create_meeting(ctx: Ctx, who: Staff, body: MeetingIn) -> dict[str, Any]:
     m = await meetings.create(ctx, who.tenant, body)
     async with ctx.pool.acquire() as conn:
         return await meeting_view(conn, m, staff=True)
 
 
-@router.get("/staff/meetings", response_model=None, responses=answers(list[MeetingOut]))
+@router.get("/staff/meetings", responses=answers(list[MeetingOut]))
 async def list_meetings(ctx: Ctx, who: Staff) -> list[dict[str, Any]]:
     async with ctx.pool.acquire() as conn:
         found = await store.meetings(conn, who.tenant, statuses=("draft", "published", "cancelled"))
@@ -208,14 +205,14 @@ async def _staff_meeting(ctx: ServiceContext, who: Principal, meeting_id: UUID) 
     return m
 
 
-@router.get("/staff/meetings/{meeting_id}", response_model=None, responses=answers(MeetingOut))
+@router.get("/staff/meetings/{meeting_id}", responses=answers(MeetingOut))
 async def staff_meeting(ctx: Ctx, who: Staff, meeting_id: UUID) -> dict[str, Any]:
     m = await _staff_meeting(ctx, who, meeting_id)
     async with ctx.pool.acquire() as conn:
         return await meeting_view(conn, m, staff=True)
 
 
-@router.patch("/staff/meetings/{meeting_id}", response_model=None, responses=merge(answers(MeetingOut), problems(409)))
+@router.patch("/staff/meetings/{meeting_id}", responses=merge(answers(MeetingOut), problems(409)))
 async def edit_meeting(ctx: Ctx, who: Staff, meeting_id: UUID, body: MeetingPatch) -> dict[str, Any]:
     """Change any fields; the merged meeting is validated as a whole, bad fields listed."""
     current = await _staff_meeting(ctx, who, meeting_id)
@@ -244,25 +241,21 @@ async def edit_meeting(ctx: Ctx, who: Staff, meeting_id: UUID, body: MeetingPatc
         return await meeting_view(conn, m, staff=True)
 
 
-@router.post(
-    "/staff/meetings/{meeting_id}/publish", response_model=None, responses=merge(answers(MeetingOut), problems(409))
-)
+@router.post("/staff/meetings/{meeting_id}/publish", responses=merge(answers(MeetingOut), problems(409)))
 async def publish_meeting(ctx: Ctx, who: Staff, meeting_id: UUID) -> dict[str, Any]:
     m = await meetings.publish(ctx, who.tenant, meeting_id)
     async with ctx.pool.acquire() as conn:
         return await meeting_view(conn, m, staff=True)
 
 
-@router.post(
-    "/staff/meetings/{meeting_id}/cancel", response_model=None, responses=merge(answers(MeetingOut), problems(409))
-)
+@router.post("/staff/meetings/{meeting_id}/cancel", responses=merge(answers(MeetingOut), problems(409)))
 async def cancel_meeting(ctx: Ctx, who: Staff, meeting_id: UUID, body: CancelIn) -> dict[str, Any]:
     m = await meetings.cancel(ctx, who.tenant, meeting_id, body.reason)
     async with ctx.pool.acquire() as conn:
         return await meeting_view(conn, m, staff=True)
 
 
-@router.get("/staff/meetings/{meeting_id}/registrations", response_model=None, responses=answers(list[RegistrationOut]))
+@router.get("/staff/meetings/{meeting_id}/registrations", responses=answers(list[RegistrationOut]))
 async def list_registrations(ctx: Ctx, who: Staff, meeting_id: UUID) -> list[dict[str, Any]]:
     await _staff_meeting(ctx, who, meeting_id)
     async with ctx.pool.acquire() as conn:
@@ -282,7 +275,6 @@ async def list_registrations(ctx: Ctx, who: Staff, meeting_id: UUID) -> list[dic
 @router.post(
     "/staff/meetings/{meeting_id}/registrations",
     status_code=201,
-    response_model=None,
     responses=REGISTERED,
 )
 async def staff_register(ctx: Ctx, who: Staff, meeting_id: UUID, body: StaffRegistrationIn) -> Response:
@@ -293,13 +285,13 @@ async def staff_register(ctx: Ctx, who: Staff, meeting_id: UUID, body: StaffRegi
     return outcome_response(ctx, out)
 
 
-@router.post("/staff/registrations/{registration_id}/cancel", response_model=None, responses=answers(RegistrationOut))
+@router.post("/staff/registrations/{registration_id}/cancel", responses=answers(RegistrationOut))
 async def staff_cancel(ctx: Ctx, who: Staff, registration_id: UUID) -> dict[str, Any]:
     reg = await commands.cancel(ctx, by="staff", registration_id=registration_id, tenant=who.tenant)
     return registration_view(reg, position=None, manage_url=None)
 
 
-@router.get("/staff/meetings/{meeting_id}/stats", response_model=None, responses=answers(AttendanceOut))
+@router.get("/staff/meetings/{meeting_id}/stats", responses=answers(AttendanceOut))
 async def stats(ctx: Ctx, who: CheckinStaff, meeting_id: UUID) -> dict[str, Any]:
     return await checkin.attendance(ctx, who.tenant, meeting_id)
 
@@ -326,7 +318,7 @@ async def export_xlsx(ctx: Ctx, who: Staff, meeting_id: UUID) -> Response:
     return await exports.xlsx_response(ctx, m)
 
 
-@router.post("/staff/erasures", response_model=None, responses=answers(ErasureOut))
+@router.post("/staff/erasures", responses=answers(ErasureOut))
 async def erase(ctx: Ctx, who: Staff, body: ErasureIn) -> dict[str, Any]:
     """Erase a person's data across all registrations of the tenant, found by e-mail and/or phone."""
     errors: list[domain.FieldError] = []

@@ -100,7 +100,6 @@ def make_router(config: SurveysConfig) -> APIRouter:
         "/surveys",
         status_code=201,
         summary="Create a survey as a draft",
-        response_model=None,
         responses=merge(answers(SurveyOut, 201), problems(409)),
     )
     async def create(request: Request, body: SurveyIn, who: Staff) -> dict[str, Any]:
@@ -108,14 +107,12 @@ def make_router(config: SurveysConfig) -> APIRouter:
         s = await svc.create(who.tenant, body)
         return _view(s, svc.url(s), body.definition(), staff=True)
 
-    @router.get("/surveys", summary="The tenant's surveys", response_model=None, responses=answers(list[SurveyOut]))
+    @router.get("/surveys", summary="The tenant's surveys", responses=answers(list[SurveyOut]))
     async def list_surveys(request: Request, who: Staff) -> list[dict[str, Any]]:
         svc, _ = use(request)
         return [_view(s, svc.url(s), staff=True) for s in await svc.all(who.tenant)]
 
-    @router.get(
-        "/surveys/{survey_id}", summary="A survey with its questions", response_model=None, responses=answers(SurveyOut)
-    )
+    @router.get("/surveys/{survey_id}", summary="A survey with its questions", responses=answers(SurveyOut))
     async def get_survey(request: Request, survey_id: UUID, who: Staff) -> dict[str, Any]:
         svc, _ = use(request)
         s = await svc.get(who.tenant, survey_id)
@@ -124,7 +121,6 @@ def make_router(config: SurveysConfig) -> APIRouter:
     @router.put(
         "/surveys/{survey_id}",
         summary="Replace a draft (409 once published)",
-        response_model=None,
         responses=merge(answers(SurveyOut), problems(409)),
     )
     async def replace(request: Request, survey_id: UUID, body: SurveyIn, who: Staff) -> dict[str, Any]:
@@ -135,7 +131,6 @@ def make_router(config: SurveysConfig) -> APIRouter:
     @router.post(
         "/surveys/{survey_id}/publish",
         summary="Freeze the draft; it opens and closes on time",
-        response_model=None,
         responses=merge(answers(SurveyOut), problems(409)),
     )
     async def publish(request: Request, survey_id: UUID, who: Staff) -> dict[str, Any]:
@@ -166,9 +161,7 @@ def make_router(config: SurveysConfig) -> APIRouter:
             return Response("code\n" + "\n".join(codes) + "\n", 201, media_type="text/csv", headers=headers)
         return JSONResponse({"count": len(codes), "codes": codes}, 201, headers=headers)
 
-    @router.get(
-        "/surveys/{survey_id}/results", summary="Live results", response_model=None, responses=answers(ResultsOut)
-    )
+    @router.get("/surveys/{survey_id}/results", summary="Live results", responses=answers(ResultsOut))
     async def staff_results(request: Request, survey_id: UUID, who: Staff) -> dict[str, Any]:
         svc, _ = use(request)
         return await svc.results(await svc.get(who.tenant, survey_id))
@@ -176,7 +169,6 @@ def make_router(config: SurveysConfig) -> APIRouter:
     @router.get(
         "/surveys/{survey_id}/questions/{question_id}/texts",
         summary="Free-text answers, a page",
-        response_model=None,
         responses=answers(TextsOut),
     )
     async def staff_texts(
@@ -226,7 +218,6 @@ def make_router(config: SurveysConfig) -> APIRouter:
     @router.get(
         "/public/{tenant}/{ref}",
         summary="The questionnaire, by slug or id",
-        response_model=None,
         responses=answers(SurveyOut),
     )
     async def public_survey(request: Request, tenant: str, ref: str) -> dict[str, Any]:
@@ -238,7 +229,6 @@ def make_router(config: SurveysConfig) -> APIRouter:
         "/public/{tenant}/{ref}/responses",
         status_code=201,
         summary="Answer the survey (anonymous; idempotent by Idempotency-Key or submission_key)",
-        response_model=None,
         responses=merge(
             answers(ReceiptOut, 201, "Recorded"),
             answers(ReceiptOut, 200, "Recorded before with this key: the first receipt"),
@@ -285,7 +275,6 @@ def make_router(config: SurveysConfig) -> APIRouter:
     @router.get(
         "/public/{tenant}/{ref}/results",
         summary="Results, after closing, if the survey makes them public",
-        response_model=None,
         responses=merge(answers(ResultsOut), problems(403, 409)),
     )
     async def public_results(request: Request, tenant: str, ref: str) -> dict[str, Any]:
@@ -295,7 +284,6 @@ def make_router(config: SurveysConfig) -> APIRouter:
     @router.get(
         "/public/{tenant}/{ref}/questions/{question_id}/texts",
         summary="Public free-text answers, a page",
-        response_model=None,
         responses=merge(answers(TextsOut), problems(403, 409)),
     )
     async def public_texts(
