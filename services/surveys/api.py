@@ -316,6 +316,6 @@ LINKS = {
         for op in ("get_survey", "replace", "publish", "tokens", "staff_results", "export_responses", "staff_qr")
     }
     | {"surveys.public_survey": _PUBLIC},
-    "surveys.publish": {f"surveys.{op}": _PUBLIC for op in ("public_survey", "respond", "public_results", "public_qr")}
-    | {f"surveys.{op}": _SURVEY for op in ("tokens", "staff_results", "export_responses")},
+    # A published survey's public operations (its staff ones are linked from creating it).
+    "surveys.publish": {f"surveys.{op}": _PUBLIC for op in ("public_survey", "respond", "public_results", "public_qr")},
 }

@@ -106,4 +106,4 @@ def flatmap_body(context: schemathesis.HookContext, body: Any) -> Any:
     mend = MENDERS.get(operation.label) if operation is not None else None
     if mend is None or not isinstance(body, dict):
         return st.just(body)
-    return st.sampled_from([body, mend(body), mend(body)])
+    return st.sampled_from([mend(body), body, mend(body)])
