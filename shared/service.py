@@ -77,6 +77,10 @@ class ServiceDefinition:
     #: consumers of its sealed personal data.
     key_readers: tuple[str, ...] = ()
 
+    #: OpenAPI links between the service's operations, for clients and the stateful API test: {source operation
+    #: id: {target operation id: {parameter: runtime expression}}} (shared/http/openapi.py).
+    links: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
+
     @property
     def schema(self) -> str:
         return self.name

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from services.content import domain, models, publishing, qr, reading, repository
 from shared.http.auth import Staff
+from shared.http.openapi import answers, media, merge, problems
 from shared.http.problems import Problem
 from shared.links import link
 from shared.service import ServiceContext, context_of
@@ -19,6 +20,12 @@ NAME = "content"
 router = APIRouter(tags=["content"])
 staff = APIRouter(prefix="/staff", tags=["content staff"])
 public = APIRouter(prefix="/public", tags=["content public"])
+
+PUBLISHED = merge(answers(models.PublicationOut), problems(409))
+PART = merge(answers(models.PartOut, 201), problems(409))
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the client's copy (If-None-Match) is current"}
+}
 
 #: Short enough that a seat count is at most this stale in a shared cache; long enough to absorb bursts.
 PUBLIC_CACHE = "public, max-age=30"
@@ -50,7 +57,7 @@ def _jsonable(body: Any) -> Response:
 # -- staff: processes ----------------------------------------------------------------------------------------
 
 
-@staff.post("/processes", status_code=201)
+@staff.post("/processes", status_code=201, responses=merge(answers(models.ProcessOut, 201), problems(409)))
 async def create_process(request: Request, data: models.ProcessIn, principal: Staff) -> Response:
     ctx = ctx_of(request)
     async with ctx.pool.acquire() as conn:
@@ -58,20 +65,20 @@ async def create_process(request: Request, data: models.ProcessIn, principal: St
     return Response(reading.encode(p), status_code=201, media_type="application/json")
 
 
-@staff.get("/processes")
+@staff.get("/processes", responses=answers(models.ProcessesOut))
 async def list_processes(request: Request, principal: Staff) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         return _jsonable({"items": await repository.list_processes(conn, principal.tenant)})
 
 
-@staff.get("/processes/{process_id}")
+@staff.get("/processes/{process_id}", responses=answers(models.ProcessFullOut))
 async def get_process(request: Request, process_id: UUID, principal: Staff) -> Response:
     """All languages, drafts included, contact e-mail addresses in clear."""
     async with ctx_of(request).pool.acquire() as conn:
         return _jsonable(await repository.process_for_staff(conn, principal.tenant, process_id))
 
 
-@staff.patch("/processes/{process_id}")
+@staff.patch("/processes/{process_id}", responses=merge(answers(models.ProcessOut), problems(409)))
 async def update_process(request: Request, process_id: UUID, data: models.ProcessPatch, principal: Staff) -> Response:
     ctx = ctx_of(request)
     async with ctx.pool.acquire() as conn:
@@ -106,7 +113,7 @@ async def _publish(request: Request, tenant: str, what: str, id_: UUID, data: mo
     return _jsonable(out)
 
 
-@staff.post("/processes/{process_id}/publish")
+@staff.post("/processes/{process_id}/publish", responses=PUBLISHED)
 async def publish_process(
     request: Request, process_id: UUID, principal: Staff, data: models.PublishIn | None = None
 ) -> Response:
@@ -114,7 +121,7 @@ async def publish_process(
     return await _publish(request, principal.tenant, "process", process_id, data or models.PublishIn())
 
 
-@staff.post("/processes/{process_id}/unpublish")
+@staff.post("/processes/{process_id}/unpublish", responses=answers(models.PublicationOut))
 async def unpublish_process(request: Request, process_id: UUID, principal: Staff) -> Response:
     ctx = ctx_of(request)
     async with ctx.pool.acquire() as conn:
@@ -124,41 +131,41 @@ async def unpublish_process(request: Request, process_id: UUID, principal: Staff
 # -- staff: parts of a process -------------------------------------------------------------------------------
 
 
-@staff.post("/processes/{process_id}/phases", status_code=201)
+@staff.post("/processes/{process_id}/phases", status_code=201, responses=PART)
 async def add_phase(request: Request, process_id: UUID, data: models.PhaseIn, principal: Staff) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         out = await repository.add_phase(conn, principal.tenant, process_id, data)
     return Response(reading.encode(out), status_code=201, media_type="application/json")
 
 
-@staff.put("/phases/{phase_id}")
+@staff.put("/phases/{phase_id}", responses=answers(models.PartOut))
 async def update_phase(request: Request, phase_id: UUID, data: models.PhaseIn, principal: Staff) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         return _jsonable(await repository.update_phase(conn, principal.tenant, phase_id, data))
 
 
-@staff.post("/processes/{process_id}/steps", status_code=201)
+@staff.post("/processes/{process_id}/steps", status_code=201, responses=PART)
 async def add_step(request: Request, process_id: UUID, data: models.StepIn, principal: Staff) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         out = await repository.add_step(conn, principal.tenant, process_id, data)
     return Response(reading.encode(out), status_code=201, media_type="application/json")
 
 
-@staff.post("/processes/{process_id}/contacts", status_code=201)
+@staff.post("/processes/{process_id}/contacts", status_code=201, responses=PART)
 async def add_contact(request: Request, process_id: UUID, data: models.ContactIn, principal: Staff) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         out = await repository.add_contact(conn, principal.tenant, process_id, data)
     return Response(reading.encode(out), status_code=201, media_type="application/json")
 
 
-@staff.post("/processes/{process_id}/attachments", status_code=201)
+@staff.post("/processes/{process_id}/attachments", status_code=201, responses=PART)
 async def add_attachment(request: Request, process_id: UUID, data: models.AttachmentIn, principal: Staff) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         out = await repository.add_attachment(conn, principal.tenant, process_id, data)
     return Response(reading.encode(out), status_code=201, media_type="application/json")
 
 
-@staff.post("/processes/{process_id}/references", status_code=201)
+@staff.post("/processes/{process_id}/references", status_code=201, responses=PART)
 async def add_reference(request: Request, process_id: UUID, data: models.RefIn, principal: Staff) -> Response:
     """Refer to a meeting (registration service) or survey (surveys service) by id; its live state follows."""
     async with ctx_of(request).pool.acquire() as conn:
@@ -183,13 +190,19 @@ for _path, _table, _what in (
     ("attachments", "attachments", "attachment"),
     ("references", "refs", "reference"),
 ):
-    staff.add_api_route(f"/{_path}/{{part_id}}", _deleter(_table, _what), methods=["DELETE"], status_code=204)
+    staff.add_api_route(
+        f"/{_path}/{{part_id}}", _deleter(_table, _what), methods=["DELETE"], status_code=204, response_class=Response
+    )
 
 
 # -- staff: pages and news -----------------------------------------------------------------------------------
 
 
-@staff.post("/articles", status_code=201)
+@staff.post(
+    "/articles",
+    status_code=201,
+    responses=merge(answers(models.ArticleOut, 201), problems(404, 409)),
+)
 async def create_article(request: Request, data: models.ArticleIn, principal: Staff) -> Response:
     """A page or a news item in Markdown; stored with its sanitised HTML. A draft until published."""
     ctx = ctx_of(request)
@@ -198,33 +211,33 @@ async def create_article(request: Request, data: models.ArticleIn, principal: St
     return Response(reading.encode(out), status_code=201, media_type="application/json")
 
 
-@staff.get("/articles")
+@staff.get("/articles", responses=answers(models.ArticlesOut))
 async def list_articles(request: Request, principal: Staff, kind: Literal["page", "news"] | None = None) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         return _jsonable({"items": await repository.list_articles(conn, principal.tenant, kind)})
 
 
-@staff.get("/articles/{article_id}")
+@staff.get("/articles/{article_id}", responses=answers(models.ArticleOut))
 async def get_article(request: Request, article_id: UUID, principal: Staff) -> Response:
     async with ctx_of(request).pool.acquire() as conn:
         return _jsonable(await repository.get_article(conn, principal.tenant, article_id))
 
 
-@staff.patch("/articles/{article_id}")
+@staff.patch("/articles/{article_id}", responses=merge(answers(models.ArticleOut), problems(409)))
 async def update_article(request: Request, article_id: UUID, data: models.ArticlePatch, principal: Staff) -> Response:
     ctx = ctx_of(request)
     async with ctx.pool.acquire() as conn:
         return _jsonable(await repository.update_article(conn, principal.tenant, article_id, data, ctx.clock.now()))
 
 
-@staff.post("/articles/{article_id}/publish")
+@staff.post("/articles/{article_id}/publish", responses=PUBLISHED)
 async def publish_article(
     request: Request, article_id: UUID, principal: Staff, data: models.PublishIn | None = None
 ) -> Response:
     return await _publish(request, principal.tenant, "article", article_id, data or models.PublishIn())
 
 
-@staff.post("/articles/{article_id}/unpublish")
+@staff.post("/articles/{article_id}/unpublish", responses=answers(models.PublicationOut))
 async def unpublish_article(request: Request, article_id: UUID, principal: Staff) -> Response:
     ctx = ctx_of(request)
     async with ctx.pool.acquire() as conn:
@@ -249,7 +262,7 @@ def _qr_out(ctx: ServiceContext, rec: dict[str, Any]) -> dict[str, Any]:
     return {**rec, "short_link": short_link(ctx, rec["code"])}
 
 
-@staff.post("/qr-codes", status_code=201)
+@staff.post("/qr-codes", status_code=201, responses=merge(answers(models.QrOut, 201), problems(503)))
 async def create_qr(request: Request, data: models.QrIn, principal: Staff) -> Response:
     """A new short link ``/q/<code>`` leading to the target; print its PNG or SVG."""
     ctx = ctx_of(request)
@@ -263,7 +276,7 @@ async def create_qr(request: Request, data: models.QrIn, principal: Staff) -> Re
     return Response(reading.encode(_qr_out(ctx, rec)), status_code=201, media_type="application/json")
 
 
-@staff.get("/qr-codes")
+@staff.get("/qr-codes", responses=answers(models.QrListOut))
 async def list_qr(request: Request, principal: Staff) -> Response:
     ctx = ctx_of(request)
     async with ctx.pool.acquire() as conn:
@@ -271,14 +284,14 @@ async def list_qr(request: Request, principal: Staff) -> Response:
     return _jsonable({"items": [_qr_out(ctx, r) for r in items]})
 
 
-@staff.get("/qr-codes/{code}")
+@staff.get("/qr-codes/{code}", responses=answers(models.QrOut))
 async def get_qr(request: Request, code: str, principal: Staff) -> Response:
     ctx = ctx_of(request)
     async with ctx.pool.acquire() as conn:
         return _jsonable(_qr_out(ctx, await repository.get_qr(conn, principal.tenant, code)))
 
 
-@staff.patch("/qr-codes/{code}")
+@staff.patch("/qr-codes/{code}", responses=answers(models.QrOut))
 async def update_qr(request: Request, code: str, data: models.QrPatch, principal: Staff) -> Response:
     """Change the target after printing: the printed code keeps working and leads to the new target."""
     ctx = ctx_of(request)
@@ -286,7 +299,7 @@ async def update_qr(request: Request, code: str, data: models.QrPatch, principal
         return _jsonable(_qr_out(ctx, await repository.update_qr(conn, principal.tenant, code, data, ctx.clock.now())))
 
 
-@staff.get("/qr-codes/{code}/scans")
+@staff.get("/qr-codes/{code}/scans", responses=answers(models.ScansOut))
 async def qr_scans(
     request: Request, code: str, principal: Staff, since: date | None = None, until: date | None = None
 ) -> Response:
@@ -296,10 +309,7 @@ async def qr_scans(
     return _jsonable({"code": code, "days": days, "total": sum(d["scans"] for d in days)})
 
 
-@staff.get(
-    "/qr-codes/{code}/image.{fmt}",
-    responses={200: {"content": {"image/png": {}, "image/svg+xml": {}}}},
-)
+@staff.get("/qr-codes/{code}/image.{fmt}", response_class=Response, responses=media("image/png", "image/svg+xml"))
 async def qr_image(
     request: Request,
     code: str,
@@ -324,7 +334,7 @@ async def qr_image(
 # -- public --------------------------------------------------------------------------------------------------
 
 
-@public.get("/{tenant}/processes")
+@public.get("/{tenant}/processes", responses=merge(answers(models.PageOut), NOT_MODIFIED))
 async def public_processes(
     request: Request, tenant: Tenant, lang: LangQ = "de", page: PageQ = 1, per_page: PerPageQ = 20
 ) -> Response:
@@ -333,7 +343,7 @@ async def public_processes(
     return cached(request, body)
 
 
-@public.get("/{tenant}/processes/{slug}")
+@public.get("/{tenant}/processes/{slug}", responses=merge(answers(models.PublicProcessOut), NOT_MODIFIED))
 async def public_process(
     request: Request,
     tenant: Tenant,
@@ -394,7 +404,7 @@ def _versions(request: Request) -> VersionMemo:
     return memo
 
 
-@public.get("/{tenant}/news")
+@public.get("/{tenant}/news", responses=merge(answers(models.PageOut), NOT_MODIFIED))
 async def public_news(
     request: Request,
     tenant: Tenant,
@@ -408,7 +418,7 @@ async def public_news(
     return cached(request, body)
 
 
-@public.get("/{tenant}/{kind}/{slug}")
+@public.get("/{tenant}/{kind}/{slug}", responses=merge(answers(models.PublicArticleOut), NOT_MODIFIED))
 async def public_article(
     request: Request,
     tenant: Tenant,
@@ -448,3 +458,38 @@ async def follow(request: Request, code: Annotated[str, Path(max_length=32)]) ->
         missing = link(ctx.settings.links, ctx.settings.public_base_url, "short_link_missing", code=code)
         return Response(status_code=302, headers={"Location": missing, **_NO_TRACE})
     return Response(status_code=302, headers={"Location": target, **_NO_TRACE})
+
+
+# -- links between operations (OpenAPI; shared/http/openapi.py) ----------------------------------------------
+
+_PROCESS = {"process_id": "$response.body#/id"}
+_PART = {"part_id": "$response.body#/id"}
+_ARTICLE = {"article_id": "$response.body#/id"}
+_CODE = {"code": "$response.body#/code"}
+LINKS = {
+    "content.create_process": {
+        f"content.{op}": _PROCESS
+        for op in (
+            "get_process",
+            "update_process",
+            "delete_process",
+            "publish_process",
+            "unpublish_process",
+            "add_phase",
+            "add_step",
+            "add_contact",
+            "add_attachment",
+            "add_reference",
+        )
+    },
+    "content.add_phase": {"content.update_phase": {"phase_id": "$response.body#/id"}, "content.delete_phase": _PART},
+    "content.add_step": {"content.delete_step": _PART},
+    "content.add_contact": {"content.delete_contact": _PART},
+    "content.add_attachment": {"content.delete_attachment": _PART},
+    "content.add_reference": {"content.delete_reference": _PART},
+    "content.create_article": {
+        f"content.{op}": _ARTICLE
+        for op in ("get_article", "update_article", "publish_article", "unpublish_article", "delete_article")
+    },
+    "content.create_qr": {f"content.{op}": _CODE for op in ("get_qr", "update_qr", "qr_scans", "qr_image")},
+}

@@ -14,6 +14,8 @@ from shared.http.text import Visible
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 Slug = Field(min_length=1, max_length=100, pattern=SLUG)
 OptionalSlug = Field(default=None, min_length=1, max_length=100, pattern=SLUG)
+#: Positions are stored as PostgreSQL integers; a larger one gave a 500 (int32 overflow), now it is a 422.
+POSITION_MAX = 100_000
 
 
 class Text(BaseModel):
@@ -82,7 +84,7 @@ class PhaseIn(BaseModel):
     description: Text | None = None
     starts_on: date
     ends_on: date | None = None
-    position: int | None = Field(default=None, ge=0)
+    position: int | None = Field(default=None, ge=0, le=POSITION_MAX)
 
     @model_validator(mode="after")
     def ordered(self) -> PhaseIn:
@@ -128,7 +130,7 @@ class ContactIn(BaseModel):
     phone: str | None = Field(default=None, max_length=50)
     address: str | None = Field(default=None, max_length=500)
     opening_hours: Text | None = None
-    position: int | None = Field(default=None, ge=0)
+    position: int | None = Field(default=None, ge=0, le=POSITION_MAX)
 
 
 class AttachmentIn(BaseModel):
@@ -136,14 +138,14 @@ class AttachmentIn(BaseModel):
     title: Text
     url: HttpUrl
     media_type: str | None = Field(default=None, max_length=100)
-    position: int | None = Field(default=None, ge=0)
+    position: int | None = Field(default=None, ge=0, le=POSITION_MAX)
 
 
 class RefIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["meeting", "survey"]
     ref_id: UUID
-    position: int | None = Field(default=None, ge=0)
+    position: int | None = Field(default=None, ge=0, le=POSITION_MAX)
 
 
 TargetKind = Literal["survey", "meeting", "page", "url", "app"]
@@ -169,3 +171,150 @@ class QrPatch(BaseModel):
 
 
 Lang = Literal["de", "en"]
+
+
+# -- answers (documentation only: the routes build these bodies themselves; the API test checks them) ---------
+
+Status = Literal["draft", "scheduled", "published"]
+Texts = dict[str, str]
+"""A stored text in its languages, e.g. ``{"de": "...", "en": "..."}`` (English may be missing)."""
+
+
+class ProcessOut(BaseModel):
+    tenant: str
+    id: UUID
+    slug: str
+    title: Texts
+    motto: Texts | None
+    summary: Texts | None
+    funding: list[dict[str, object]]
+    status: Status
+    publish_at: datetime | None
+    published_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    revision: int
+
+
+class ProcessFullOut(ProcessOut):
+    """A process with all its parts, in all languages, drafts included."""
+
+    phases: list[dict[str, object]]
+    steps: list[dict[str, object]]
+    contacts: list[dict[str, object]]
+    attachments: list[dict[str, object]]
+    references: list[dict[str, object]]
+    articles: list[dict[str, object]]
+
+
+class ProcessesOut(BaseModel):
+    items: list[ProcessOut]
+
+
+class PartOut(BaseModel):
+    """A phase, step, contact person, attachment or reference of a process, as stored."""
+
+    id: UUID
+    tenant: str
+    process_id: UUID
+
+
+class PublicationOut(BaseModel):
+    id: UUID
+    status: Status
+    publish_at: datetime | None = None
+    published_at: datetime | None = None
+
+
+class ArticleOut(BaseModel):
+    tenant: str
+    id: UUID
+    process_id: UUID | None
+    kind: Literal["page", "news"]
+    slug: str
+    title: Texts
+    summary: Texts | None
+    body_md: Texts
+    body_html: Texts
+    status: Status
+    publish_at: datetime | None
+    published_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ArticlesOut(BaseModel):
+    items: list[ArticleOut]
+
+
+class QrOut(BaseModel):
+    tenant: str
+    code: str
+    label: str | None
+    target_kind: str
+    target_id: UUID | None
+    target_url: str
+    error_correction: Literal["L", "M", "Q", "H"]
+    created_at: datetime
+    updated_at: datetime
+    short_link: str = Field(description="the printed link, /q/<code>")
+
+
+class QrListOut(BaseModel):
+    items: list[QrOut]
+
+
+class ScanDayOut(BaseModel):
+    day: date
+    scans: int
+
+
+class ScansOut(BaseModel):
+    code: str
+    days: list[ScanDayOut]
+    total: int
+
+
+class PageOut(BaseModel):
+    """One page of a public list, in the requested language."""
+
+    items: list[dict[str, object]]
+    page: int
+    per_page: int
+    total: int
+    pages: int
+
+
+class PublicProcessOut(BaseModel):
+    """The public process page in one answer (texts in the requested language)."""
+
+    id: UUID
+    slug: str
+    language: Literal["de", "en"]
+    title: str
+    motto: str | None
+    summary: str | None
+    funding: list[dict[str, object]]
+    published_at: datetime | None
+    today: date
+    current_phase: dict[str, object] | None
+    phases: list[dict[str, object]]
+    steps: list[dict[str, object]]
+    contacts: list[dict[str, object]]
+    attachments: list[dict[str, object]]
+    meetings: list[dict[str, object]]
+    surveys: list[dict[str, object]]
+    pages: list[dict[str, object]]
+    news: PageOut
+
+
+class PublicArticleOut(BaseModel):
+    """A published page or news item in the requested language (lists leave out ``body_html``)."""
+
+    id: UUID
+    kind: Literal["page", "news"]
+    slug: str
+    title: str | None
+    summary: str | None
+    published_at: datetime | None
+    body_html: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.content import projections
-from services.content.api import router, short_links
+from services.content.api import LINKS, router, short_links
 from services.content.publishing import publishing_loop
 from shared.service import ServiceDefinition
 
@@ -27,4 +27,5 @@ definition = ServiceDefinition(
     # Scheduled publishing, phase starts and aggregated QR scan reports (see publishing.py).
     background=lambda ctx: [publishing_loop(ctx)],
     root_router=short_links,
+    links=LINKS,
 )

@@ -19,6 +19,7 @@ from services.notifications.webhooks import check_url, endpoint_json
 from shared.http import ratelimit
 from shared.http.auth import Staff
 from shared.http.email import Email
+from shared.http.openapi import problems
 from shared.http.problems import Problem
 from shared.links import link
 from shared.privacy import person_hmac
@@ -189,7 +190,7 @@ def build_router(settings: NotificationSettings) -> APIRouter:
             link(settings.links, settings.public_base_url, "subscription_confirm", token=token), status_code=303
         )
 
-    @router.post("/subscriptions/confirm", response_model=SubscriptionOut)
+    @router.post("/subscriptions/confirm", response_model=SubscriptionOut, responses=problems(400, 404, 409))
     async def confirm_post(request: Request, token: Annotated[str, Query(max_length=200)]) -> SubscriptionOut:
         return await _confirm(request, token)
 
@@ -201,7 +202,7 @@ def build_router(settings: NotificationSettings) -> APIRouter:
             link(settings.links, settings.public_base_url, "unsubscribe", token=token), status_code=303
         )
 
-    @router.post("/unsubscribe", response_model=SubscriptionOut)
+    @router.post("/unsubscribe", response_model=SubscriptionOut, responses=problems(400))
     async def unsubscribe(
         request: Request, token: Annotated[str | None, Query(max_length=200)] = None
     ) -> SubscriptionOut:
@@ -302,4 +303,12 @@ def build_router(settings: NotificationSettings) -> APIRouter:
     return router
 
 
-__all__ = ["build_router"]
+# Links between operations (OpenAPI; shared/http/openapi.py).
+LINKS = {
+    "notifications.create_webhook": {
+        "notifications.delete_webhook": {"endpoint_id": "$response.body#/id"},
+        "notifications.webhook_deliveries": {"endpoint_id": "$response.body#/id"},
+    },
+}
+
+__all__ = ["LINKS", "build_router"]

@@ -80,7 +80,8 @@ def verify_token(secret: str, purpose: str, token: str) -> str | None:
     value, _, _ = token.rpartition(".")
     if not value:
         return None
-    return value if hmac.compare_digest(sign_token(secret, purpose, value), token) else None
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500 for a mangled link).
+    return value if hmac.compare_digest(sign_token(secret, purpose, value).encode(), token.encode()) else None
 
 
 # -- retries ------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from services.notifications import repository
-from services.notifications.api import build_router
+from services.notifications.api import LINKS, build_router
 from services.notifications.handlers import Handlers
 from services.notifications.rendering import Prototype, Templates
 from services.notifications.sender import EmailSender, Recorder
@@ -99,6 +99,7 @@ def build_definition(settings: NotificationSettings | None = None) -> ServiceDef
         migrations=Path(__file__).parent / "migrations",
         subscriptions=subscriptions(Handlers(s)),
         background=lambda ctx: senders(ctx, s),
+        links=LINKS,
     )
 
 

@@ -13,12 +13,18 @@ from pydantic import ValidationError
 
 from services.registration import checkin, commands, data_export, domain, exports, meetings, privacy, store
 from services.registration.schemas import (
+    AttendanceOut,
     CancelIn,
     CheckinIn,
+    CheckinOut,
     ErasureIn,
+    ErasureOut,
     MeetingIn,
+    MeetingOut,
     MeetingPatch,
     RegistrationIn,
+    RegistrationOut,
+    RevokedOut,
     StaffRegistrationIn,
 )
 from services.registration.views import meeting_view, registration_view
@@ -26,6 +32,7 @@ from shared.calendar import meeting_ics, venue_line
 from shared.http import ratelimit
 from shared.http.auth import Principal, Staff, require
 from shared.http.lean import LeanRoute, documented, json_body
+from shared.http.openapi import XLSX, answers, media, merge, problems
 from shared.http.problems import Problem
 from shared.service import ServiceContext, context_of
 
@@ -81,6 +88,13 @@ def outcome_response(ctx: ServiceContext, out: commands.Outcome) -> Response:
     )
 
 
+REGISTERED = merge(
+    answers(RegistrationOut, 201, "Registered: confirmed or on the waiting list"),
+    answers(RegistrationOut, 200, "This person was registered already: that registration"),
+    problems(409, 503),
+)
+CSV = media("text/csv")
+
 # --- public ------------------------------------------------------------------------------------------------------
 
 
@@ -112,18 +126,19 @@ router.add_api_route(
     methods=["POST"],
     status_code=201,
     openapi_extra=documented(RegistrationIn),
+    responses=REGISTERED,
     route_class_override=LeanRoute,
 )
 
 
-@router.get("/meetings")
+@router.get("/meetings", responses=answers(list[MeetingOut]))
 async def list_published(ctx: Ctx, tenant: Annotated[str, Query(min_length=1, max_length=63)]) -> list[dict[str, Any]]:
     async with ctx.pool.acquire() as conn:
         found = await store.meetings(conn, tenant, statuses=("published",))
         return [await meeting_view(conn, m) for m in found]
 
 
-@router.get("/meetings/{meeting_id}")
+@router.get("/meetings/{meeting_id}", responses=answers(MeetingOut))
 async def get_meeting(ctx: Ctx, meeting_id: UUID) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         m = await store.meeting(conn, meeting_id)
@@ -159,7 +174,7 @@ async def meeting_calendar(ctx: Ctx, meeting_id: UUID) -> Response:
     )
 
 
-@router.get("/registrations/{secret}")
+@router.get("/registrations/{secret}", responses=answers(RegistrationOut))
 async def own_registration(ctx: Ctx, secret: str) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         reg = await store.registration_by_secret(conn, secret)
@@ -180,7 +195,7 @@ async def own_registration(ctx: Ctx, secret: str) -> dict[str, Any]:
         return view
 
 
-@router.delete("/registrations/{secret}")
+@router.delete("/registrations/{secret}", responses=answers(RegistrationOut))
 async def cancel_own(ctx: Ctx, request: Request, secret: str) -> dict[str, Any]:
     await ratelimit.enforce(request, ctx, (MANAGE_PER_CLIENT, ratelimit.CLIENT))
     reg = await commands.cancel(ctx, by="citizen", secret=secret)
@@ -190,12 +205,12 @@ async def cancel_own(ctx: Ctx, request: Request, secret: str) -> dict[str, Any]:
 # --- check-in (staff at the door) --------------------------------------------------------------------------------
 
 
-@router.post("/meetings/{meeting_id}/checkins")
+@router.post("/meetings/{meeting_id}/checkins", responses=merge(answers(CheckinOut), problems(409)))
 async def check_in(ctx: Ctx, who: CheckinStaff, meeting_id: UUID, body: CheckinIn) -> dict[str, Any]:
     return await checkin.check_in(ctx, who.tenant, meeting_id, body.ticket, body.nonce)
 
 
-@router.get("/meetings/{meeting_id}/revoked")
+@router.get("/meetings/{meeting_id}/revoked", responses=answers(RevokedOut))
 async def revoked(ctx: Ctx, who: CheckinStaff, meeting_id: UUID) -> dict[str, Any]:
     """The revocation list for scanners that verify tickets offline: cancelled registrations of the meeting."""
     async with ctx.pool.acquire() as conn:
@@ -212,14 +227,14 @@ async def revoked(ctx: Ctx, who: CheckinStaff, meeting_id: UUID) -> dict[str, An
 # --- staff -------------------------------------------------------------------------------------------------------
 
 
-@router.post("/staff/meetings", status_code=201)
+@router.post("/staff/meetings", status_code=201, responses=answers(MeetingOut, 201))
 async def create_meeting(ctx: Ctx, who: Staff, body: MeetingIn) -> dict[str, Any]:
     m = await meetings.create(ctx, who.tenant, body)
     async with ctx.pool.acquire() as conn:
         return await meeting_view(conn, m, staff=True)
 
 
-@router.get("/staff/meetings")
+@router.get("/staff/meetings", responses=answers(list[MeetingOut]))
 async def list_meetings(ctx: Ctx, who: Staff) -> list[dict[str, Any]]:
     async with ctx.pool.acquire() as conn:
         found = await store.meetings(conn, who.tenant, statuses=("draft", "published", "cancelled"))
@@ -234,14 +249,14 @@ async def _staff_meeting(ctx: ServiceContext, who: Principal, meeting_id: UUID) 
     return m
 
 
-@router.get("/staff/meetings/{meeting_id}")
+@router.get("/staff/meetings/{meeting_id}", responses=answers(MeetingOut))
 async def staff_meeting(ctx: Ctx, who: Staff, meeting_id: UUID) -> dict[str, Any]:
     m = await _staff_meeting(ctx, who, meeting_id)
     async with ctx.pool.acquire() as conn:
         return await meeting_view(conn, m, staff=True)
 
 
-@router.patch("/staff/meetings/{meeting_id}")
+@router.patch("/staff/meetings/{meeting_id}", responses=merge(answers(MeetingOut), problems(409)))
 async def edit_meeting(ctx: Ctx, who: Staff, meeting_id: UUID, body: MeetingPatch) -> dict[str, Any]:
     """Change any fields; the merged meeting is validated as a whole, bad fields listed."""
     current = await _staff_meeting(ctx, who, meeting_id)
@@ -270,21 +285,21 @@ async def edit_meeting(ctx: Ctx, who: Staff, meeting_id: UUID, body: MeetingPatc
         return await meeting_view(conn, m, staff=True)
 
 
-@router.post("/staff/meetings/{meeting_id}/publish")
+@router.post("/staff/meetings/{meeting_id}/publish", responses=merge(answers(MeetingOut), problems(409)))
 async def publish_meeting(ctx: Ctx, who: Staff, meeting_id: UUID) -> dict[str, Any]:
     m = await meetings.publish(ctx, who.tenant, meeting_id)
     async with ctx.pool.acquire() as conn:
         return await meeting_view(conn, m, staff=True)
 
 
-@router.post("/staff/meetings/{meeting_id}/cancel")
+@router.post("/staff/meetings/{meeting_id}/cancel", responses=merge(answers(MeetingOut), problems(409)))
 async def cancel_meeting(ctx: Ctx, who: Staff, meeting_id: UUID, body: CancelIn) -> dict[str, Any]:
     m = await meetings.cancel(ctx, who.tenant, meeting_id, body.reason)
     async with ctx.pool.acquire() as conn:
         return await meeting_view(conn, m, staff=True)
 
 
-@router.get("/staff/meetings/{meeting_id}/registrations")
+@router.get("/staff/meetings/{meeting_id}/registrations", responses=answers(list[RegistrationOut]))
 async def list_registrations(ctx: Ctx, who: Staff, meeting_id: UUID) -> list[dict[str, Any]]:
     await _staff_meeting(ctx, who, meeting_id)
     async with ctx.pool.acquire() as conn:
@@ -301,7 +316,11 @@ async def list_registrations(ctx: Ctx, who: Staff, meeting_id: UUID) -> list[dic
         return out
 
 
-@router.post("/staff/meetings/{meeting_id}/registrations", status_code=201)
+@router.post(
+    "/staff/meetings/{meeting_id}/registrations",
+    status_code=201,
+    responses=REGISTERED,
+)
 async def staff_register(ctx: Ctx, who: Staff, meeting_id: UUID, body: StaffRegistrationIn) -> Response:
     """Register someone who called, wrote or came by; the channel is recorded."""
     out = await commands.register(
@@ -310,36 +329,40 @@ async def staff_register(ctx: Ctx, who: Staff, meeting_id: UUID, body: StaffRegi
     return outcome_response(ctx, out)
 
 
-@router.post("/staff/registrations/{registration_id}/cancel")
+@router.post("/staff/registrations/{registration_id}/cancel", responses=answers(RegistrationOut))
 async def staff_cancel(ctx: Ctx, who: Staff, registration_id: UUID) -> dict[str, Any]:
     reg = await commands.cancel(ctx, by="staff", registration_id=registration_id, tenant=who.tenant)
     return registration_view(reg, position=None, manage_url=None)
 
 
-@router.get("/staff/meetings/{meeting_id}/stats")
+@router.get("/staff/meetings/{meeting_id}/stats", responses=answers(AttendanceOut))
 async def stats(ctx: Ctx, who: CheckinStaff, meeting_id: UUID) -> dict[str, Any]:
     return await checkin.attendance(ctx, who.tenant, meeting_id)
 
 
-@router.get("/staff/meetings/{meeting_id}/registrations.csv")
+@router.get("/staff/meetings/{meeting_id}/registrations.csv", response_class=Response, responses=CSV)
 async def export_csv(ctx: Ctx, who: Staff, meeting_id: UUID) -> Response:
     m = await _staff_meeting(ctx, who, meeting_id)
     return exports.csv_response(ctx, m, attendance=False)
 
 
-@router.get("/staff/meetings/{meeting_id}/attendance.csv")
+@router.get("/staff/meetings/{meeting_id}/attendance.csv", response_class=Response, responses=CSV)
 async def export_attendance_csv(ctx: Ctx, who: Staff, meeting_id: UUID) -> Response:
     m = await _staff_meeting(ctx, who, meeting_id)
     return exports.csv_response(ctx, m, attendance=True)
 
 
-@router.get("/staff/meetings/{meeting_id}/registrations.xlsx")
+@router.get(
+    "/staff/meetings/{meeting_id}/registrations.xlsx",
+    response_class=Response,
+    responses=media(XLSX),
+)
 async def export_xlsx(ctx: Ctx, who: Staff, meeting_id: UUID) -> Response:
     m = await _staff_meeting(ctx, who, meeting_id)
     return await exports.xlsx_response(ctx, m)
 
 
-@router.post("/staff/erasures")
+@router.post("/staff/erasures", responses=answers(ErasureOut))
 async def erase(ctx: Ctx, who: Staff, body: ErasureIn) -> dict[str, Any]:
     """Erase a person's data across all registrations of the tenant, found by e-mail and/or phone."""
     email, phone = _person(body)
@@ -394,3 +417,44 @@ def _person(body: ErasureIn) -> tuple[str | None, str | None]:
         raise commands.invalid(errors)
     email = domain.normalise_email(str(body.email)) if body.email else None
     return email, phone
+
+
+# --- links between operations (OpenAPI; shared/http/openapi.py) ---------------------------------------------------
+
+_MEETING = {"meeting_id": "$response.body#/id"}
+_REGISTRATION = {"registration_id": "$response.body#/id"}
+_OWN = {"secret": "$response.body#/secret"}
+
+LINKS = {
+    "registration.create_meeting": {
+        f"registration.{op}": _MEETING
+        for op in (
+            "staff_meeting",
+            "edit_meeting",
+            "publish_meeting",
+            "cancel_meeting",
+            "list_registrations",
+            "staff_register",
+            "stats",
+            "export_csv",
+            "export_attendance_csv",
+            "export_xlsx",
+            "revoked",
+            "get_meeting",
+        )
+    },
+    "registration.publish_meeting": {
+        f"registration.{op}": _MEETING
+        for op in ("register", "get_meeting", "staff_register", "edit_meeting", "cancel_meeting", "check_in")
+    },
+    "registration.register": {
+        "registration.own_registration": _OWN,
+        "registration.cancel_own": _OWN,
+        "registration.staff_cancel": _REGISTRATION,
+    },
+    "registration.staff_register": {
+        "registration.own_registration": _OWN,
+        "registration.cancel_own": _OWN,
+        "registration.staff_cancel": _REGISTRATION,
+    },
+}

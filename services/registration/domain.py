@@ -214,6 +214,17 @@ def days_of(starts_at: datetime, ends_at: datetime) -> tuple[date, date]:
     return first, max(first, last)
 
 
+#: The years a meeting's times may lie in. Tickets carry the meeting's day as days since 1970 in 16 bits (until
+#: 2149), so a meeting in the year 378 once passed validation and failed signing its tickets with a 500.
+YEARS = (2000, 2100)
+
+
+def within_years(value: datetime) -> datetime:
+    if not YEARS[0] <= value.year <= YEARS[1]:
+        raise ValueError(f"must lie in the years {YEARS[0]} to {YEARS[1]}")
+    return value
+
+
 def as_berlin(value: datetime) -> datetime:
     """Naive times from staff forms are Berlin wall-clock time."""
     return value.replace(tzinfo=BERLIN) if value.tzinfo is None else value

@@ -48,7 +48,7 @@ class SlotIn(Strict):
     @field_validator("starts_at", "ends_at")
     @classmethod
     def _berlin(cls, v: datetime) -> datetime:
-        return domain.as_berlin(v)
+        return domain.within_years(domain.as_berlin(v))
 
 
 class MeetingIn(Strict):
@@ -76,7 +76,7 @@ class MeetingIn(Strict):
     @field_validator("starts_at", "ends_at", "registration_opens_at", "registration_closes_at")
     @classmethod
     def _berlin(cls, v: datetime | None) -> datetime | None:
-        return domain.as_berlin(v) if v is not None else None
+        return domain.within_years(domain.as_berlin(v)) if v is not None else None
 
     @field_validator("reminder_offsets_hours")
     @classmethod
@@ -177,3 +177,134 @@ class CheckinIn(Strict):
 class ErasureIn(Strict):
     email: Email | None = None
     phone: str | None = Field(default=None, max_length=40)
+
+
+# --- answers (documentation only: the routes build these bodies themselves; the API test checks them) ----------
+
+
+class VenueOut(BaseModel):
+    name: str
+    street: str | None = None
+    postal_code: str | None = None
+    city: str | None = None
+
+
+class AttestationOut(BaseModel):
+    id: str
+    text: str
+
+
+class QuestionOut(BaseModel):
+    id: str
+    label: str
+    kind: domain.QuestionKind
+    required: bool
+    options: list[str]
+
+
+class SlotOut(BaseModel):
+    id: UUID
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int | None
+    seats_left: int | None
+
+
+class MeetingOut(BaseModel):
+    """A meeting as everybody sees it; staff also see the counters, reminder offsets and the ticket key."""
+
+    id: UUID
+    tenant: str
+    status: Literal["draft", "published", "cancelled"]
+    title: str
+    description: str
+    venue: VenueOut | None
+    starts_at: datetime
+    ends_at: datetime
+    timezone: Literal["Europe/Berlin"]
+    capacity: int | None = Field(description="seats in all (a series of slots: their sum); null: unlimited")
+    seats_left: int | None
+    waitlist: bool
+    registration_opens_at: datetime | None
+    registration_closes_at: datetime
+    attestations: list[AttestationOut]
+    questions: list[QuestionOut]
+    max_companions: int
+    min_age: int | None
+    max_age: int | None
+    guardian_consent: bool
+    slots: list[SlotOut]
+    process_id: UUID | None
+    cancel_reason: str | None
+    confirmed_seats: int | None = Field(default=None, description="staff only")
+    waitlisted: int | None = Field(default=None, description="staff only")
+    reminder_offsets_hours: list[int] | None = Field(default=None, description="staff only")
+    public_key: str | None = Field(default=None, description="staff only: Ed25519 key verifying tickets, hex")
+
+
+class MeetingSummaryOut(BaseModel):
+    id: UUID
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    venue: VenueOut | None
+    status: Literal["draft", "published", "cancelled"]
+
+
+class RegistrationOut(BaseModel):
+    id: UUID
+    meeting_id: UUID
+    slot_id: UUID | None
+    status: Literal["confirmed", "waitlisted", "cancelled"]
+    position: int | None = Field(description="place on the waiting list")
+    seats: int
+    companions: int
+    channel: Literal["online", "phone", "email", "in_person"]
+    name: str | None
+    email: str | None
+    phone: str | None
+    locale: str
+    answers: dict[str, Any] | None
+    attestations: list[str] | None
+    ticket_code: str | None = Field(description="the ticket, while confirmed")
+    manage_url: str | None
+    created_at: datetime
+    confirmed_at: datetime | None
+    cancelled_at: datetime | None
+    cancelled_by: str | None
+    secret: str | None = Field(default=None, description="only in the answer to registering: the manage link's key")
+    meeting: MeetingSummaryOut | None = Field(default=None, description="only when read by its secret")
+
+
+class CheckinOut(BaseModel):
+    status: Literal["checked_in"]
+    registration_id: UUID
+    repeat: bool = Field(description="the same scan again (same nonce), answered as before")
+    checked_in_at: datetime
+    name: str | None = None
+    companions: int | None = None
+
+
+class RevokedOut(BaseModel):
+    meeting_id: UUID
+    public_key: str
+    revoked: list[UUID]
+
+
+class AttendanceOut(BaseModel):
+    meeting_id: UUID
+    capacity: int | None
+    seats_left: int | None
+    confirmed: int
+    confirmed_seats: int
+    waitlisted: int
+    cancelled: int
+    checked_in: int
+    checked_in_seats: int
+    no_shows: int
+    attendance_rate: float | None
+
+
+class ErasureOut(BaseModel):
+    erasure_id: UUID | None
+    registration_ids: list[UUID]

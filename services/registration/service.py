@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.registration import data_export
-from services.registration.api import router
+from services.registration.api import LINKS, router
 from services.registration.privacy import retention_loop
 from shared.service import ServiceDefinition
 
@@ -18,4 +18,5 @@ definition = ServiceDefinition(
     background=lambda ctx: [retention_loop(ctx)],
     # Notifications opens the sealed contact of registration's events with these keys.
     key_readers=("notifications",),
+    links=LINKS,
 )

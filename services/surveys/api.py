@@ -11,10 +11,23 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from services.surveys import domain, export, qr, redaction
 from services.surveys.config import SurveysConfig
-from services.surveys.schemas import AccessCodeIn, DraftSectionIn, RemovalIn, ResponseIn, SurveyIn, TokensIn
+from services.surveys.schemas import (
+    AccessCodeIn,
+    CodesOut,
+    DraftSectionIn,
+    ReceiptOut,
+    RemovalIn,
+    ResponseIn,
+    ResultsOut,
+    SurveyIn,
+    SurveyOut,
+    TextsOut,
+    TokensIn,
+)
 from services.surveys.store import Survey, Surveys, lock_key
 from shared.http import ratelimit
 from shared.http.auth import Staff
+from shared.http.openapi import XLSX, answers, media, merge, problems
 from shared.http.problems import Problem
 from shared.service import ServiceContext, context_of
 
@@ -94,6 +107,7 @@ QrSize = Annotated[int, Query(ge=qr.MIN_SIZE, le=qr.MAX_SIZE, description="edge 
 QrEcc = Annotated[Literal["L", "M", "Q", "H"], Query(description="error correction level")]
 After = Annotated[UUID | None, Query(description="the next_after of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=500)]
+QR = media("image/png", "image/svg+xml")
 
 
 def make_router(config: SurveysConfig) -> APIRouter:
@@ -108,30 +122,43 @@ def make_router(config: SurveysConfig) -> APIRouter:
 
     # --- staff -----------------------------------------------------------------------------------
 
-    @router.post("/surveys", status_code=201, summary="Create a survey as a draft")
+    @router.post(
+        "/surveys",
+        status_code=201,
+        summary="Create a survey as a draft",
+        responses=merge(answers(SurveyOut, 201), problems(409)),
+    )
     async def create(request: Request, body: SurveyIn, who: Staff) -> dict[str, Any]:
         svc, _ = use(request)
         s = await svc.create(who.tenant, body)
         return _view(s, svc.url(s), svc.ctx.clock.now(), body.definition(), staff=True)
 
-    @router.get("/surveys", summary="The tenant's surveys")
+    @router.get("/surveys", summary="The tenant's surveys", responses=answers(list[SurveyOut]))
     async def list_surveys(request: Request, who: Staff) -> list[dict[str, Any]]:
         svc, _ = use(request)
         return [_view(s, svc.url(s), svc.ctx.clock.now(), staff=True) for s in await svc.all(who.tenant)]
 
-    @router.get("/surveys/{survey_id}", summary="A survey with its questions")
+    @router.get("/surveys/{survey_id}", summary="A survey with its questions", responses=answers(SurveyOut))
     async def get_survey(request: Request, survey_id: UUID, who: Staff) -> dict[str, Any]:
         svc, _ = use(request)
         s = await svc.get(who.tenant, survey_id)
         return _view(s, svc.url(s), svc.ctx.clock.now(), await svc.definition(s), staff=True)
 
-    @router.put("/surveys/{survey_id}", summary="Replace a draft (409 once published)")
+    @router.put(
+        "/surveys/{survey_id}",
+        summary="Replace a draft (409 once published)",
+        responses=merge(answers(SurveyOut), problems(409)),
+    )
     async def replace(request: Request, survey_id: UUID, body: SurveyIn, who: Staff) -> dict[str, Any]:
         svc, _ = use(request)
         s = await svc.replace(who.tenant, survey_id, body)
         return _view(s, svc.url(s), svc.ctx.clock.now(), body.definition(), staff=True)
 
-    @router.post("/surveys/{survey_id}/publish", summary="Freeze the draft; it opens and closes on time")
+    @router.post(
+        "/surveys/{survey_id}/publish",
+        summary="Freeze the draft; it opens and closes on time",
+        responses=merge(answers(SurveyOut), problems(409)),
+    )
     async def publish(request: Request, survey_id: UUID, who: Staff) -> dict[str, Any]:
         svc, _ = use(request)
         s = await svc.publish(who.tenant, survey_id)
@@ -141,6 +168,8 @@ def make_router(config: SurveysConfig) -> APIRouter:
         "/surveys/{survey_id}/tokens",
         status_code=201,
         summary="Issue single-use access codes (shown only in this answer)",
+        response_class=Response,
+        responses=merge(answers(CodesOut, 201), media("text/csv", status=201), problems(409)),
     )
     async def tokens(
         request: Request,
@@ -158,12 +187,16 @@ def make_router(config: SurveysConfig) -> APIRouter:
             return Response("code\n" + "\n".join(codes) + "\n", 201, media_type="text/csv", headers=headers)
         return JSONResponse({"count": len(codes), "codes": codes}, 201, headers=headers)
 
-    @router.get("/surveys/{survey_id}/results", summary="Live results")
+    @router.get("/surveys/{survey_id}/results", summary="Live results", responses=answers(ResultsOut))
     async def staff_results(request: Request, survey_id: UUID, who: Staff) -> dict[str, Any]:
         svc, _ = use(request)
         return await svc.results(await svc.get(who.tenant, survey_id))
 
-    @router.get("/surveys/{survey_id}/questions/{question_id}/texts", summary="Free-text answers, a page")
+    @router.get(
+        "/surveys/{survey_id}/questions/{question_id}/texts",
+        summary="Free-text answers, a page",
+        responses=answers(TextsOut),
+    )
     async def staff_texts(
         request: Request, survey_id: UUID, question_id: str, who: Staff, after: After = None, limit: Limit = 50
     ) -> dict[str, Any]:
@@ -195,7 +228,12 @@ def make_router(config: SurveysConfig) -> APIRouter:
         async with svc.pool.acquire() as conn:
             return await redaction.removals(conn, who.tenant, s.id)
 
-    @router.get("/surveys/{survey_id}/export", summary="Raw responses as CSV or XLSX, streamed")
+    @router.get(
+        "/surveys/{survey_id}/export",
+        summary="Raw responses as CSV or XLSX, streamed",
+        response_class=Response,
+        responses=media("text/csv", XLSX),
+    )
     async def export_responses(
         request: Request,
         survey_id: UUID,
@@ -214,7 +252,12 @@ def make_router(config: SurveysConfig) -> APIRouter:
             export.csv_stream(svc.pool, s, qn), media_type="text/csv; charset=utf-8", headers=headers
         )
 
-    @router.get("/surveys/{survey_id}/qr", summary="QR code of the public link (drafts too, for printing early)")
+    @router.get(
+        "/surveys/{survey_id}/qr",
+        summary="QR code of the public link (drafts too, for printing early)",
+        response_class=Response,
+        responses=QR,
+    )
     async def staff_qr(
         request: Request, survey_id: UUID, who: Staff, fmt: QrFormat = "png", size: QrSize = 1200, ecc: QrEcc = "M"
     ) -> Response:
@@ -223,7 +266,11 @@ def make_router(config: SurveysConfig) -> APIRouter:
 
     # --- public ----------------------------------------------------------------------------------
 
-    @router.get("/public/{tenant}/{ref}", summary="The questionnaire, by slug or id")
+    @router.get(
+        "/public/{tenant}/{ref}",
+        summary="The questionnaire, by slug or id",
+        responses=answers(SurveyOut),
+    )
     async def public_survey(request: Request, tenant: str, ref: str) -> dict[str, Any]:
         svc, _ = use(request)
         s = await svc.find(tenant, ref)
@@ -233,6 +280,11 @@ def make_router(config: SurveysConfig) -> APIRouter:
         "/public/{tenant}/{ref}/responses",
         status_code=201,
         summary="Answer the survey (anonymous; idempotent by Idempotency-Key or submission_key)",
+        responses=merge(
+            answers(ReceiptOut, 201, "Recorded"),
+            answers(ReceiptOut, 200, "Recorded before with this key: the first receipt"),
+            problems(403, 409),
+        ),
     )
     async def respond(
         request: Request,
@@ -310,19 +362,32 @@ def make_router(config: SurveysConfig) -> APIRouter:
             )
         return svc, s
 
-    @router.get("/public/{tenant}/{ref}/results", summary="Results, after closing, if the survey makes them public")
+    @router.get(
+        "/public/{tenant}/{ref}/results",
+        summary="Results, after closing, if the survey makes them public",
+        responses=merge(answers(ResultsOut), problems(403, 409)),
+    )
     async def public_results(request: Request, tenant: str, ref: str) -> dict[str, Any]:
         svc, s = await public_visible(request, tenant, ref)
         return await svc.results(s)
 
-    @router.get("/public/{tenant}/{ref}/questions/{question_id}/texts", summary="Public free-text answers, a page")
+    @router.get(
+        "/public/{tenant}/{ref}/questions/{question_id}/texts",
+        summary="Public free-text answers, a page",
+        responses=merge(answers(TextsOut), problems(403, 409)),
+    )
     async def public_texts(
         request: Request, tenant: str, ref: str, question_id: str, after: After = None, limit: Limit = 50
     ) -> dict[str, Any]:
         svc, s = await public_visible(request, tenant, ref)
         return await svc.texts(s, question_id, after, limit)
 
-    @router.get("/public/{tenant}/{ref}/qr", summary="QR code of the public link (PNG or SVG, poster sizes)")
+    @router.get(
+        "/public/{tenant}/{ref}/qr",
+        summary="QR code of the public link (PNG or SVG, poster sizes)",
+        response_class=Response,
+        responses=QR,
+    )
     async def public_qr(
         request: Request, tenant: str, ref: str, fmt: QrFormat = "png", size: QrSize = 1200, ecc: QrEcc = "M"
     ) -> Response:
@@ -330,3 +395,17 @@ def make_router(config: SurveysConfig) -> APIRouter:
         return qr_response(svc.url(await svc.find(tenant, ref)), fmt, size, ecc)
 
     return router
+
+
+# Links between operations (OpenAPI; shared/http/openapi.py): what a client can call next with an answer's values.
+_SURVEY = {"survey_id": "$response.body#/id"}
+_PUBLIC = {"tenant": "$response.body#/tenant", "ref": "$response.body#/slug"}
+LINKS = {
+    "surveys.create": {
+        f"surveys.{op}": _SURVEY
+        for op in ("get_survey", "replace", "publish", "tokens", "staff_results", "export_responses", "staff_qr")
+    }
+    | {"surveys.public_survey": _PUBLIC},
+    # A published survey's public operations (its staff ones are linked from creating it).
+    "surveys.publish": {f"surveys.{op}": _PUBLIC for op in ("public_survey", "respond", "public_results", "public_qr")},
+}

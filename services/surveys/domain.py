@@ -324,7 +324,8 @@ def _normal(q: Question, v: Any) -> Any:
 
 def answer_error(question: str, code: str, detail: str) -> Error:
     """One bad answer, in the shape of the problem documents' ``errors`` (with the question's id beside)."""
-    return {"in": "body", "pointer": f"/answers/{question}", "question": question, "code": code, "detail": detail}
+    pointer = "/answers/" + question.replace("~", "~0").replace("/", "~1")  # a JSON pointer (RFC 6901)
+    return {"in": "body", "pointer": pointer, "question": question, "code": code, "detail": detail}
 
 
 def _blank(q: Question, given: Any) -> bool:

@@ -104,3 +104,74 @@ class RemovalIn(BaseModel):
 
     scope: Literal["text", "response"] = "text"
     reason: str = Field("", max_length=500)
+
+
+# --- answers (documentation only: the routes build these bodies themselves; the API test checks them) ----------
+
+
+class SurveyOut(BaseModel):
+    """A survey as the public sees it; staff also see the tenant, reminders and life-cycle times."""
+
+    id: UUID
+    slug: str
+    title: str
+    introduction: str
+    estimated_minutes: int | None
+    opens_at: AwareDatetime
+    closes_at: AwareDatetime
+    state: Literal["draft", "published", "open", "closed"]
+    access: Literal["public", "token"]
+    results_public: bool
+    process_id: UUID | None
+    url: str = Field(description="the public page of the survey (what the QR code leads to)")
+    sections: list[dict[str, Any]] | None = Field(None, description="the questionnaire, where the answer has it")
+    tenant: str | None = Field(None, description="staff only")
+    reminder_offsets_hours: list[int] | None = Field(None, description="staff only")
+    created_at: AwareDatetime | None = Field(None, description="staff only")
+    updated_at: AwareDatetime | None = Field(None, description="staff only")
+    published_at: AwareDatetime | None = Field(None, description="staff only")
+    opened_at: AwareDatetime | None = Field(None, description="staff only")
+    closed_at: AwareDatetime | None = Field(None, description="staff only")
+
+
+class CodesOut(BaseModel):
+    count: int
+    codes: list[str] = Field(description="single-use access codes, shown only in this answer")
+
+
+class ReceiptOut(BaseModel):
+    survey_id: UUID
+    day: str = Field(description="the day the response was recorded (no finer time is kept)")
+    status: Literal["recorded"]
+
+
+class QuestionResultOut(BaseModel):
+    id: str
+    kind: Kind
+    text: str
+    answered: int
+    options: list[dict[str, Any]] | None = None
+    yes: int | None = None
+    no: int | None = None
+    distribution: dict[str, int] | None = None
+    sum: float | None = None
+    mean: float | None = None
+    rows: list[dict[str, Any]] | None = None
+
+
+class ResultsOut(BaseModel):
+    survey_id: UUID
+    title: str
+    state: Literal["draft", "published", "open", "closed"]
+    responses: int
+    questions: list[QuestionResultOut]
+
+
+class TextOut(BaseModel):
+    id: UUID
+    text: str
+
+
+class TextsOut(BaseModel):
+    items: list[TextOut]
+    next_after: UUID | None = Field(description="pass as `after` for the next page; null on the last")

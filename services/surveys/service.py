@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.surveys.api import make_router
+from services.surveys.api import LINKS, make_router
 from services.surveys.clock import loops
 from services.surveys.config import SurveysConfig
 from shared.service import ServiceDefinition
@@ -20,6 +20,7 @@ def build(config: SurveysConfig | None = None) -> ServiceDefinition:
         # The surveys service consumes no events; it only publishes.
         subscriptions={},
         background=lambda ctx: loops(ctx, cfg),
+        links=LINKS,
     )
 
 

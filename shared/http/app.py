@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.staticfiles import StaticFiles
 
 from shared import db, tracing
 from shared.clock import Clock
-from shared.http import outages, problems
+from shared.http import openapi, outages, problems
 from shared.http.guard import InputGuard
 from shared.http.metrics import MetricsMiddleware
 from shared.http.requests import RequestIdMiddleware
@@ -50,7 +54,8 @@ def create_app(
             # Together: each waits for its loops' current blocking reads, which need not add up.
             await asyncio.gather(*(rt.stop() for rt in reversed(runtimes)))
 
-    app = FastAPI(title=title, lifespan=lifespan, docs_url="/docs", openapi_url="/openapi.json")
+    # Swagger UI from civic's own files (shared/http/static/swagger-ui), not from a CDN; no ReDoc (a CDN too).
+    app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.add_middleware(InputGuard, app_ref=lambda: app)  # inside the request id, so errors log with it
     app.add_middleware(RequestIdMiddleware)
     if tracing.enabled():
@@ -58,12 +63,16 @@ def create_app(
     app.add_middleware(MetricsMiddleware)  # outermost: it times what the request id middleware does too
     problems.install(app)
     outages.install(app)
+    _complete_openapi(app, {k: v for d in definitions for k, v in d.links.items()})
+    _add_docs(app, "", "/openapi.json", title)
 
     for d in definitions:
-        app.include_router(d.router, prefix=f"/api/{d.name}")
+        ids = _operation_ids(d.name)
+        app.include_router(d.router, prefix=f"/api/{d.name}", generate_unique_id_function=ids)
         if d.root_router is not None:
-            app.include_router(d.root_router)
+            app.include_router(d.root_router, generate_unique_id_function=ids)
         _add_service_documents(app, d)
+        _add_docs(app, f"/api/{d.name}", f"/api/{d.name}/openapi.json", f"civic {d.name}")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -90,6 +99,49 @@ def create_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _operation_ids(service: str) -> Callable[[APIRoute], str]:
+    """Operation ids ``<service>.<function name>``: short, stable, and what ``openapi.links`` names."""
+
+    def operation_id(route: APIRoute) -> str:
+        return f"{service}.{route.name}"
+
+    return operation_id
+
+
+def _complete_openapi(app: FastAPI, links: openapi.Links) -> None:
+    """FastAPI's document, completed once with every problem each operation can answer (shared/http/openapi.py)."""
+    generate = app.openapi
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi.complete(generate(), links)
+        return app.openapi_schema
+
+    app.openapi = document  # type: ignore[method-assign]
+
+
+SWAGGER_UI = Path(__file__).parent / "static" / "swagger-ui"
+
+
+def _add_docs(app: FastAPI, base: str, document: str, title: str) -> None:
+    """Swagger UI at ``<base>/docs`` for ``document``, its assets under ``<base>/docs/assets/``."""
+    assets = f"{base}/docs/assets"
+    app.mount(assets, StaticFiles(directory=SWAGGER_UI), name=f"swagger-ui{base.replace('/', '-')}")
+
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=document,
+            title=f"{title} API",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon-32x32.png",
+            # No validator badge: it would send the document to validator.swagger.io.
+            swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": True},
+        )
+
+    app.add_api_route(f"{base}/docs", docs, include_in_schema=False)
 
 
 def _add_service_documents(app: FastAPI, d: ServiceDefinition) -> None:

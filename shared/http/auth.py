@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import jwt
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.http.problems import Problem
 from shared.settings import Settings, get_settings
@@ -78,7 +79,14 @@ def _within_lifetime(claims: dict[str, object], max_hours: float) -> None:
         raise jwt.InvalidTokenError(f"the token lives longer than the allowed {max_hours:g} hours")
 
 
-async def current_principal(request: Request) -> Principal:
+#: Only documents the scheme (``securitySchemes``, and ``security`` on each staff operation, so ``/docs`` offers a
+#: field for the token); ``current_principal`` reads the header itself and answers its own problem documents.
+bearer = HTTPBearer(auto_error=False, scheme_name="staffToken", bearerFormat="JWT")
+
+
+async def current_principal(
+    request: Request, _documented: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None
+) -> Principal:
     # async although it awaits nothing: FastAPI would run a plain function in a worker thread per request.
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

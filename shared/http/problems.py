@@ -32,7 +32,8 @@ class Problem(Exception):
         self.title = title
         self.type = type_ if type_ == "about:blank" or "://" in type_ else BASE + type_
         self.detail = detail
-        self.errors = errors
+        # Every entry says where the field is (the agreed shape); a use case that lists only pointers means the body.
+        self.errors = [e if "in" in e else {"in": "body", **e} for e in errors] if errors else errors
         self.headers = headers
         self.extensions = extensions
 

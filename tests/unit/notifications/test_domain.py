@@ -33,6 +33,8 @@ def test_signed_links_verify_and_reject_tampering() -> None:
     assert domain.verify_token("other", "unsubscribe", token) is None
     assert domain.verify_token("s3cret", "unsubscribe", token[:-1] + ("A" if token[-1] != "A" else "B")) is None
     assert domain.verify_token("s3cret", "unsubscribe", "garbage") is None
+    # A mangled link with non-ASCII characters is an invalid link, not a TypeError (found by the API test).
+    assert domain.verify_token("s3cret", "unsubscribe", token[:-1] + "ä") is None
 
 
 def test_smtp_answers_are_classified() -> None:
