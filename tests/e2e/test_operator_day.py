@@ -86,7 +86,8 @@ class Up:
         await eventually(printed, timeout=120, interval=0.2, what="make up ready")
 
     def meeting(self) -> str:
-        found = re.search(r"/api/registration/meetings/([0-9a-f-]{36})/registrations", self.log())
+        # The banner names the kick-off meeting's page: /<tenant>/termine/<id>.
+        found = re.search(r"kick-off meeting\s+\S+/termine/([0-9a-f-]{36})", self.log())
         assert found, self.log()[-2000:]
         return found.group(1)
 
