@@ -182,7 +182,12 @@ def build_router(settings: NotificationSettings) -> APIRouter:
             await repository.set_subscription_state(conn, UUID(value), "confirmed", ctx.clock.now())
         return SubscriptionOut(state="confirmed", detail="Your subscription is confirmed.")
 
-    @router.get("/subscriptions/confirm", status_code=303, responses={303: {"description": "to the confirm page"}})
+    @router.get(
+        "/subscriptions/confirm",
+        status_code=303,
+        response_class=RedirectResponse,
+        responses={303: {"description": "to the confirm page"}},
+    )
     async def confirm_get(token: Annotated[str, Query(max_length=200)]) -> RedirectResponse:
         """Links in mails sent before the web client lead here: on to its page (CIVIC_LINK_SUBSCRIPTION_CONFIRM),
         which confirms with a POST (mail scanners follow GET links)."""
@@ -194,7 +199,12 @@ def build_router(settings: NotificationSettings) -> APIRouter:
     async def confirm_post(request: Request, token: Annotated[str, Query(max_length=200)]) -> SubscriptionOut:
         return await _confirm(request, token)
 
-    @router.get("/unsubscribe", status_code=303, responses={303: {"description": "to the unsubscribe page"}})
+    @router.get(
+        "/unsubscribe",
+        status_code=303,
+        response_class=RedirectResponse,
+        responses={303: {"description": "to the unsubscribe page"}},
+    )
     async def unsubscribe_page(token: Annotated[str, Query(max_length=200)]) -> RedirectResponse:
         """On to the web client's page with one button (CIVIC_LINK_UNSUBSCRIBE): link scanners that follow GET
         links must not unsubscribe anybody."""

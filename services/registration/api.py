@@ -17,6 +17,7 @@ from services.registration.schemas import (
     CancelIn,
     CheckinIn,
     CheckinOut,
+    DataExportOut,
     ErasureIn,
     ErasureOut,
     MeetingIn,
@@ -149,7 +150,8 @@ async def get_meeting(ctx: Ctx, meeting_id: UUID) -> dict[str, Any]:
 
 @router.get(
     "/meetings/{meeting_id}/calendar.ics",
-    responses={200: {"content": {"text/calendar": {}}, "description": "the meeting as an iCalendar file"}},
+    response_class=Response,
+    responses=media("text/calendar", description="the meeting as an iCalendar file"),
 )
 async def meeting_calendar(ctx: Ctx, meeting_id: UUID) -> Response:
     """The meeting for a calendar (Europe/Berlin times); cancelled meetings as a cancelled event."""
@@ -369,7 +371,7 @@ async def erase(ctx: Ctx, who: Staff, body: ErasureIn) -> dict[str, Any]:
     return await privacy.erase_person(ctx, who.tenant, email=email, phone=phone)
 
 
-@router.post("/staff/data-exports", status_code=202)
+@router.post("/staff/data-exports", status_code=202, responses=answers(DataExportOut, 202))
 async def request_data_export(ctx: Ctx, who: Staff, body: ErasureIn) -> dict[str, Any]:
     """Ask every service for what it holds about a person (GDPR Art. 15); poll the export until complete."""
     email, phone = _person(body)
@@ -377,7 +379,7 @@ async def request_data_export(ctx: Ctx, who: Staff, body: ErasureIn) -> dict[str
     return await data_export.request_export(ctx, who.tenant, email=email, phone=phone, retention=retention)
 
 
-@router.get("/staff/data-exports/{export_id}")
+@router.get("/staff/data-exports/{export_id}", responses=answers(DataExportOut))
 async def data_export_status(ctx: Ctx, who: Staff, export_id: UUID) -> dict[str, Any]:
     found = await data_export.status(ctx, who.tenant, export_id)
     if found is None:
@@ -385,7 +387,11 @@ async def data_export_status(ctx: Ctx, who: Staff, export_id: UUID) -> dict[str,
     return found
 
 
-@router.get("/staff/data-exports/{export_id}/export.zip")
+@router.get(
+    "/staff/data-exports/{export_id}/export.zip",
+    response_class=Response,
+    responses=merge(media("application/zip"), problems(409)),
+)
 async def data_export_zip(ctx: Ctx, who: Staff, export_id: UUID) -> Response:
     doc = await data_export.document(ctx, who.tenant, export_id)
     if doc is None:

@@ -308,3 +308,14 @@ class AttendanceOut(BaseModel):
 class ErasureOut(BaseModel):
     erasure_id: UUID | None
     registration_ids: list[UUID]
+
+
+class DataExportOut(BaseModel):
+    """Where a person's data export (GDPR Art. 15) stands; the ZIP is ready once ``state`` is complete."""
+
+    export_id: UUID
+    state: Literal["pending", "complete"]
+    waiting_for: list[str] = Field(description="the services that have not answered yet")
+    requested_at: datetime | None = None
+    completed_at: datetime | None = None
+    expires_at: datetime | None = None

@@ -13,10 +13,13 @@ from services.surveys import domain, export, qr, redaction
 from services.surveys.config import SurveysConfig
 from services.surveys.schemas import (
     AccessCodeIn,
+    AccessCodeOut,
     CodesOut,
+    DraftOut,
     DraftSectionIn,
     ReceiptOut,
     RemovalIn,
+    RemovalOut,
     ResponseIn,
     ResultsOut,
     SurveyIn,
@@ -206,6 +209,7 @@ def make_router(config: SurveysConfig) -> APIRouter:
     @router.post(
         "/surveys/{survey_id}/texts/{text_id}/removal",
         summary="Remove a free text (or its whole response); results stay consistent, a record is kept",
+        responses=merge(answers(RemovalOut), problems(409)),
     )
     async def remove_text(
         request: Request, survey_id: UUID, text_id: UUID, body: RemovalIn, who: Staff
@@ -221,7 +225,11 @@ def make_router(config: SurveysConfig) -> APIRouter:
                 reason=body.reason, by=who.subject, now=svc.ctx.clock.now(),
             )  # fmt: skip
 
-    @router.get("/surveys/{survey_id}/removals", summary="Which free texts and responses staff removed, and why")
+    @router.get(
+        "/surveys/{survey_id}/removals",
+        summary="Which free texts and responses staff removed, and why",
+        responses=answers(list[RemovalOut]),
+    )
     async def list_removals(request: Request, survey_id: UUID, who: Staff) -> list[dict[str, Any]]:
         svc, _ = use(request)
         s = await svc.get(who.tenant, survey_id)
@@ -305,6 +313,7 @@ def make_router(config: SurveysConfig) -> APIRouter:
     @router.post(
         "/public/{tenant}/{ref}/access-code",
         summary="Check a letter's access code (known and unused; it is used up only by the submission)",
+        responses=merge(answers(AccessCodeOut), problems(403)),
     )
     async def check_access_code(request: Request, tenant: str, ref: str, body: AccessCodeIn) -> dict[str, Any]:
         svc, throttle = use(request)
@@ -316,6 +325,7 @@ def make_router(config: SurveysConfig) -> APIRouter:
         "/public/{tenant}/{ref}/drafts",
         status_code=201,
         summary="Start a draft; its resume code is shown only in this answer",
+        responses=merge(answers(DraftOut, 201), problems(409)),
     )
     async def start_draft(request: Request, tenant: str, ref: str) -> JSONResponse:
         svc, throttle = use(request)
@@ -324,7 +334,11 @@ def make_router(config: SurveysConfig) -> APIRouter:
         view = _draft_view(s, await svc.questionnaire(s), answers, code)
         return JSONResponse(view, 201, headers=NO_STORE)
 
-    @router.get("/public/{tenant}/{ref}/drafts/{code}", summary="A draft's answers and where it stands")
+    @router.get(
+        "/public/{tenant}/{ref}/drafts/{code}",
+        summary="A draft's answers and where it stands",
+        responses=answers(DraftOut),
+    )
     async def read_draft(request: Request, tenant: str, ref: str, code: DraftCode) -> JSONResponse:
         svc, _ = use(request)
         s, answers = await svc.read_draft(tenant, ref, code)
@@ -333,6 +347,7 @@ def make_router(config: SurveysConfig) -> APIRouter:
     @router.put(
         "/public/{tenant}/{ref}/drafts/{code}/sections/{section_id}",
         summary="Save one section's answers into the draft (checked; 422 lists every bad answer)",
+        responses=merge(answers(DraftOut), problems(409)),
     )
     async def save_draft_section(
         request: Request, tenant: str, ref: str, code: DraftCode, section_id: str, body: DraftSectionIn

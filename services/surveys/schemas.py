@@ -175,3 +175,37 @@ class TextOut(BaseModel):
 class TextsOut(BaseModel):
     items: list[TextOut]
     next_after: UUID | None = Field(description="pass as `after` for the next page; null on the last")
+
+
+class RemovalOut(BaseModel):
+    """A removal of a free text or a whole response: what, why, by whom and when (never which response)."""
+
+    removal_id: UUID
+    scope: Literal["text", "response"]
+    question_id: str
+    removed_at: AwareDatetime
+    reason: str | None = None
+    removed_by: str | None = None
+
+
+class AccessCodeOut(BaseModel):
+    valid: Literal[True]
+
+
+class DraftSectionStateOut(BaseModel):
+    id: str
+    shown: bool
+    answered: list[str]
+    missing: list[str]
+
+
+class DraftOut(BaseModel):
+    """A draft's answers and where it stands (``resume_code`` only in the answer that started it)."""
+
+    survey_id: UUID
+    expires_at: AwareDatetime
+    resume_code: str | None = Field(None, description="shown only once, when the draft is started")
+    answers: dict[str, Any]
+    sections: list[DraftSectionStateOut]
+    shown: list[str] = Field(description="the questions shown for the answers so far")
+    errors: list[dict[str, Any]] = Field(description="what a submission would be refused for now")

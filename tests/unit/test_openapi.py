@@ -104,11 +104,18 @@ def test_every_json_success_answer_has_a_typed_schema(doc: dict[str, Any]) -> No
             ["text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"],
         ),
         ("/api/content/staff/qr-codes/{code}/image.{fmt}", ["image/png", "image/svg+xml"]),
-        ("/api/notifications/unsubscribe", ["text/html"]),
+        ("/api/registration/meetings/{meeting_id}/calendar.ics", ["text/calendar"]),
+        ("/api/registration/staff/data-exports/{export_id}/export.zip", ["application/zip"]),
     ],
 )
 def test_images_and_files_are_documented_as_what_they_are(doc: dict[str, Any], path: str, media: list[str]) -> None:
     assert list(doc["paths"][path]["get"]["responses"]["200"]["content"]) == media
+
+
+@pytest.mark.parametrize("path", ["/api/notifications/unsubscribe", "/api/notifications/subscriptions/confirm"])
+def test_mail_links_are_documented_as_redirects_to_the_web_pages(doc: dict[str, Any], path: str) -> None:
+    answer = doc["paths"][path]["get"]["responses"]["303"]
+    assert not answer.get("content"), answer
 
 
 def test_links_name_operations_and_parameters_that_exist(doc: dict[str, Any]) -> None:
