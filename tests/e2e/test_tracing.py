@@ -26,7 +26,7 @@ from tests.conftest import ADMIN_URL, REDIS_URL
 from tests.faults.system import System
 from tests.support import drop_test_state, eventually
 
-CONFIRMED = "civic.registration.registration.confirmed.v1"
+CONFIRMED = "civic.registration.registration.confirmed.v2"
 
 
 class Receiver:
