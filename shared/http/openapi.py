@@ -214,7 +214,8 @@ def _complete_operation(method: str, op: dict[str, Any]) -> None:
     secured = bool(op.get("security"))
     statuses: set[int] = set()
     if params or body:
-        statuses.add(422)
+        # 400: a NUL character in a path segment, query or body, refused at the edge (shared/http/guard.py).
+        statuses |= {400, 422}
     if secured:
         statuses |= {401, 403}
     if any(p.get("in") == "path" for p in params):
