@@ -15,13 +15,9 @@ set-up through the APIs.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import shutil
-import subprocess
-import sys
-import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 
 from civic.devservers import free_port
 from tests.e2e.support import MailFolder
 from tests.support import drop_test_state, eventually
+from tests.up import civic_up, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -158,31 +154,11 @@ async def running_civic(tmp_path: Path, env: dict[str, str] | None = None) -> As
         **(env or {}),
     }
     log = tmp_path / "civic-up.log"
-    argv = [sys.executable, "-m", "civic.up", "--no-demo", "--port", str(port), "--smtp-port", str(smtp_port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(argv, env=process_env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)  # noqa: ASYNC220
-    civic = Civic(f"http://127.0.0.1:{port}", MailFolder(state / "mail"), log)
+    args = ["--no-demo", "--port", str(port), "--smtp-port", str(smtp_port)]
     try:
-        deadline = time.monotonic() + 90
-        async with httpx.AsyncClient(base_url=civic.base_url, timeout=2) as client:
-            while True:
-                if process.poll() is not None:
-                    raise AssertionError(f"civic.up exited with {process.returncode}:\n{civic.logs()}")
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"civic.up not ready:\n{civic.logs()}")
-                await asyncio.sleep(0.1)
-        yield civic
+        async with civic_up(args, process_env, log) as process:
+            civic = Civic(f"http://127.0.0.1:{port}", MailFolder(state / "mail"), log)
+            await wait_ready(civic.base_url, process, civic.logs, timeout=90)
+            yield civic
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                await asyncio.to_thread(process.wait, 15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                await asyncio.to_thread(process.wait, 5)
         await drop_test_state(ADMIN_URL, database, REDIS_URL, prefix)

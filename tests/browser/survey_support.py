@@ -7,7 +7,6 @@ import asyncio
 import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,8 +17,9 @@ import asyncpg
 import httpx
 
 from civic.devservers import free_port
-from tests.browser.support import ADMIN_URL, REDIS_URL, ROOT
+from tests.browser.support import ADMIN_URL, REDIS_URL
 from tests.support import drop_test_state
+from tests.up import civic_up
 
 #: Where the poster of the demo leads (civic/demo.py: SURVEY_SLUG).
 DEMO_SURVEY = "/umfrage/kreis-dithmarschen/dithmarschen-digital"
@@ -60,26 +60,13 @@ async def running_with_demo(tmp_path: Path) -> AsyncIterator[Running]:
         "PYTHONUNBUFFERED": "1",
     }
     log = tmp_path / "civic-up.log"
-    argv = [sys.executable, "-m", "civic.up", "--port", str(port), "--smtp-port", str(smtp_port)]
-    process = _start(argv, env, log)
     running = Running(base_url, log)
     try:
-        await _wait_for_demo(base_url, process, running)
-        yield running
+        async with civic_up(["--port", str(port), "--smtp-port", str(smtp_port)], env, log) as process:
+            await _wait_for_demo(base_url, process, running)
+            yield running
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                await asyncio.to_thread(process.wait, 15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                await asyncio.to_thread(process.wait, 5)
         await drop_test_state(ADMIN_URL, database, REDIS_URL, prefix)
-
-
-def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
 
 async def _wait_for_demo(base_url: str, process: subprocess.Popen[bytes], running: Running) -> None:

@@ -5,21 +5,16 @@ to deliver webhooks to one loopback port."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import random
 import secrets
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 
 from civic.devservers import free_port
@@ -28,7 +23,6 @@ from tests.deploy.gateway import (
     ADMIN_URL,
     FAST_SETTINGS,
     REDIS_URL,
-    ROOT,
     GatewayUnavailable,
     _with_database,
     nginx_binary,
@@ -37,6 +31,7 @@ from tests.deploy.gateway import (
 from tests.e2e.story import START, Deployment
 from tests.e2e.support import MailFolder, set_clock
 from tests.support import drop_test_state
+from tests.up import civic_up, wait_ready
 
 
 def listening_port() -> int:
@@ -128,56 +123,22 @@ async def one_process_deployment(tmp_path_factory: pytest.TempPathFactory) -> As
         "PYTHONUNBUFFERED": "1",
     }
     log = tmp_path / "civic-up.log"
-    argv = [sys.executable, "-m", "civic.up", "--no-demo", "--port", str(port), "--smtp-port", str(smtp_port)]
-    process = _start(argv, env, log)
 
     def logs() -> str:
         return "\n".join(log.read_text(errors="replace").splitlines()[-60:])
 
     base_url = f"http://127.0.0.1:{port}"
     try:
-        await _wait_ready(base_url, process, logs)
-        yield Deployment(
-            name="one process (make up)",
-            base_url=base_url,
-            admin_database_url=database_url,
-            set_clock=lambda at: set_clock(clock_file, at),
-            read_mail=MailFolder(state / "mail").read,
-            webhook_port=webhook_port,
-            logs=logs,
-        )
+        async with civic_up(["--no-demo", "--port", str(port), "--smtp-port", str(smtp_port)], env, log) as process:
+            await wait_ready(base_url, process, logs)
+            yield Deployment(
+                name="one process (make up)",
+                base_url=base_url,
+                admin_database_url=database_url,
+                set_clock=lambda at: set_clock(clock_file, at),
+                read_mail=MailFolder(state / "mail").read,
+                webhook_port=webhook_port,
+                logs=logs,
+            )
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                await asyncio.to_thread(process.wait, 15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                await asyncio.to_thread(process.wait, 5)
         await drop_test_state(ADMIN_URL, database, REDIS_URL, prefix)
-
-
-def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-
-
-async def _wait_ready(
-    base_url: str, process: subprocess.Popen[bytes], logs: Callable[[], str], timeout: float = 60
-) -> None:
-    deadline = time.monotonic() + timeout
-    last = ""
-    async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"civic.up exited with {process.returncode}:\n{logs()}")
-            try:
-                response = await client.get("/readyz")
-                if response.status_code == 200:
-                    return
-                last = f"{response.status_code} {response.text[:300]}"
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"civic.up not ready after {timeout}s ({last}):\n{logs()}")
-            await asyncio.sleep(0.1)
