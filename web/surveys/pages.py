@@ -224,6 +224,14 @@ async def load_survey(request: Request, tenant: str, slug: str) -> dict[str, Any
     return flow.complete(survey)
 
 
+async def load_open_survey(request: Request, tenant: str, slug: str) -> dict[str, Any]:
+    """The survey if it takes answers now; otherwise ``Gone`` with the page saying why (not yet open, closed)."""
+    survey = await load_survey(request, tenant, slug)
+    if survey["status"] != "open":
+        raise Gone(state_page(request, survey, tenant))
+    return survey
+
+
 def not_found_page(request: Request, tenant: str) -> Response:
     return render(
         request,
@@ -277,11 +285,9 @@ def _landing(
 @router.get(BASE)
 async def landing(request: Request, tenant: str, slug: str) -> Response:
     try:
-        survey = await load_survey(request, tenant, slug)
+        survey = await load_open_survey(request, tenant, slug)
     except Gone as g:
         return g.response
-    if survey["status"] != "open":
-        return state_page(request, survey, tenant)
     return _landing(request, survey, tenant)
 
 
@@ -293,11 +299,9 @@ def _access_cookie_path(tenant: str, slug: str) -> str:
 async def begin(request: Request, tenant: str, slug: str) -> Response:
     form = await checked_form(request)
     try:
-        survey = await load_survey(request, tenant, slug)
+        survey = await load_open_survey(request, tenant, slug)
     except Gone as g:
         return g.response
-    if survey["status"] != "open":
-        return state_page(request, survey, tenant)
     lang = _lang(request)
     code = str(form.get("zugangscode") or "").strip()
     if survey["access"] == "token":
@@ -339,9 +343,7 @@ async def begin(request: Request, tenant: str, slug: str) -> Response:
 
 
 async def load_draft(request: Request, tenant: str, slug: str, code: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    survey = await load_survey(request, tenant, slug)
-    if survey["status"] != "open":
-        raise Gone(state_page(request, survey, tenant))
+    survey = await load_open_survey(request, tenant, slug)
     try:
         draft: dict[str, Any] = await api(request).get(
             survey_api(tenant, slug, f"/drafts/{quote(code, safe='')}"), request=request
@@ -568,11 +570,9 @@ def resume_page(
 @router.get(BASE + "/fortsetzen")
 async def resume_form(request: Request, tenant: str, slug: str) -> Response:
     try:
-        survey = await load_survey(request, tenant, slug)
+        survey = await load_open_survey(request, tenant, slug)
     except Gone as g:
         return g.response
-    if survey["status"] != "open":
-        return state_page(request, survey, tenant)
     return resume_page(request, survey, tenant)
 
 
