@@ -308,7 +308,7 @@ class ResponseRush(Flow):
     workers: int = 4
     #: Between one worker's submissions: responses keep coming for as long as the registrations take, without
     #: taking the (shared, small) machine from them.
-    pause: float = 0.02
+    pause: float = 0.05
     attempted: set[str] = field(default_factory=set)
     acknowledged: set[str] = field(default_factory=set)  # submission keys answered 201 or 200 (a replay)
     #: Retries answered 200 with ``Idempotent-Replayed``: the first attempt was stored though its answer was lost.
