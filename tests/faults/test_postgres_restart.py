@@ -52,7 +52,7 @@ async def test_postgres_restart_mid_rush(servers: tuple[Path, EmbeddedPostgres, 
     system = await System(folder, {"DATABASE_URL": pg.url, "REDIS_URL": redis.url}).start()
     bus = aioredis.Redis.from_url(redis.url)
     try:
-        meeting = await system.create_meeting(capacity=TARGET * 3)
+        meeting = await system.create_meeting(capacity=TARGET * 20)
         survey = await system.open_survey(bus)
         rush = Rush(system.base_url, meeting)
         answers = ResponseRush(system.base_url, survey)
@@ -78,9 +78,9 @@ async def test_postgres_restart_mid_rush(servers: tuple[Path, EmbeddedPostgres, 
 
         started_at = time.monotonic()
         await asyncio.to_thread(pg.start)
-        await asyncio.wait_for(rushing, timeout=180)
+        await eventually(lambda: _accepted_after(rush, started_at), timeout=60, what="registrations accepted again")
         stop.set()
-        await asyncio.wait_for(answering, timeout=60)
+        await asyncio.wait_for(asyncio.gather(rushing, answering), timeout=180)
 
         first_ok = rush.first_ok_after(started_at)
         assert first_ok is not None, "no write accepted after PostgreSQL came back"
@@ -126,6 +126,10 @@ async def test_postgres_restart_mid_rush(servers: tuple[Path, EmbeddedPostgres, 
 
 async def _acknowledged(rush: Rush, n: int) -> bool:
     return len(rush.acknowledged) >= n
+
+
+async def _accepted_after(rush: Rush, moment: float) -> bool:
+    return rush.first_ok_after(moment) is not None
 
 
 async def _unavailable(flow: Flow) -> bool:
