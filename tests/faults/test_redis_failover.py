@@ -4,7 +4,7 @@ mails go out.
 civic connects through three Sentinels and asks for one replica per batch (``WAIT 1``). The replica is paused
 (SIGSTOP) for a second before the primary is killed, so the relay's WAITs time out (counted in
 ``civic_relay_replication_timeouts_total``) while the primary keeps accepting entries. (The kernel still
-buffers the replication stream for the paused replica, so the promoted replica usually has everything; the
+buffers the replication stream for the paused replica, so the promoted replica often has everything; the
 relay's republishing of entries a failover did lose is proven deterministically in
 tests/integration/test_bus_failover.py.) Then the old primary comes back empty and Sentinel makes it a replica
 of the new one. The ledger: no acknowledged registration lost, no event missing at the notifications
