@@ -1,9 +1,13 @@
 """The whole of civic as one process (``python -m civic.up --no-demo``) on a fault test's own servers, a rush of
-registrations through its HTTP API, and the ledger of what was attempted, acknowledged and delivered.
+registrations and of survey responses through its HTTP API, and the ledger of what was attempted, acknowledged
+and delivered.
 
 Used by the server-failover tests: PostgreSQL stopped and restarted mid-rush, a Redis primary killed under
 Sentinel. Every registration is a different person with an address of its own, so the ledger can follow each
-one from its HTTP answer to its row, its events at the consumers and its confirmation mail.
+one from its HTTP answer to its row, its events at the consumers and its confirmation mail. Every survey
+response carries a submission key of its own (``Idempotency-Key``), retried unchanged after a 503 or a broken
+connection, so the ledger can follow each from its answer to its stored submission, the result counters and its
+``response.completed`` event in the stream.
 """
 
 from __future__ import annotations
@@ -17,15 +21,23 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from civic.devservers import free_port
+from services.surveys.domain import RESPONSES as RESPONSES_COUNTER
+from services.surveys.domain import submission_key_hash
+from shared.bus.streams import Keys, ensure_group, entry_event
+from shared.contracts.registry import REGISTRY
 from tests.support import eventually, staff_headers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,9 +50,20 @@ FAST = {
     "CIVIC_RECLAIM_INTERVAL_SECONDS": "0.5",
     "CIVIC_MAINTENANCE_INTERVAL_SECONDS": "0.5",
     "CIVIC_NOTIFICATIONS_SENDER_POLL_SECONDS": "0.2",
+    # A mail claimed just before PostgreSQL went away stays 'sending' for the lease: the default two minutes
+    # would be most of the test's run time (the SMTP sink answers in milliseconds, so no lease runs out early).
+    "CIVIC_NOTIFICATIONS_LEASE_SECONDS": "10",
     "CIVIC_LOG_JSON": "false",
     "PYTHONUNBUFFERED": "1",
+    # Every rush comes from one address, faster than any school class behind one: the rate limits
+    # (registrations per address, the per-survey throttle) would answer it with 429s.
+    "CIVIC_RATE_LIMITS": "false",
 }
+#: The consumer group the ledger reads the surveys stream with; created before the survey exists, it also
+#: holds back trimming, so every entry is still there to count at the end.
+LEDGER_GROUP = "faults-ledger"
+COMPLETED = "civic.surveys.response.completed.v1"
+SURVEYS_STREAM = Keys().stream(REGISTRY.get(COMPLETED).stream)
 
 
 @dataclass
@@ -158,24 +181,93 @@ class System:
         await eventually(arrived, what="the published meeting")
         return meeting_id
 
+    async def open_survey(self, redis: aioredis.Redis) -> Survey:
+        """A public survey open from a minute ago; the ledger's group on its stream exists before any event."""
+        await ensure_group(redis, SURVEYS_STREAM, LEDGER_GROUP)
+        staff = staff_headers(TENANT, "staff")
+        now = datetime.now(UTC)
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=10, headers=staff) as client:
+            created = await client.post(
+                "/api/surveys/surveys",
+                json={
+                    "title": "Radverkehr im Kreis",
+                    "slug": "radverkehr",
+                    "opens_at": (now - timedelta(minutes=1)).isoformat(),
+                    "closes_at": (now + timedelta(days=30)).isoformat(),
+                    "sections": [
+                        {
+                            "id": "rad",
+                            "title": "Ihr Weg",
+                            "questions": [
+                                {"id": "online", "kind": "yes_no", "text": "Fahren Sie Rad?", "required": True},
+                                {"id": "sat", "kind": "scale", "text": "Wie zufrieden sind Sie?", "min": 1, "max": 5},
+                            ],
+                        }
+                    ],
+                },
+            )
+            assert created.status_code == 201, created.text
+            survey = Survey(str(created.json()["id"]), str(created.json()["slug"]))
+            published = await client.post(f"/api/surveys/surveys/{survey.id}/publish")
+            assert published.status_code == 200, published.text
 
-@dataclass
-class Rush:
-    """Concurrent people registering, each with an address of their own; what each answer was."""
+        async def accepting() -> bool:
+            async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as c:
+                answer = await c.get(f"/api/surveys/public/{TENANT}/{survey.slug}")
+                return answer.status_code == 200 and answer.json()["status"] == "open"
 
-    base_url: str
-    meeting_id: str
-    workers: int = 8
-    attempted: set[str] = field(default_factory=set)
-    acknowledged: dict[str, str] = field(default_factory=dict)  # address -> registration id
+        await eventually(accepting, what="the survey taking responses")
+        return survey
+
+
+@dataclass(kw_only=True)
+class Flow:
+    """What concurrent clients' answers were: the bookkeeping every rush shares."""
+
     unavailable: int = 0
     without_retry_after: int = 0
     unexpected: list[str] = field(default_factory=list)
     #: (monotonic time, outcome) of every answer, to measure gaps.
     timeline: list[tuple[float, str]] = field(default_factory=list)
+
+    def _ok(self) -> None:
+        self.timeline.append((time.monotonic(), "ok"))
+
+    def _broken(self, what: str, exc: httpx.HTTPError) -> None:
+        """No answer at all: a hang (timeout) or a refused or broken connection; both are unexpected."""
+        self.unexpected.append(f"{what}: {'hung' if isinstance(exc, httpx.TimeoutException) else ''}{exc!r}")
+        self.timeline.append((time.monotonic(), "hung" if isinstance(exc, httpx.TimeoutException) else "error"))
+
+    def _unavailable(self, answer: httpx.Response) -> None:
+        self.unavailable += 1
+        if "retry-after" not in answer.headers or answer.json().get("status") != 503:
+            self.without_retry_after += 1
+        self.timeline.append((time.monotonic(), "503"))
+
+    def _other(self, what: str, answer: httpx.Response) -> None:
+        self.unexpected.append(f"{what}: {answer.status_code} {answer.text[:300]}")
+        self.timeline.append((time.monotonic(), str(answer.status_code)))
+
+    def first_ok_after(self, moment: float) -> float | None:
+        return next((t for t, what in sorted(self.timeline) if t >= moment and what == "ok"), None)
+
+
+@dataclass
+class Rush(Flow):
+    """Concurrent people registering, each with an address of their own; what each answer was."""
+
+    base_url: str
+    meeting_id: str
+    workers: int = 8
+    #: After each acknowledged registration: a rush that lasts through a fault without filling the mail queue.
+    pause: float = 0.02
+    attempted: set[str] = field(default_factory=set)
+    acknowledged: dict[str, str] = field(default_factory=dict)  # address -> registration id
     _counter: int = 0
 
     async def run(self, stop: asyncio.Event, target: int) -> None:
+        """Until told to stop and ``target`` registrations are acknowledged: told to stop only once the fault is
+        over, the rush is sure to be flowing through all of it however fast the machine is."""
         async with httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(15.0)) as client:
             await asyncio.gather(*(self._worker(client, stop, target) for _ in range(self.workers)))
 
@@ -184,7 +276,7 @@ class Rush:
         return f"person{self._counter:05d}@example.org"
 
     async def _worker(self, client: httpx.AsyncClient, stop: asyncio.Event, target: int) -> None:
-        while not stop.is_set() and len(self.acknowledged) < target:
+        while not (stop.is_set() and len(self.acknowledged) >= target):
             address = self._next()
             self.attempted.add(address)
             try:
@@ -192,30 +284,78 @@ class Rush:
                     f"/api/registration/meetings/{self.meeting_id}/registrations",
                     json={"name": f"Person {address[6:11]}", "email": address, "privacy_consent": True},
                 )
-            except httpx.TimeoutException as exc:
-                self.unexpected.append(f"{address}: hung ({exc!r})")
-                self.timeline.append((time.monotonic(), "hung"))
-                continue
             except httpx.HTTPError as exc:
-                self.unexpected.append(f"{address}: {exc!r}")
-                self.timeline.append((time.monotonic(), "error"))
-                await asyncio.sleep(0.1)
+                self._broken(address, exc)
+                if not isinstance(exc, httpx.TimeoutException):
+                    await asyncio.sleep(0.1)
                 continue
             if answer.status_code == 201:
                 self.acknowledged[address] = str(answer.json()["id"])
-                self.timeline.append((time.monotonic(), "ok"))
+                self._ok()
+                await asyncio.sleep(self.pause)
             elif answer.status_code == 503:
-                self.unavailable += 1
-                if "retry-after" not in answer.headers or answer.json().get("status") != 503:
-                    self.without_retry_after += 1
-                self.timeline.append((time.monotonic(), "503"))
+                self._unavailable(answer)
                 await asyncio.sleep(0.05)
             else:
-                self.unexpected.append(f"{address}: {answer.status_code} {answer.text[:300]}")
-                self.timeline.append((time.monotonic(), str(answer.status_code)))
+                self._other(address, answer)
 
-    def first_ok_after(self, moment: float) -> float | None:
-        return next((t for t, what in sorted(self.timeline) if t >= moment and what == "ok"), None)
+
+@dataclass
+class Survey:
+    id: str
+    slug: str
+
+
+@dataclass
+class ResponseRush(Flow):
+    """Concurrent people answering a survey until told to stop, each submission with a key of its own that is
+    sent again, unchanged, after a 503 or a broken connection: the retry must not store a second response."""
+
+    base_url: str
+    survey: Survey
+    workers: int = 4
+    #: Between one worker's submissions: responses keep coming for as long as the registrations take, without
+    #: taking the (shared, small) machine from them.
+    pause: float = 0.05
+    attempted: set[str] = field(default_factory=set)
+    acknowledged: set[str] = field(default_factory=set)  # submission keys answered 201 or 200 (a replay)
+    #: Retries answered 200 with ``Idempotent-Replayed``: the first attempt was stored though its answer was lost.
+    replayed: int = 0
+    _counter: int = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(15.0)) as client:
+            await asyncio.gather(*(self._worker(client, stop) for _ in range(self.workers)))
+
+    def _next(self) -> str:
+        self._counter += 1
+        return f"faults-response-{self._counter:06d}"
+
+    async def _worker(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
+        url = f"/api/surveys/public/{TENANT}/{self.survey.slug}/responses"
+        while not stop.is_set():
+            key = self._next()
+            self.attempted.add(key)
+            n = self._counter
+            body = {"answers": {"online": n % 2 == 0, "sat": 1 + n % 5}}
+            while key not in self.acknowledged:  # this key until it is answered, even after stop
+                try:
+                    answer = await client.post(url, json=body, headers={"Idempotency-Key": key})
+                except httpx.HTTPError as exc:
+                    self._broken(key, exc)
+                    await asyncio.sleep(0.1)
+                    continue
+                if answer.status_code in (200, 201):
+                    self.acknowledged.add(key)
+                    self.replayed += answer.status_code == 200
+                    self._ok()
+                elif answer.status_code == 503:
+                    self._unavailable(answer)
+                    await asyncio.sleep(0.05)
+                else:
+                    self._other(key, answer)
+                    break
+            await asyncio.sleep(self.pause)
 
 
 @dataclass
@@ -285,10 +425,134 @@ async def ledger(system: System, rush: Rush, database_url: str) -> Ledger:
     )
 
 
-async def drained(system: System, rush: Rush, database_url: str) -> Any:
-    """True once every stored registration has its confirmation mail and no event is still on its way."""
+@dataclass
+class SurveyLedger:
+    """What the response rush was told against the surveys schema and the surveys stream."""
+
+    acknowledged: int
+    #: Acknowledged submission keys without a stored submission.
+    lost: int
+    #: Stored submissions whose key nobody sent.
+    unexpected: int
+    stored: int
+    submissions: int
+    #: The result counter of responses (summed over its shards) and what the staff results API reports.
+    counted: int
+    reported: int
+    #: ``response.completed`` rows in the outbox, those not yet published, and where their ids stand in the stream.
+    events: int
+    unpublished: int
+    missing_in_stream: int
+    stray_in_stream: int
+    #: Entries read more than once: the relay published a batch again whose marking PostgreSQL did not commit
+    #: (at-least-once; consumers' processed-event records absorb it). Reported, not a duplicate effect.
+    republished: int
+    replayed: int
+
+    @property
+    def duplicate_effects(self) -> int:
+        return (self.stored - self.submissions) + abs(self.counted - self.stored) + abs(self.reported - self.stored)
+
+    def line(self) -> str:
+        return (
+            f"survey responses: {self.acknowledged} acknowledged ({self.replayed} as replays of a retried key), "
+            f"{self.stored} stored, counted {self.counted} (results API {self.reported}); lost {self.lost}, "
+            f"duplicate effects {self.duplicate_effects}; response.completed events {self.events}, "
+            f"unpublished {self.unpublished}, missing in the stream {self.missing_in_stream}, "
+            f"published again {self.republished}"
+        )
+
+    def assert_clean(self) -> None:
+        assert self.acknowledged, "no survey response was acknowledged: the test proved nothing"
+        assert self.lost == 0, f"lost {self.lost} acknowledged survey responses"
+        assert self.unexpected == 0, f"{self.unexpected} stored submissions nobody attempted"
+        assert self.stored == self.submissions, f"{self.stored} responses for {self.submissions} submission keys"
+        assert self.counted == self.stored, f"result counter {self.counted} for {self.stored} stored responses"
+        assert self.reported == self.stored, f"results API says {self.reported} for {self.stored} stored responses"
+        assert self.events == self.stored, f"{self.events} response.completed events for {self.stored} responses"
+        assert self.unpublished == 0, f"{self.unpublished} response.completed events never published"
+        assert self.missing_in_stream == 0, f"{self.missing_in_stream} response.completed events missing in the stream"
+        assert self.stray_in_stream == 0, f"{self.stray_in_stream} response.completed entries not in the outbox"
+
+
+async def read_ledger_group(redis: aioredis.Redis, seen: Counter[str]) -> None:
+    """Read what the ledger's group has not read yet, counting the ``response.completed`` event ids."""
+    import json
+
+    while True:
+        reply = await redis.xreadgroup(LEDGER_GROUP, "ledger", {SURVEYS_STREAM: ">"}, count=1000)
+        entries = reply[0][1] if reply else []
+        if not entries:
+            return
+        for _id, fields in entries:
+            event = json.loads(entry_event(fields) or b"{}")
+            if event.get("type") == COMPLETED:
+                seen[str(event["id"])] += 1
+
+
+async def survey_ledger(
+    system: System, answers: ResponseRush, database_url: str, redis: aioredis.Redis, seen: Counter[str]
+) -> SurveyLedger:
+    """Compare what the response rush was told with the surveys schema and the stream, once drained."""
+    await read_ledger_group(redis, seen)
+    conn = await asyncpg.connect(database_url)
+    try:
+        survey_id = answers.survey.id
+        keys = {
+            bytes(r["key_hash"])
+            for r in await conn.fetch("select key_hash from surveys.submissions where survey_id = $1", survey_id)
+        }
+        stored = int(await conn.fetchval("select count(*) from surveys.responses where survey_id = $1", survey_id))
+        counted = int(
+            await conn.fetchval(
+                "select coalesce(sum(count), 0) from surveys.result_counters where survey_id = $1 and key = $2",
+                survey_id,
+                RESPONSES_COUNTER,
+            )
+        )
+        rows = await conn.fetch("select id, published_at from surveys.outbox where type = $1", COMPLETED)
+    finally:
+        await conn.close()
+    async with httpx.AsyncClient(base_url=system.base_url, timeout=10, headers=staff_headers(TENANT, "staff")) as c:
+        results = await c.get(f"/api/surveys/surveys/{survey_id}/results")
+        assert results.status_code == 200, results.text
+    outbox = {str(r["id"]) for r in rows}
+    hashes = {submission_key_hash(k): k for k in answers.attempted}
+    return SurveyLedger(
+        acknowledged=len(answers.acknowledged),
+        lost=sum(1 for k in answers.acknowledged if submission_key_hash(k) not in keys),
+        unexpected=sum(1 for h in keys if h not in hashes),
+        stored=stored,
+        submissions=len(keys),
+        counted=counted,
+        reported=int(results.json()["responses"]),
+        events=len(rows),
+        unpublished=sum(1 for r in rows if r["published_at"] is None),
+        missing_in_stream=len(outbox - set(seen)),
+        stray_in_stream=len(set(seen) - outbox),
+        republished=sum(n - 1 for n in seen.values()),
+        replayed=answers.replayed,
+    )
+
+
+async def drained(
+    system: System,
+    rush: Rush,
+    database_url: str,
+    answers: ResponseRush | None = None,
+    redis: Callable[[], Awaitable[aioredis.Redis]] | None = None,
+    seen: Counter[str] | None = None,
+) -> Any:
+    """True once every stored registration has its confirmation mail and no event is still on its way (and,
+    with a response rush, every response's event is published and read by the ledger's group)."""
     try:
         current = await ledger(system, rush, database_url)
-    except (OSError, asyncpg.PostgresError):
+        if current.mails_missing or current.events_missing:
+            return False
+        if answers is None:
+            return True
+        assert redis is not None and seen is not None
+        survey = await survey_ledger(system, answers, database_url, await redis(), seen)
+    except (OSError, asyncpg.PostgresError, RedisError):
         return False
-    return not current.mails_missing and current.events_missing == 0
+    return survey.unpublished == 0 and survey.missing_in_stream == 0
