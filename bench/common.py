@@ -26,6 +26,22 @@ ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+async def drop_scratch(database: str, prefix: str) -> None:
+    """Remove what a benchmark made: its scratch database and its Redis keys (best effort for the keys)."""
+    import asyncpg
+
+    admin = await asyncpg.connect(ADMIN_URL)
+    await admin.execute(f'drop database if exists "{database}" with (force)')
+    await admin.close()
+    with contextlib.suppress(Exception):
+        import redis
+
+        r = redis.Redis.from_url(REDIS_URL)
+        keys = list(r.scan_iter(f"{prefix}:*", count=1000))
+        if keys:
+            r.delete(*keys)
+
+
 def with_database(url: str, name: str) -> str:
     """``url`` pointing at the database ``name`` instead."""
     return urlunparse(urlparse(url)._replace(path=f"/{name}"))

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import re
 import secrets
@@ -41,7 +40,17 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.common import ADMIN_URL, REDIS_URL, cpu_seconds, free_port, load, server, wait_ready, with_database
+from bench.common import (
+    ADMIN_URL,
+    REDIS_URL,
+    cpu_seconds,
+    drop_scratch,
+    free_port,
+    load,
+    server,
+    wait_ready,
+    with_database,
+)
 from shared.http.auth import mint_token
 from shared.settings import Settings
 
@@ -224,16 +233,7 @@ async def main() -> None:
         runs = [await pgbench(db_url, args.pgbench_seconds, 20) for _ in range(3)]
         tps = statistics.median(runs)
     finally:
-        admin = await asyncpg.connect(ADMIN_URL)
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-        await admin.close()
-        with contextlib.suppress(Exception):
-            import redis
-
-            r = redis.Redis.from_url(REDIS_URL)
-            keys = list(r.scan_iter(f"{prefix}:*", count=1000))
-            if keys:
-                r.delete(*keys)
+        await drop_scratch(name, prefix)
 
     print(
         f"setup: uvicorn ({args.workers} worker{'s' if args.workers > 1 else ''}), load from a bench.loadgen "

@@ -52,7 +52,17 @@ import asyncpg
 import httpx
 from aiosmtplib.email import flatten_message
 
-from bench.common import ADMIN_URL, REDIS_URL, cpu_seconds, free_port, load, server, wait_ready, with_database
+from bench.common import (
+    ADMIN_URL,
+    REDIS_URL,
+    cpu_seconds,
+    drop_scratch,
+    free_port,
+    load,
+    server,
+    wait_ready,
+    with_database,
+)
 from bench.notifications import similar_message
 from bench.registration import create_meeting
 from shared.http.auth import mint_token
@@ -459,16 +469,7 @@ async def main() -> None:
     try:
         lines = await measure(args, with_database(ADMIN_URL, name), prefix)
     finally:
-        admin = await asyncpg.connect(ADMIN_URL)
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-        await admin.close()
-        with contextlib.suppress(Exception):
-            import redis
-
-            r = redis.Redis.from_url(REDIS_URL)
-            keys = list(r.scan_iter(f"{prefix}:*", count=1000))
-            if keys:
-                r.delete(*keys)
+        await drop_scratch(name, prefix)
     print(
         f"setup: registration ({args.workers} uvicorn worker{'s' if args.workers > 1 else ''}) and notifications "
         f"(relay, consumer, {args.smtp_connections} mail senders) as separate processes, aiosmtpd and "
