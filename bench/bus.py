@@ -2,7 +2,7 @@
 
 In one run, on the configured PostgreSQL and Redis (``DATABASE_URL``, ``REDIS_URL``; localhost defaults):
 
-- ``bus``: a producer records N events through ``Outbox.record_many`` in transactions of ``--tx`` events (each
+- ``bus``: a producer records N events through ``Outbox.write`` in transactions of ``--tx`` events (each
   with a subject, so each gets its aggregate sequence number); the ``Relay`` publishes them and a ``Consumer``
   handles them, each effect a row in the consumer's own schema, committed with its processed-event record. The
   clock runs from the first write until the N-th effect is committed. Producer, relay and consumer share one
@@ -46,11 +46,10 @@ import redis
 from bench.common import ADMIN_URL, REDIS_URL
 from shared import db
 from shared.bus.consumer import Consumer, Entry
-from shared.bus.outbox import Outbox
+from shared.bus.outbox import Outbox, Pending
 from shared.bus.relay import Relay
 from shared.bus.streams import Keys, redis_client
 from shared.contracts.content import QrScannedV1
-from shared.contracts.envelope import Payload
 from shared.contracts.registry import Event
 from shared.db import Conn
 
@@ -84,9 +83,13 @@ class Sink(Consumer):
             self.done.set()
 
 
-def items(n: int) -> list[tuple[Payload, str, str | None]]:
+def items(n: int) -> list[Pending]:
     return [
-        (QrScannedV1(code=f"c{i}", target_kind="survey", day=date(2021, 10, 1), scans=i), "stadt-bench", f"qr/{i % 50}")
+        Pending(
+            QrScannedV1(code=f"c{i}", target_kind="survey", day=date(2021, 10, 1), scans=i),
+            "stadt-bench",
+            f"qr/{i % 50}",
+        )
         for i in range(n)
     ]
 
@@ -112,7 +115,7 @@ async def bus_rate(url: str, redis_url: str, n: int, tx: int, tag: str) -> tuple
         async with ppool.acquire() as conn:
             for i in range(0, n, tx):
                 async with conn.transaction():
-                    await outbox.record_many(conn, todo[i : i + tx])
+                    await outbox.write(conn, todo[i : i + tx])
         await sink.done.wait()
         elapsed = time.perf_counter() - started
         effects = await cpool.fetchval("select count(*) from effects")
@@ -213,7 +216,7 @@ async def raw_pipeline(url: str, redis_url: str, n: int, tx: int, tag: str) -> f
                 rows = []
                 async with conn.transaction():
                     # Aggregate sequence numbers as the bus gives them: one upsert for the batch's subjects.
-                    counts = Counter(subject for _, _, subject in batch if subject is not None)
+                    counts = Counter(e.subject for e in batch if e.subject is not None)
                     subjects = sorted(counts)
                     last = await conn.fetch(
                         "insert into aggregate_sequences as a (subject, last) select u.s, u.n"
@@ -223,7 +226,7 @@ async def raw_pipeline(url: str, redis_url: str, n: int, tx: int, tag: str) -> f
                         [counts[x] for x in subjects],
                     )
                     following = {r["subject"]: r["last"] - counts[r["subject"]] + 1 for r in last}
-                    for payload, tenant, subject in batch:
+                    for payload, tenant, subject in ((e.payload, e.tenant, e.subject) for e in batch):
                         event_id = uuid4()
                         sequence = None
                         if subject is not None:

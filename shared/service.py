@@ -28,11 +28,10 @@ from shared.bus.relay import Relay
 from shared.bus.streams import Keys, consumer_name, redis_from_settings
 from shared.clock import Clock, SystemClock
 from shared.contracts.registry import Event
+from shared.loops import Loop as Loop  # re-exported: services name their loops by it
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-
-Loop = Callable[[asyncio.Event], Awaitable[None]]
 
 
 @dataclass

@@ -46,7 +46,7 @@ from services.notifications.settings import NotificationSettings
 from services.notifications.smtp import SmtpPool
 from shared.bus.backoff import Backoff
 from shared.bus.errors import TRANSIENT
-from shared.bus.outbox import notify_channel
+from shared.bus.outbox import Pending, notify_channel
 from shared.bus.wakeup import Wakeup
 from shared.contracts.envelope import Payload
 from shared.contracts.notifications import NotificationFailedV1, NotificationSentV1
@@ -298,10 +298,10 @@ class EmailSender:
             self.settings.email_max_attempts,
         )
         if rows:
-            await self.ctx.outbox.record_many(
+            await self.ctx.outbox.write(
                 conn,
                 [
-                    (
+                    Pending(
                         NotificationFailedV1(
                             delivery_id=r["id"],
                             cause_event_id=r["cause_event_id"],
@@ -311,7 +311,6 @@ class EmailSender:
                             reason="outcome unknown after the last attempt",
                         ),
                         r["tenant"],
-                        None,
                     )
                     for r in rows
                 ],

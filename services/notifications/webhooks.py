@@ -18,7 +18,7 @@ from services.notifications.domain import Answer
 from services.notifications.settings import NotificationSettings
 from shared.bus.backoff import Backoff
 from shared.bus.errors import TRANSIENT
-from shared.contracts.envelope import Payload
+from shared.bus.outbox import Pending
 from shared.contracts.notifications import NotificationFailedV1, NotificationSentV1
 from shared.service import ServiceContext
 
@@ -222,7 +222,7 @@ class WebhookSender:
     async def _record(self, rows: list[Any], results: list[tuple[Answer, bool]]) -> None:
         now = self.ctx.clock.now()
         updates: list[tuple[Any, ...]] = []
-        events: list[tuple[Payload, str, str | None]] = []
+        events: list[Pending] = []
         disable: list[Any] = []
         for row, (a, gone) in zip(rows, results, strict=True):
             common = {
@@ -235,7 +235,7 @@ class WebhookSender:
                 disable.append(row["endpoint_id"])
             if a.ok:
                 updates.append((row["id"], "sent", now, a.text, now))
-                events.append((NotificationSentV1(**common), row["tenant"], None))
+                events.append(Pending(NotificationSentV1(**common), row["tenant"]))
                 continue
             delay = (
                 None
@@ -244,7 +244,9 @@ class WebhookSender:
             )
             state = "given_up" if delay is None else "failed"
             updates.append((row["id"], state, now + timedelta(seconds=delay or 0), a.text, None))
-            events.append((NotificationFailedV1(**common, permanent=delay is None, reason=a.text), row["tenant"], None))
+            events.append(
+                Pending(NotificationFailedV1(**common, permanent=delay is None, reason=a.text), row["tenant"])
+            )
         async with self.ctx.pool.acquire() as conn, conn.transaction():
             await conn.executemany(
                 "update deliveries set state = $2, next_attempt_at = $3, last_answer = $4, sent_at = $5,"
@@ -256,7 +258,7 @@ class WebhookSender:
                     "update webhook_endpoints set enabled = false, disabled_reason = '410 Gone' where id = any($1)",
                     list(set(disable)),
                 )
-            await self.ctx.outbox.record_many(conn, events)
+            await self.ctx.outbox.write(conn, events)
 
 
 def endpoint_json(row: Any) -> dict[str, Any]:

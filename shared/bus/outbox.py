@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -16,6 +18,19 @@ from shared.tracing import current_traceparent
 
 def notify_channel(service: str) -> str:
     return f"civic_outbox_{service}"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An event to record: its payload, tenant and subject (the aggregate it is about, which numbers it).
+    Correlation, cause and trace default to the current request's or handled event's."""
+
+    payload: Payload
+    tenant: str
+    subject: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | UUID | None = None
+    traceparent: str | None = None
 
 
 class Outbox:
@@ -69,40 +84,22 @@ class Outbox:
         correlation_id: str | None = None,
         causation_id: str | UUID | None = None,
     ) -> Envelope:
-        if not conn.is_in_transaction():
-            raise RuntimeError("Outbox.record must run inside the transaction of the state change")
-        sequence = None
-        if subject is not None:
-            sequence = await conn.fetchval(
-                "insert into aggregate_sequences (subject, last) values ($1, 1) "
-                "on conflict (subject) do update set last = aggregate_sequences.last + 1 returning last",
-                subject,
-            )
-        env = self.envelope(
-            payload,
-            tenant=tenant,
-            subject=subject,
-            sequence=sequence,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-        )
-        await conn.execute(
-            "insert into outbox (id, tenant, stream, type, subject, envelope) values ($1, $2, $3, $4, $5, $6);",
-            env.id,
-            tenant,
-            self.registry.get(env.type).stream,
-            env.type,
-            subject,
-            env.model_dump_json(),
-        )
-        # Delivered at commit, and only then: wakes the relay without polling.
-        await conn.execute("select pg_notify($1, '')", notify_channel(self.service))
-        return env
+        """One event; see ``write``."""
+        pending = Pending(payload, tenant, subject, correlation_id=correlation_id, causation_id=causation_id)
+        return (await self.write(conn, [pending]))[0]
 
-    async def record_many(self, conn: Conn, items: list[tuple[Payload, str, str | None]]) -> list[Envelope]:
-        """Record several events (payload, tenant, subject) with one round trip for the sequence numbers and
-        one for the rows. Events of one subject get consecutive sequence numbers in the order given."""
-        counts = Counter(subject for _, _, subject in items if subject is not None)
+    async def write(self, conn: Conn, events: Sequence[Pending]) -> list[Envelope]:
+        """The outbox's one writer: record ``events`` in the caller's transaction, in the order given.
+
+        One statement reserves the sequence numbers of every subject among them (events of one subject get
+        consecutive numbers), one writes the rows through the bus's ``record_events`` SQL function, which also
+        wakes the relay at commit. Without a subject, a single round trip.
+        """
+        if not events:
+            return []
+        if not conn.is_in_transaction():
+            raise RuntimeError("events must be recorded in the transaction of the state change they describe")
+        counts = Counter(e.subject for e in events if e.subject is not None)
         next_sequence: dict[str, int] = {}
         if counts:
             subjects = sorted(counts)  # rows locked in one order: concurrent writers cannot deadlock
@@ -115,15 +112,30 @@ class Outbox:
             )
             next_sequence = {r["subject"]: r["last"] - counts[r["subject"]] + 1 for r in rows}
         envs = []
-        for payload, tenant, subject in items:
+        for e in events:
             seq = None
-            if subject is not None:
-                seq = next_sequence[subject]
-                next_sequence[subject] = seq + 1
-            envs.append(self.envelope(payload, tenant=tenant, subject=subject, sequence=seq))
-        await conn.executemany(
-            "insert into outbox (id, tenant, stream, type, subject, envelope) values ($1, $2, $3, $4, $5, $6)",
-            [(e.id, e.tenant, self.registry.get(e.type).stream, e.type, e.subject, e.model_dump_json()) for e in envs],
+            if e.subject is not None:
+                seq = next_sequence[e.subject]
+                next_sequence[e.subject] = seq + 1
+            envs.append(
+                self.envelope(
+                    e.payload,
+                    tenant=e.tenant,
+                    subject=e.subject,
+                    sequence=seq,
+                    correlation_id=e.correlation_id,
+                    causation_id=e.causation_id,
+                    traceparent=e.traceparent,
+                )
+            )
+        await conn.execute(
+            "select record_events($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7)",
+            [e.id for e in envs],
+            [e.tenant for e in envs],
+            [self.registry.get(e.type).stream for e in envs],
+            [e.type for e in envs],
+            [e.subject for e in envs],
+            [e.model_dump_json() for e in envs],
+            notify_channel(self.service),
         )
-        await conn.execute("select pg_notify($1, '')", notify_channel(self.service))
         return envs

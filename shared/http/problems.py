@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.errors import DomainError
+
 PROBLEM = "application/problem+json"
 BASE = "https://civic.example/problems/"
 
@@ -49,6 +51,18 @@ class Problem(Exception):
         return body
 
 
+def problem_of(error: DomainError) -> Problem:
+    """The one place a domain refusal becomes a problem document: its kind gives the status, its code the type."""
+    return Problem(
+        error.status,
+        error.title,
+        type_=error.code,
+        detail=error.detail,
+        errors=[f.as_dict() for f in error.fields] or None,
+        **error.extensions,
+    )
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     return JSONResponse(
         problem.body(str(request.url.path) if request else None),
@@ -80,6 +94,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc, request)
+
+    @app.exception_handler(DomainError)
+    async def _refused(request: Request, exc: DomainError) -> JSONResponse:
+        return problem_response(problem_of(exc), request)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

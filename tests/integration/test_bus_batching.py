@@ -9,8 +9,8 @@ from datetime import date
 import pytest
 import redis.asyncio as aioredis
 
+from shared.bus.outbox import Pending
 from shared.contracts.content import QrScannedV1
-from shared.contracts.envelope import Payload
 from shared.contracts.registry import Event
 from shared.db import Conn
 from shared.settings import Settings
@@ -27,15 +27,15 @@ async def rig(settings: Settings, redis: aioredis.Redis) -> AsyncIterator[BusRig
         await r.close()
 
 
-def _scan(i: int, subject: str | None) -> tuple[Payload, str, str | None]:
-    return QrScannedV1(code=f"b{i}", target_kind="survey", day=date(2021, 10, 1), scans=i), "stadt-a", subject
+def _scan(i: int, subject: str | None) -> Pending:
+    return Pending(QrScannedV1(code=f"b{i}", target_kind="survey", day=date(2021, 10, 1), scans=i), "stadt-a", subject)
 
 
-async def test_record_many_numbers_each_subject_consecutively_after_record(rig: BusRig) -> None:
+async def test_write_numbers_each_subject_consecutively_after_record(rig: BusRig) -> None:
     await rig.publish(7)  # one event on each of qr/c0 .. qr/c6 through Outbox.record
     subjects = ["qr/c1", "qr/new", "qr/c1", None, "qr/new", "qr/c1"]
     async with rig.producer_pool.acquire() as conn, conn.transaction():
-        envs = await rig.outbox.record_many(conn, [_scan(i, s) for i, s in enumerate(subjects)])
+        envs = await rig.outbox.write(conn, [_scan(i, s) for i, s in enumerate(subjects)])
     assert [e.aggregatesequence for e in envs] == [2, 1, 3, None, 2, 4]
     rows = await rig.producer_pool.fetch("select envelope from outbox order by position")
     stored = [json.loads(r["envelope"]) for r in rows][7:]
@@ -45,7 +45,7 @@ async def test_record_many_numbers_each_subject_consecutively_after_record(rig: 
 
 async def test_the_same_event_twice_in_one_batch_has_one_effect(rig: BusRig) -> None:
     async with rig.producer_pool.acquire() as conn, conn.transaction():
-        await rig.outbox.record_many(conn, [_scan(i, f"qr/{i}") for i in range(5)])
+        await rig.outbox.write(conn, [_scan(i, f"qr/{i}") for i in range(5)])
     relay = rig.relay()
     await relay.publish_batch()
     await rig.producer_pool.execute("update outbox set published_at = null")  # published again, as after a crash

@@ -24,10 +24,9 @@ import asyncpg
 from shared.bus.backoff import Backoff
 from shared.bus.errors import TRANSIENT
 from shared.bus.maintenance import Maintenance
-from shared.bus.outbox import Outbox
+from shared.bus.outbox import Outbox, Pending
 from shared.bus.relay import Relay
 from shared.contracts.content import QrScannedV1
-from shared.contracts.envelope import Payload
 from shared.db import create_pool
 from tests.faults.procs.common import (
     PRODUCER,
@@ -73,14 +72,14 @@ async def write(pool: asyncpg.Pool, ledger: Ledger, progress: list[int], stop: a
         numbers = list(range(n, n + size))
         n += size
         codes = [f"{run}-{i}" for i in numbers]
-        items: list[tuple[Payload, str, str | None]] = [
-            (QrScannedV1(code=c, target_kind="survey", day=date(2021, 10, 1), scans=i), TENANT, f"qr/{i % 7}")
+        items = [
+            Pending(QrScannedV1(code=c, target_kind="survey", day=date(2021, 10, 1), scans=i), TENANT, f"qr/{i % 7}")
             for c, i in zip(codes, numbers, strict=True)
         ]
         ledger.attempted(codes)
         try:
             async with pool.acquire() as conn, conn.transaction():
-                await outbox.record_many(conn, items)
+                await outbox.write(conn, items)
         except (*TRANSIENT, asyncpg.PostgresError) as exc:
             log.warning("transaction failed; its events count as attempted only", extra={"error": repr(exc)})
             await backoff.wait(stop)

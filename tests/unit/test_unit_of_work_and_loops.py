@@ -1,0 +1,80 @@
+"""The fake unit of work keeps what a use case recorded only when it commits; the loop helper backs off and
+keeps going after a failing pass."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+import pytest
+
+from shared.bus.backoff import Backoff
+from shared.contracts.content import QrScannedV1
+from shared.contracts.registry import UnknownEventType
+from shared.contracts.surveys import SurveyClosedV1
+from shared.errors import Conflict, FieldProblem, Invalid
+from shared.http.problems import problem_of
+from shared.loops import repeat
+from shared.unit_of_work import FakeUnitOfWork
+
+
+def _scan(n: int) -> QrScannedV1:
+    return QrScannedV1(code=f"f{n}", target_kind="survey", day=date(2021, 10, 1), scans=n)
+
+
+async def test_fake_unit_of_work_keeps_events_of_committed_blocks_only() -> None:
+    uow: FakeUnitOfWork[dict[str, int]] = FakeUnitOfWork({}, "content")
+    async with uow:
+        await uow.record(_scan(1), tenant="stadt-a", subject="qr/f")
+    with pytest.raises(Conflict):
+        async with uow:
+            await uow.record(_scan(2), tenant="stadt-a")
+            raise Conflict("already-there")
+    assert [p.code for p in uow.payloads()] == ["f1"]
+    assert (uow.commits, uow.rollbacks) == (1, 1)
+
+
+async def test_fake_unit_of_work_refuses_a_payload_the_service_does_not_produce() -> None:
+    uow: FakeUnitOfWork[None] = FakeUnitOfWork(None, "content")
+    with pytest.raises(UnknownEventType):
+        async with uow:
+            await uow.record(SurveyClosedV1.model_construct(), tenant="stadt-a")
+
+
+def test_domain_errors_become_problems_by_kind() -> None:
+    p = problem_of(Invalid("email-invalid", fields=[FieldProblem("/email", "not an address", "email")]))
+    assert (p.status, p.type, p.title) == (422, "https://civic.example/problems/email-invalid", "Invalid request")
+    assert p.errors == [{"in": "body", "pointer": "/email", "detail": "not an address", "code": "email"}]
+    c = problem_of(Conflict("meeting-full", "Meeting is full", detail="No seat is left.", seats_left=0))
+    assert (c.status, c.title, c.detail) == (409, "Meeting is full", "No seat is left.")
+    assert c.extensions == {"seats_left": 0}
+
+
+async def test_repeat_goes_on_after_a_failing_pass() -> None:
+    stop = asyncio.Event()
+    passes: list[int] = []
+
+    async def step() -> None:
+        passes.append(len(passes))
+        if len(passes) == 1:
+            raise RuntimeError("a bug in the first pass")
+        if len(passes) == 3:
+            stop.set()
+
+    await asyncio.wait_for(repeat("test", step, stop, interval=0.01, backoff=Backoff(0.01, 0.02)), 5)
+    assert passes == [0, 1, 2]
+
+
+async def test_repeat_runs_again_at_once_while_there_is_more() -> None:
+    stop = asyncio.Event()
+    batches = [100, 100, 3]
+
+    async def step() -> int:
+        n = batches.pop(0)
+        if not batches:
+            stop.set()
+        return n
+
+    # An interval of an hour: only "again" can make the three passes happen within the timeout.
+    await asyncio.wait_for(repeat("test", step, stop, interval=3600, again=lambda n: n == 100), 5)
+    assert batches == []
