@@ -53,7 +53,7 @@ async def migrate(names: str | None) -> None:
             applied = await db.migrate(s.database_url, d.schema, d.all_migrations())
             print(f"{d.name}: {len(applied)} migration(s) applied" + (f" ({', '.join(applied)})" if applied else ""))
             # Groups exist before any event is published, so nothing published early is skipped.
-            for stream in sorted({REGISTRY.get(t).stream for t in d.subscriptions}):
+            for stream in sorted({REGISTRY.get(t).stream for t in d.event_types}):
                 created = await ensure_group(redis, keys.stream(stream), d.name)
                 print(f"  group {d.name} on {keys.stream(stream)}: {'created' if created else 'exists'}")
         # After all of them: a keyring can be shared only with roles that exist.

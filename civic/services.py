@@ -23,4 +23,4 @@ def select(names: str | list[str] | None) -> list[ServiceDefinition]:
 
 def consumers() -> dict[str, list[str]]:
     """Service -> event types it subscribes to (for the AsyncAPI document and group creation)."""
-    return {d.name: sorted(d.subscriptions) for d in ALL.values()}
+    return {d.name: d.event_types for d in ALL.values()}

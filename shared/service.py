@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -27,7 +28,8 @@ from shared.bus.outbox import Outbox
 from shared.bus.relay import Relay
 from shared.bus.streams import Keys, consumer_name, redis_from_settings
 from shared.clock import Clock, SystemClock
-from shared.contracts.registry import Event
+from shared.contracts.envelope import Envelope, Payload
+from shared.contracts.registry import REGISTRY, Event
 from shared.loops import Loop as Loop  # re-exported: services name their loops by it
 from shared.settings import Settings
 
@@ -49,15 +51,58 @@ class ServiceContext:
 
 ServiceHandler = Callable[[ServiceContext, db.Conn, Event], Awaitable[None]]
 
+P = TypeVar("P", bound=Payload)
 
-def bind(ctx: ServiceContext, handlers: Mapping[str, ServiceHandler]) -> dict[str, Handler]:
-    def bound(handler: ServiceHandler) -> Handler:
+
+@dataclass(frozen=True)
+class Subscription:
+    """One line of a service's subscription list: the payload class it handles and the handler, which gets
+    the service's context, the consumer's connection (its transaction also records the event as processed),
+    the envelope and the payload, already of that class."""
+
+    payload: type[Payload]
+    handler: Callable[[ServiceContext, db.Conn, Envelope, Any], Awaitable[None]]
+
+    @property
+    def type(self) -> str:
+        return REGISTRY.type_of(self.payload)
+
+
+def on(payload: type[P], handler: Callable[[ServiceContext, db.Conn, Envelope, P], Awaitable[None]]) -> Subscription:
+    """``on(MeetingCancelledV1, meeting_cancelled)``: mypy checks that the handler takes that payload."""
+    return Subscription(payload, handler)
+
+
+Subscriptions = Sequence[Subscription] | Mapping[str, ServiceHandler]
+
+
+def bind(ctx: ServiceContext, subscriptions: Subscriptions) -> dict[str, Handler]:
+    """The consumer's table (event type -> handler). Several subscriptions to one type run in list order, in
+    the same transaction."""
+    if isinstance(subscriptions, Mapping):
+        # The older shape, keyed by type string: kept while services move to ``on(...)`` lists.
+        legacy: Mapping[str, ServiceHandler] = subscriptions
+
+        def bound(handler: ServiceHandler) -> Handler:
+            async def run(conn: db.Conn, event: Event) -> None:
+                await handler(ctx, conn, event)
+
+            return run
+
+        return {t: bound(h) for t, h in legacy.items()}
+
+    by_type: dict[str, list[Subscription]] = {}
+    for sub in subscriptions:
+        by_type.setdefault(sub.type, []).append(sub)
+
+    def run_all(subs: list[Subscription]) -> Handler:
         async def run(conn: db.Conn, event: Event) -> None:
-            await handler(ctx, conn, event)
+            for sub in subs:
+                await sub.handler(ctx, conn, event.envelope, event.payload)
 
         return run
 
-    return {t: bound(h) for t, h in handlers.items()}
+    return {t: run_all(subs) for t, subs in by_type.items()}
 
 
 @dataclass(frozen=True)
@@ -65,8 +110,8 @@ class ServiceDefinition:
     name: str
     router: APIRouter
     migrations: Path
-    #: The subscription list: event type -> handler(ctx, conn, event), readable in one screen.
-    subscriptions: Mapping[str, ServiceHandler] = field(default_factory=dict)
+    #: The subscription list, readable in one screen: ``[on(PayloadClass, handler), ...]``.
+    subscriptions: Subscriptions = field(default_factory=list)
     #: Loops of the service's own (publishing scheduled content, sending mail ...).
     background: Callable[[ServiceContext], list[Loop]] = field(default=lambda ctx: [])
     #: Routes outside /api/<name>/ (such as QR short links), mounted at the root.
@@ -83,6 +128,13 @@ class ServiceDefinition:
     @property
     def schema(self) -> str:
         return self.name
+
+    @property
+    def event_types(self) -> list[str]:
+        """The event types the service subscribes to."""
+        if isinstance(self.subscriptions, Mapping):
+            return sorted(self.subscriptions)
+        return sorted({s.type for s in self.subscriptions})
 
     def all_migrations(self) -> list[db.Migration]:
         return db.load_migrations(db.BUS_MIGRATIONS, self.migrations)

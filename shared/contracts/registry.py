@@ -33,11 +33,13 @@ class Registry:
     def __init__(self, specs: Iterable[EventSpec]) -> None:
         self._by_type: dict[str, EventSpec] = {}
         self._by_payload: dict[tuple[str, type[Payload]], EventSpec] = {}
+        self._by_class: dict[type[Payload], list[EventSpec]] = {}
         for s in specs:
             if s.type in self._by_type:
                 raise ValueError(f"event type {s.type} registered twice")
             self._by_type[s.type] = s
             self._by_payload[(s.producer, s.payload)] = s
+            self._by_class.setdefault(s.payload, []).append(s)
 
     def __iter__(self) -> Iterator[EventSpec]:
         return iter(sorted(self._by_type.values(), key=lambda s: s.type))
@@ -56,6 +58,13 @@ class Registry:
             return self._by_payload[(producer, type(payload))]
         except KeyError:
             raise UnknownEventType(f"{producer} publishes no {type(payload).__name__}") from None
+
+    def type_of(self, payload: type[Payload]) -> str:
+        """The event type a payload class is the data of (a subscription list names events by their class)."""
+        specs = self._by_class.get(payload, [])
+        if len(specs) != 1:
+            raise UnknownEventType(f"{payload.__name__} is the payload of {len(specs)} event types, not one")
+        return specs[0].type
 
     def streams(self) -> list[str]:
         return sorted({s.stream for s in self._by_type.values()})

@@ -387,7 +387,7 @@ async def ledger(system: System, rush: Rush, database_url: str) -> Ledger:
     """Compare what the rush was told with the rows, the consumers' records and the mail, once drained."""
     from civic.services import ALL
 
-    consumed = sorted(ALL["notifications"].subscriptions)
+    consumed = ALL["notifications"].event_types
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch(

@@ -78,3 +78,25 @@ async def test_repeat_runs_again_at_once_while_there_is_more() -> None:
     # An interval of an hour: only "again" can make the three passes happen within the timeout.
     await asyncio.wait_for(repeat("test", step, stop, interval=3600, again=lambda n: n == 100), 5)
     assert batches == []
+
+
+async def test_a_subscription_list_runs_every_handler_of_a_type_in_order() -> None:
+    from typing import Any, cast
+
+    from shared.bus.outbox import Outbox
+    from shared.contracts.registry import REGISTRY
+    from shared.service import ServiceContext, bind, on
+
+    seen: list[str] = []
+
+    async def first(ctx: ServiceContext, conn: Any, envelope: Any, payload: QrScannedV1) -> None:
+        seen.append(f"first {payload.code}")
+
+    async def second(ctx: ServiceContext, conn: Any, envelope: Any, payload: QrScannedV1) -> None:
+        seen.append(f"second {envelope.tenant}")
+
+    table = bind(cast(ServiceContext, None), [on(QrScannedV1, first), on(QrScannedV1, second)])
+    assert list(table) == [REGISTRY.type_of(QrScannedV1)]
+    env = Outbox("content").envelope(_scan(5), tenant="stadt-a", subject=None)
+    await table[env.type](cast(Any, None), REGISTRY.parse(env.model_dump(mode="json")))
+    assert seen == ["first f5", "second stadt-a"]
