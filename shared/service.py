@@ -32,8 +32,12 @@ from shared.contracts.envelope import Envelope, Payload
 from shared.contracts.registry import REGISTRY, Event
 from shared.loops import Loop as Loop  # re-exported: services name their loops by it
 from shared.settings import Settings
+from shared.unit_of_work import UnitsOfWork
 
 log = logging.getLogger(__name__)
+
+
+S = TypeVar("S")
 
 
 @dataclass
@@ -47,6 +51,13 @@ class ServiceContext:
     outbox: Outbox
     clock: Clock
     keys: Keys
+    #: The service's own settings (``services/<name>/settings.py``), read once when the service starts;
+    #: ``settings.py`` offers a typed accessor (``settings_of(ctx)``).
+    own_settings: Any = None
+
+    def uows(self, store: Callable[[db.Conn], S]) -> UnitsOfWork[S]:
+        """Units of work over the service's pool and outbox, with ``store`` (its ``store.py`` class)."""
+        return UnitsOfWork(self.pool, self.outbox, store)
 
 
 ServiceHandler = Callable[[ServiceContext, db.Conn, Event], Awaitable[None]]
@@ -117,6 +128,11 @@ class ServiceDefinition:
     #: Routes outside /api/<name>/ (such as QR short links), mounted at the root.
     root_router: APIRouter | None = None
     pool_size: int = 10
+    #: Reads the service's own settings (a pydantic-settings class) when the service starts: not at import,
+    #: so ``civic up`` and tests can set the environment first.
+    settings: Callable[[], Any] | None = None
+    #: Whether the service registers deadlines (shared/bus/deadlines.py) and so runs the deadline scheduler.
+    owns_deadlines: bool = False
     #: Services whose role may read this service's keyring (``person_keys``, see shared/privacy.py): the
     #: consumers of its sealed personal data.
     key_readers: tuple[str, ...] = ()
@@ -172,7 +188,8 @@ class ServiceRuntime:
         )
         redis = redis_from_settings(s)
         keys = Keys(s.stream_prefix)
-        self.ctx = ServiceContext(d.name, s, pool, redis, Outbox(d.name, clock=self.clock), self.clock, keys)
+        own = d.settings() if d.settings is not None else None
+        self.ctx = ServiceContext(d.name, s, pool, redis, Outbox(d.name, clock=self.clock), self.clock, keys, own)
         self.consumer = Consumer(
             d.name,
             pool,
@@ -212,15 +229,18 @@ class ServiceRuntime:
                     processed_retention=timedelta(hours=s.processed_retention_hours),
                     clock=self.clock,
                 ).run,
-                DeadlineScheduler(
-                    pool,
-                    self.ctx.outbox,
-                    clock=self.clock,
-                    interval=s.deadline_interval_seconds,
-                    late_after=timedelta(seconds=s.deadline_late_after_seconds),
-                ).run,
                 *d.background(self.ctx),
             ]
+            if d.owns_deadlines:
+                loops.append(
+                    DeadlineScheduler(
+                        pool,
+                        self.ctx.outbox,
+                        clock=self.clock,
+                        interval=s.deadline_interval_seconds,
+                        late_after=timedelta(seconds=s.deadline_late_after_seconds),
+                    ).run
+                )
             self._tasks = [asyncio.create_task(self._guard(loop)) for loop in loops]
         return self.ctx
 

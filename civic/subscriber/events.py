@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from civic.subscriber.cloudevent import CloudEvent
-from shared.contracts.common import DeadlineApproachingV1
 from shared.contracts.content import ContentPublishedV1, PhaseStartedV1, QrScannedV1
 from shared.contracts.notifications import NotificationFailedV1, NotificationSentV1
 from shared.contracts.registration import (
@@ -16,23 +15,24 @@ from shared.contracts.registration import (
     MeetingChangedV1,
     MeetingPublishedV1,
     RegistrationCheckedInV1,
+    RegistrationDeadlineApproachingV1,
     RegistrationReceivedV1,
     RegistrationsAnonymisedV1,
     SeatsChangedV1,
 )
-from shared.contracts.surveys import ResponseCompletedV1, SurveyClosedV1, SurveyOpenedV1, SurveyPublishedV1
+from shared.contracts.surveys import (
+    ResponseCompletedV1,
+    SurveyClosedV1,
+    SurveyDeadlineApproachingV1,
+    SurveyOpenedV1,
+    SurveyPublishedV1,
+)
 
 
 class ContentContentPublishedV1(CloudEvent[ContentPublishedV1]):
     """Content was published."""
 
     type: Literal["civic.content.content.published.v1"] = "civic.content.content.published.v1"
-
-
-class ContentDeadlineApproachingV1(CloudEvent[DeadlineApproachingV1]):
-    """A content deadline is near."""
-
-    type: Literal["civic.content.deadline.approaching.v1"] = "civic.content.deadline.approaching.v1"
 
 
 class ContentPhaseStartedV1(CloudEvent[PhaseStartedV1]):
@@ -59,7 +59,7 @@ class NotificationsNotificationSentV1(CloudEvent[NotificationSentV1]):
     type: Literal["civic.notifications.notification.sent.v1"] = "civic.notifications.notification.sent.v1"
 
 
-class RegistrationDeadlineApproachingV1(CloudEvent[DeadlineApproachingV1]):
+class RegistrationDeadlineApproachingV1(CloudEvent[RegistrationDeadlineApproachingV1]):
     """A registration deadline or a meeting start is near."""
 
     type: Literal["civic.registration.deadline.approaching.v1"] = "civic.registration.deadline.approaching.v1"
@@ -107,7 +107,7 @@ class RegistrationRegistrationsAnonymisedV1(CloudEvent[RegistrationsAnonymisedV1
     type: Literal["civic.registration.registrations.anonymised.v1"] = "civic.registration.registrations.anonymised.v1"
 
 
-class SurveysDeadlineApproachingV1(CloudEvent[DeadlineApproachingV1]):
+class SurveysDeadlineApproachingV1(CloudEvent[SurveyDeadlineApproachingV1]):
     """A survey is about to close."""
 
     type: Literal["civic.surveys.deadline.approaching.v1"] = "civic.surveys.deadline.approaching.v1"
@@ -138,8 +138,7 @@ class SurveysSurveyPublishedV1(CloudEvent[SurveyPublishedV1]):
 
 
 ContentEvent = Annotated[
-    ContentContentPublishedV1 | ContentDeadlineApproachingV1 | ContentPhaseStartedV1 | ContentQrScannedV1,
-    Field(discriminator="type"),
+    ContentContentPublishedV1 | ContentPhaseStartedV1 | ContentQrScannedV1, Field(discriminator="type")
 ]
 NotificationsEvent = Annotated[
     NotificationsNotificationFailedV1 | NotificationsNotificationSentV1, Field(discriminator="type")
@@ -167,7 +166,6 @@ SurveysEvent = Annotated[
 #: Event type -> model.
 MODELS: dict[str, type[CloudEvent[Any]]] = {
     "civic.content.content.published.v1": ContentContentPublishedV1,
-    "civic.content.deadline.approaching.v1": ContentDeadlineApproachingV1,
     "civic.content.phase.started.v1": ContentPhaseStartedV1,
     "civic.content.qr.scanned.v1": ContentQrScannedV1,
     "civic.notifications.notification.failed.v1": NotificationsNotificationFailedV1,
@@ -190,7 +188,6 @@ MODELS: dict[str, type[CloudEvent[Any]]] = {
 STREAM_TYPES: dict[str, tuple[str, ...]] = {
     "content": (
         "civic.content.content.published.v1",
-        "civic.content.deadline.approaching.v1",
         "civic.content.phase.started.v1",
         "civic.content.qr.scanned.v1",
     ),

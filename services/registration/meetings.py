@@ -12,6 +12,7 @@ from services.registration import commands, domain, store, tickets
 from services.registration.schemas import MeetingIn
 from services.registration.store import Meeting
 from shared.bus.deadlines import cancel_deadline, register_deadline
+from shared.contracts.common import DeadlineKind
 from shared.contracts.envelope import Payload
 from shared.contracts.registration import (
     MeetingCancelledV1,
@@ -24,7 +25,7 @@ from shared.http.problems import Problem
 from shared.links import link
 from shared.service import ServiceContext
 
-DEADLINE_KINDS = ("registration_closes", "meeting_starts")
+DEADLINE_KINDS = (DeadlineKind.REGISTRATION_CLOSES, DeadlineKind.MEETING_STARTS)
 
 
 def pools(meeting: Meeting) -> list[UUID | None]:
@@ -176,7 +177,7 @@ async def _deadlines(conn: Conn, meeting: Meeting) -> None:
     await register_deadline(
         conn,
         tenant=meeting.tenant,
-        kind="registration_closes",
+        kind=DeadlineKind.REGISTRATION_CLOSES,
         subject_id=subject,
         due_at=meeting.closes_at,
         offsets=offsets,
@@ -185,7 +186,7 @@ async def _deadlines(conn: Conn, meeting: Meeting) -> None:
     await register_deadline(
         conn,
         tenant=meeting.tenant,
-        kind="meeting_starts",
+        kind=DeadlineKind.MEETING_STARTS,
         subject_id=subject,
         due_at=meeting.starts_at,
         offsets=offsets,

@@ -19,4 +19,5 @@ definition = ServiceDefinition(
     # Notifications opens the sealed contact of registration's events with these keys.
     key_readers=("notifications",),
     links=LINKS,
+    owns_deadlines=True,
 )

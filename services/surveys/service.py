@@ -21,6 +21,7 @@ def build(config: SurveysConfig | None = None) -> ServiceDefinition:
         subscriptions={},
         background=lambda ctx: loops(ctx, cfg),
         links=LINKS,
+        owns_deadlines=True,
     )
 
 

@@ -20,6 +20,7 @@ from services.surveys.schemas import ResponseIn, SurveyIn
 from shared.bus.deadlines import register_deadline
 from shared.bus.outbox import Outbox, notify_channel
 from shared.clock import Clock
+from shared.contracts.common import DeadlineKind
 from shared.contracts.surveys import ResponseCompletedV1, SurveyClosedV1, SurveyOpenedV1, SurveyPublishedV1
 from shared.db import Conn
 from shared.http.problems import Problem
@@ -28,7 +29,7 @@ from shared.service import ServiceContext
 
 log = logging.getLogger(__name__)
 
-DEADLINE_KIND = "survey_closes"
+DEADLINE_KIND = DeadlineKind.SURVEY_CLOSES
 
 _COLUMNS = (
     "id, tenant, slug, title, introduction, estimated_minutes, opens_at, closes_at, results_public, process_id, "

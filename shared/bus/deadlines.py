@@ -23,12 +23,21 @@ from shared.bus.backoff import Backoff
 from shared.bus.errors import TRANSIENT
 from shared.bus.outbox import Outbox
 from shared.clock import Clock, SystemClock
-from shared.contracts.common import DeadlineApproachingV1
+from shared.contracts.common import DeadlineApproachingV1, DeadlineKind
+from shared.contracts.registration import RegistrationDeadlineApproachingV1
+from shared.contracts.surveys import SurveyDeadlineApproachingV1
 from shared.db import Conn
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OFFSETS = (timedelta(hours=72), timedelta(hours=24))
+
+#: The payload a reminder of each kind goes out as: its producer's own class.
+PAYLOADS: dict[DeadlineKind, type[DeadlineApproachingV1]] = {
+    DeadlineKind.REGISTRATION_CLOSES: RegistrationDeadlineApproachingV1,
+    DeadlineKind.MEETING_STARTS: RegistrationDeadlineApproachingV1,
+    DeadlineKind.SURVEY_CLOSES: SurveyDeadlineApproachingV1,
+}
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,7 @@ async def register_deadline(
     conn: Conn,
     *,
     tenant: str,
-    kind: str,
+    kind: DeadlineKind,
     subject_id: str,
     due_at: datetime,
     offsets: Sequence[timedelta] = DEFAULT_OFFSETS,
@@ -65,7 +74,7 @@ async def register_deadline(
     return UUID(str(value))
 
 
-async def cancel_deadline(conn: Conn, *, kind: str, subject_id: str) -> None:
+async def cancel_deadline(conn: Conn, *, kind: DeadlineKind, subject_id: str) -> None:
     await conn.execute("update deadlines set cancelled = true where kind = $1 and subject_id = $2", kind, subject_id)
 
 
@@ -141,7 +150,7 @@ class DeadlineScheduler:
                 if outcome != "skipped":
                     await self.outbox.record(
                         conn,
-                        DeadlineApproachingV1(
+                        PAYLOADS[DeadlineKind(row["kind"])](
                             deadline_id=row["id"],
                             kind=row["kind"],
                             subject_id=row["subject_id"],

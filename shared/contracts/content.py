@@ -6,7 +6,6 @@ from datetime import date
 from typing import Literal
 from uuid import UUID
 
-from shared.contracts.common import DeadlineApproachingV1
 from shared.contracts.envelope import Payload
 from shared.contracts.spec import EventSpec, spec
 
@@ -43,5 +42,4 @@ EVENTS: list[EventSpec] = [
     spec(f"{_P}.content.published.v1", ContentPublishedV1, "content", "Content was published."),
     spec(f"{_P}.phase.started.v1", PhaseStartedV1, "content", "A phase of a process started."),
     spec(f"{_P}.qr.scanned.v1", QrScannedV1, "content", "A QR short link was scanned (aggregated per day)."),
-    spec(f"{_P}.deadline.approaching.v1", DeadlineApproachingV1, "content", "A content deadline is near."),
 ]

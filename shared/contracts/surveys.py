@@ -41,11 +41,15 @@ class SurveyClosedV1(Payload):
     process_id: UUID | None = None
 
 
+class SurveyDeadlineApproachingV1(DeadlineApproachingV1):
+    """A survey closes (``survey_closes``) ``offset_seconds`` from now."""
+
+
 _P = "civic.surveys"
 EVENTS: list[EventSpec] = [
     spec(f"{_P}.survey.published.v1", SurveyPublishedV1, "surveys", "A survey was published."),
     spec(f"{_P}.survey.opened.v1", SurveyOpenedV1, "surveys", "A survey opened for responses."),
     spec(f"{_P}.response.completed.v1", ResponseCompletedV1, "surveys", "A response was stored."),
     spec(f"{_P}.survey.closed.v1", SurveyClosedV1, "surveys", "A survey closed."),
-    spec(f"{_P}.deadline.approaching.v1", DeadlineApproachingV1, "surveys", "A survey is about to close."),
+    spec(f"{_P}.deadline.approaching.v1", SurveyDeadlineApproachingV1, "surveys", "A survey is about to close."),
 ]

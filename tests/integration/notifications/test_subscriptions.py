@@ -10,10 +10,11 @@ from uuid import UUID, uuid4
 import redis.asyncio as aioredis
 
 from services.notifications.domain import email_sha256
+from shared.bus.deadlines import PAYLOADS
 from shared.bus.outbox import Outbox
 from shared.bus.relay import Relay
 from shared.bus.streams import Keys
-from shared.contracts.common import DeadlineApproachingV1
+from shared.contracts.common import DeadlineApproachingV1, DeadlineKind
 from shared.contracts.content import ContentPublishedV1
 from shared.contracts.registration import (
     Contact,
@@ -59,7 +60,7 @@ async def _async(value):  # type: ignore[no-untyped-def]
 
 
 def reminder(kind: str, subject_id: UUID, due_at: datetime) -> DeadlineApproachingV1:
-    return DeadlineApproachingV1(
+    return PAYLOADS[DeadlineKind(kind)](
         deadline_id=uuid4(), kind=kind, subject_id=str(subject_id), due_at=due_at, offset_seconds=86400
     )
 
