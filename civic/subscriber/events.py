@@ -13,9 +13,9 @@ from shared.contracts.notifications import NotificationFailedV1, NotificationSen
 from shared.contracts.registration import (
     MeetingCancelledV1,
     MeetingChangedV1,
+    MeetingDeadlineApproachingV1,
     MeetingPublishedV1,
     RegistrationCheckedInV1,
-    RegistrationDeadlineApproachingV1,
     RegistrationReceivedV1,
     RegistrationsAnonymisedV1,
     SeatsChangedV1,
@@ -59,7 +59,7 @@ class NotificationsNotificationSentV1(CloudEvent[NotificationSentV1]):
     type: Literal["civic.notifications.notification.sent.v1"] = "civic.notifications.notification.sent.v1"
 
 
-class RegistrationDeadlineApproachingV1(CloudEvent[RegistrationDeadlineApproachingV1]):
+class RegistrationDeadlineApproachingV1(CloudEvent[MeetingDeadlineApproachingV1]):
     """A registration deadline or a meeting start is near."""
 
     type: Literal["civic.registration.deadline.approaching.v1"] = "civic.registration.deadline.approaching.v1"

@@ -24,7 +24,7 @@ from shared.bus.errors import TRANSIENT
 from shared.bus.outbox import Outbox
 from shared.clock import Clock, SystemClock
 from shared.contracts.common import DeadlineApproachingV1, DeadlineKind
-from shared.contracts.registration import RegistrationDeadlineApproachingV1
+from shared.contracts.registration import MeetingDeadlineApproachingV1
 from shared.contracts.surveys import SurveyDeadlineApproachingV1
 from shared.db import Conn
 
@@ -34,8 +34,8 @@ DEFAULT_OFFSETS = (timedelta(hours=72), timedelta(hours=24))
 
 #: The payload a reminder of each kind goes out as: its producer's own class.
 PAYLOADS: dict[DeadlineKind, type[DeadlineApproachingV1]] = {
-    DeadlineKind.REGISTRATION_CLOSES: RegistrationDeadlineApproachingV1,
-    DeadlineKind.MEETING_STARTS: RegistrationDeadlineApproachingV1,
+    DeadlineKind.REGISTRATION_CLOSES: MeetingDeadlineApproachingV1,
+    DeadlineKind.MEETING_STARTS: MeetingDeadlineApproachingV1,
     DeadlineKind.SURVEY_CLOSES: SurveyDeadlineApproachingV1,
 }
 

@@ -218,7 +218,7 @@ def _retired(name: str, payload: type[Payload], personal: tuple[str, ...]) -> Ev
     return spec(f"{_P}.{name}", payload, "registration", "Retired (see v2).", personal, private=True, retired=True)
 
 
-class RegistrationDeadlineApproachingV1(DeadlineApproachingV1):
+class MeetingDeadlineApproachingV1(DeadlineApproachingV1):
     """A meeting's registration closes (``registration_closes``), or the meeting starts (``meeting_starts``),
     ``offset_seconds`` from now."""
 
@@ -296,7 +296,7 @@ EVENTS: list[EventSpec] = [
     ),
     spec(
         f"{_P}.deadline.approaching.v1",
-        RegistrationDeadlineApproachingV1,
+        MeetingDeadlineApproachingV1,
         "registration",
         "A registration deadline or a meeting start is near.",
     ),
