@@ -42,9 +42,20 @@ def _replace(pattern: str, repl: str, text: str, *, count: int, what: str) -> st
     return new
 
 
-def rewrite(conf: str, *, listen: str, upstreams: dict[str, str], access_log: Path) -> str:
-    """civic.conf with one-machine addresses; everything else stays as it is."""
+def rewrite(
+    conf: str, *, listen: str, upstreams: dict[str, str], access_log: Path, web_network: str | None = None
+) -> str:
+    """civic.conf with one-machine addresses; everything else stays as it is. ``web_network``: where the web
+    client's requests come from (their X-Forwarded-For is kept); none by default, since on one machine the web
+    client and other local clients share loopback."""
     conf = _replace(r"^resolver .*;\n", "", conf, count=1, what="resolver lines")
+    conf = _replace(
+        r"^(\s*)172\.30\.81\.0/24 1;\n",
+        f"    {web_network} 1;\n" if web_network else "",
+        conf,
+        count=1,
+        what="web network lines",
+    )
     for name in UPSTREAMS:
         conf = _replace(
             rf"^(\s*)server {name}:8000 resolve;$",
@@ -79,6 +90,7 @@ def render(
     host: str = "127.0.0.1",
     upstreams: dict[str, str] | None = None,
     nginx: str | None = None,
+    web_network: str | None = None,
 ) -> Path:
     """Write ``run_dir/nginx.conf`` (and create the directories it names); returns its path."""
     run_dir = run_dir.resolve()
@@ -100,6 +112,7 @@ def render(
         listen=f"{host}:{port}",
         upstreams=addresses,
         access_log=run_dir / "logs" / "access.log",
+        web_network=web_network,
     )
     text = (
         f"# Rendered by deploy/nginx/render.py from deploy/nginx/civic.conf; do not edit.\n"
@@ -151,9 +164,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1", help="address the gateway listens on")
     p.add_argument("--upstream", action="append", type=_upstream, default=[], metavar="NAME=HOST:PORT")
     p.add_argument("--nginx", default="nginx", help="nginx binary (asked which modules it lacks)")
+    p.add_argument(
+        "--web-network", metavar="CIDR", help="where the web client's requests come from (X-Forwarded-For kept)"
+    )
     args = p.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
-    conf = render(args.dir, port=args.port, host=args.host, upstreams=dict(args.upstream), nginx=args.nginx)
+    conf = render(
+        args.dir,
+        port=args.port,
+        host=args.host,
+        upstreams=dict(args.upstream),
+        nginx=args.nginx,
+        web_network=args.web_network,
+    )
     print(" ".join(repr(a) if " " in a else a for a in command(conf, args.nginx)))
     return 0
 

@@ -83,12 +83,16 @@ def test_each_service_runs_after_its_migration_with_its_own_role(services: dict[
             assert env["REDIS_URL"].startswith(f"redis://civic-{name}:${{CIVIC_REDIS_PASSWORD_{name.upper()}:?")
             assert env["REDIS_URL"].endswith("@redis:6379/0")
             assert env["CIVIC_PRODUCTION"] == "true"
-            # Client addresses through the gateway: its fixed address alone is trusted, no private range.
-            assert env["CIVIC_TRUSTED_PROXIES"] == "${CIVIC_GATEWAY_ADDRESS:-172.30.80.10}"
+            # Client addresses through the gateway: its fixed address is trusted, and the web replicas' own
+            # network as a hop in the chain; no private range.
+            assert (
+                env["CIVIC_TRUSTED_PROXIES"]
+                == "${CIVIC_GATEWAY_ADDRESS:-172.30.80.10},${CIVIC_WEB_SUBNET:-172.30.81.0/24}"
+            )
             assert "FORWARDED_ALLOW_IPS" not in env
         assert svc["image"] == migrate["image"] == services["registration"]["image"]
         gateway = services["gateway"]["networks"]["default"]["ipv4_address"]
-        assert gateway == svc["environment"]["CIVIC_TRUSTED_PROXIES"]
+        assert svc["environment"]["CIVIC_TRUSTED_PROXIES"].split(",")[0] == gateway
         assert "replicas" in svc["deploy"]
         assert "ports" not in svc and "container_name" not in svc, "replicas need neither"
 
@@ -178,14 +182,25 @@ def test_web_client_calls_the_apis_through_the_gateway(services: dict[str, dict[
     assert web["depends_on"] == {"gateway": {"condition": "service_healthy"}}
 
 
+def test_the_web_network_holds_the_web_replicas_and_the_gateway_alone(services: dict[str, dict[str, Any]]) -> None:
+    """The gateway keeps X-Forwarded-For only from civic-web; nothing but web and the gateway may sit there."""
+    on_web_network = sorted(n for n, svc in services.items() if "civic-web" in (svc.get("networks") or {}))
+    assert on_web_network == ["gateway", "web"]
+    subnet = layout.compose()["networks"]["civic-web"]["ipam"]["config"][0]["subnet"]
+    assert subnet == "${CIVIC_WEB_SUBNET:-172.30.81.0/24}"
+    assert "172.30.81.0/24 1;" in (layout.ROOT / "deploy" / "nginx" / "civic.conf").read_text()
+
+
 def test_nginx_routes_every_prefix_to_its_service() -> None:
     routes = layout.nginx_routes()
     for prefix, service in ROUTES.items():
         assert routes.get(prefix) == service, (prefix, routes)
     text = layout.NGINX_CONF.read_text()
     assert "proxy_set_header X-Request-ID $civic_request_id;" in text
-    # A client cannot pick the address the services see (and key their per-client limits on).
-    assert "proxy_set_header X-Forwarded-For $remote_addr;" in text
+    # A client cannot pick the address the services see (and key their per-client limits on): only the web
+    # client's header is kept (tests/deploy/test_gateway_forwarded.py runs it).
+    assert "proxy_set_header X-Forwarded-For $civic_forwarded_for;" in text
+    assert re.search(r"map \$civic_from_web \$civic_forwarded_for \{.*?default\s+\$remote_addr;", text, flags=re.DOTALL)
     assert re.search(r"map \$http_x_request_id \$civic_request_id \{.*?default\s+\$request_id;", text, flags=re.DOTALL)
 
 

@@ -15,7 +15,7 @@ PORTS = {name: f"127.0.0.1:{9100 + i}" for i, name in enumerate(UPSTREAMS)}
 
 
 def _strip_addresses(text: str) -> list[str]:
-    skip = ("resolver ", "server ", "listen ", "access_log /")
+    skip = ("resolver ", "server ", "listen ", "access_log /", "172.30.81.0/24 ")
     return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith(skip)]
 
 
@@ -52,3 +52,14 @@ def test_rendered_configuration_is_accepted_by_nginx(tmp_path: Path) -> None:
     result = subprocess.run([*argv, "-t"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert f"pid {tmp_path.resolve() / 'gw' / 'nginx.pid'};" in conf.read_text()
+
+
+def test_the_web_network_is_set_or_left_out(tmp_path: Path) -> None:
+    original = NGINX_CONF.read_text()
+    kept = render.rewrite(
+        original, listen="127.0.0.1:9000", upstreams=PORTS, access_log=tmp_path / "a.log", web_network="10.9.0.0/16"
+    )
+    assert "10.9.0.0/16 1;" in kept and "172.30.81.0/24" not in kept
+    # On one machine the web client shares loopback with every other client: nobody's header is kept.
+    none = render.rewrite(original, listen="127.0.0.1:9000", upstreams=PORTS, access_log=tmp_path / "a.log")
+    assert "172.30.81.0/24" not in none and "$civic_from_web" in none
