@@ -137,6 +137,10 @@ async def share_keyrings(url: str, definitions: Iterable[Any]) -> None:
     conn = await asyncpg.connect(url)
     try:
         for d in wanted:
-            await share_keyring(conn, d.schema, d.key_readers)
+            # Processes starting at once would grant on the same catalog rows concurrently, and PostgreSQL
+            # refuses the second with "tuple concurrently updated": one grantor at a time per schema.
+            async with conn.transaction():
+                await conn.execute("select pg_advisory_xact_lock(hashtext($1))", f"keyring:{d.schema}")
+                await share_keyring(conn, d.schema, d.key_readers)
     finally:
         await conn.close()
