@@ -23,13 +23,12 @@ from shared.clock import Clock
 from shared.contracts.envelope import Envelope, Payload
 from shared.contracts.registration import MeetingPublishedV1, Venue
 from shared.contracts.registry import REGISTRY
-from shared.http.app import create_app
 from shared.service import ServiceContext, ServiceRuntime
 from shared.settings import Settings
 from tests.mail import Sink as Sink  # the notifications tests import the SMTP server from here
 from tests.mail import SmtpServer as SmtpServer
 from tests.mail import smtp_server as smtp_server
-from tests.support import serve
+from tests.rigs import started
 
 TABLES = "deliveries, causes, registrations, meetings, surveys, subscriptions, recipients, webhook_endpoints, processes"
 
@@ -87,12 +86,10 @@ class Running:
 async def running_service(
     settings: Settings, nsettings: NotificationSettings, *, clock: Clock | None = None
 ) -> AsyncIterator[Running]:
-    app = create_app([build_definition(nsettings)], settings, clock=clock)
-    async with serve(app) as client:
-        ctx = app.state.civic["notifications"]
+    async with started(build_definition(nsettings), settings=settings, clock=clock) as service:
         # One database per test session: start each test from empty notification tables.
-        await ctx.pool.execute(f"truncate {TABLES}")
-        yield Running(client, ctx, app.state.runtimes[0])
+        await service.ctx.pool.execute(f"truncate {TABLES}")
+        yield Running(service.client, service.ctx, service.runtimes[0])
 
 
 _seq: dict[str, int] = {}
