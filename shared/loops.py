@@ -7,13 +7,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from shared.bus.backoff import Backoff
 from shared.bus.errors import TRANSIENT
-
-if TYPE_CHECKING:  # only named here: the wake-up's own reconnect loop is a ``repeat``
-    from shared.bus.wakeup import Wakeup
+from shared.bus.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 

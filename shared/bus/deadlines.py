@@ -10,6 +10,7 @@ passed, or when a nearer reminder of the same deadline is also due (one reminder
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,13 +19,14 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from shared.bus.backoff import Backoff
+from shared.bus.errors import TRANSIENT
 from shared.bus.outbox import Outbox
 from shared.clock import Clock, SystemClock
 from shared.contracts.common import DeadlineApproachingV1, DeadlineKind
 from shared.contracts.registration import MeetingDeadlineApproachingV1
 from shared.contracts.surveys import SurveyDeadlineApproachingV1
 from shared.db import Conn
-from shared.loops import repeat
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,17 @@ class DeadlineScheduler:
         self.horizon = horizon
 
     async def run(self, stop: asyncio.Event) -> None:
-        await repeat("deadline scheduler", self.tick, stop, interval=self.interval)
+        backoff = Backoff(0.5, 10)
+        while not stop.is_set():
+            try:
+                await self.tick()
+                backoff.reset()
+            except TRANSIENT as exc:
+                log.warning("deadline scheduler postponed", extra={"error": repr(exc)})
+                await backoff.wait(stop)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
 
     async def tick(self) -> list[Decision]:
         now = self.clock.now()
