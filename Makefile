@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEVENV := $(BIN)/python -m civic.devenv --
 
-.PHONY: up test lint typecheck unit contracts bench-bus bench-registration bench-surveys bench-notifications bench-content bench-subscriber bench-web bench-rush clean
+.PHONY: up test lint typecheck unit integration api browser e2e faults contracts bench-bus bench-registration bench-surveys bench-notifications bench-content bench-subscriber bench-web bench-rush clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,14 @@ up: $(STAMP)
 
 test: $(STAMP) lint typecheck
 	$(DEVENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+# One tier each (the folder under tests/ and its marker); PYTEST_ARGS passes on, e.g. PYTEST_ARGS="-x -k seats".
+# unit needs no servers, so it starts none.
+unit: $(STAMP)
+	$(BIN)/pytest -m unit tests/unit $(PYTEST_ARGS)
+
+integration api browser e2e faults: $(STAMP)
+	$(DEVENV) $(BIN)/pytest -m $@ tests/$@ $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check civic shared services web tests bench clients

@@ -3,9 +3,11 @@ the configured Redis. Nothing is mocked; ``make test`` provides the servers (emb
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 import asyncpg
@@ -14,8 +16,21 @@ import redis.asyncio as aioredis
 
 from shared.settings import Settings
 
+#: The test tiers, one folder and one marker each (registered in pyproject.toml).
+TIERS = ("unit", "integration", "api", "browser", "e2e", "faults", "contracts", "deploy", "bench")
+TESTS = Path(__file__).parent
+
 ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its tier, by the folder it lives in."""
+    for item in items:
+        with contextlib.suppress(ValueError):
+            tier = item.path.relative_to(TESTS).parts[0]
+            if tier in TIERS:
+                item.add_marker(getattr(pytest.mark, tier))
 
 
 def _with_database(url: str, name: str) -> str:

@@ -13,12 +13,12 @@ asking at all, so a rush on one page asks the service about once a second or two
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
+from cachetools import LRUCache
 from starlette.requests import Request
 
 from web.settings import WebSettings
@@ -93,7 +93,11 @@ class Api:
         self._transport = transport
         self.fresh_seconds = settings.api_fresh_seconds
         self._client: httpx.AsyncClient | None = None
-        self._etags: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], tuple[str, Any, float]] = OrderedDict()
+        # (etag, body, fresh until): reused without asking until then, revalidated with the ETag after; the
+        # least recently used answers make room. Freshness is per answer (its max-age), so no TTL cache.
+        self._etags: LRUCache[tuple[str, tuple[tuple[str, str], ...]], tuple[str, Any, float]] = LRUCache(
+            maxsize=ETAG_MEMORY
+        )
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -157,15 +161,11 @@ class Api:
         fresh_until = time.monotonic() + min(max_age(response.headers.get("cache-control")), self.fresh_seconds)
         if response.status_code == 304 and known is not None:
             self._etags[key] = (known[0], known[1], fresh_until)
-            self._etags.move_to_end(key)
             return known[1]
         body = orjson.loads(response.content)
         etag = response.headers.get("etag")
         if etag:
             self._etags[key] = (etag, body, fresh_until)
-            self._etags.move_to_end(key)
-            while len(self._etags) > ETAG_MEMORY:
-                self._etags.popitem(last=False)
         return body
 
     async def post(self, path: str, body: Any = None, *, request: Request | None = None) -> Any:

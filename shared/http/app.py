@@ -162,7 +162,8 @@ def _add_service_documents(app: FastAPI, d: ServiceDefinition) -> None:
     async def asyncapi() -> dict[str, Any]:
         from shared.contracts.asyncapi import asyncapi_document
 
-        return asyncapi_document(service=d.name)
+        # What it publishes and what it receives: its subscriptions are its consumer group's operations.
+        return asyncapi_document(service=d.name, consumers={d.name: d.event_types})
 
     app.add_api_route(f"/api/{d.name}/openapi.json", openapi, include_in_schema=False)
     app.add_api_route(f"/api/{d.name}/asyncapi.json", asyncapi, include_in_schema=False)

@@ -29,7 +29,7 @@ from typing import Any
 import asyncpg
 
 from civic.devservers import free_port
-from tests.e2e.support import MailFolder
+from tests.mail import MailFolder
 from tests.support import drop_test_state, eventually
 from tests.up import civic_up, wait_ready
 

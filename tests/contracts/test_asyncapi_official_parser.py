@@ -34,3 +34,31 @@ def test_civics_asyncapi_document_parses_without_errors(tmp_path) -> None:  # ty
     result = parse(node, str(broken))
     assert result["parsed"] is False
     assert any(d["code"] == "invalid-ref" for d in result["diagnostics"])  # type: ignore[attr-defined, index]
+
+
+async def test_each_service_serves_what_it_publishes_and_receives(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from civic.services import ALL
+    from shared.http.app import create_app
+    from shared.settings import Settings
+
+    node = node_ready()
+    app = create_app(list(ALL.values()), Settings(log_json=False), migrate=False, background=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        for name, definition in ALL.items():
+            doc = (await client.get(f"/api/{name}/asyncapi.json")).json()
+            received = {
+                m["$ref"].rsplit("/", 1)[-1]
+                for op in doc["operations"].values()
+                if op["action"] == "receive"
+                for m in op["messages"]
+            }
+            wanted = {t.removeprefix("civic.").replace(".", "_") for t in definition.event_types}
+            assert received == wanted, name
+            assert any(op["action"] == "send" for op in doc["operations"].values()), name
+            path = tmp_path / f"{name}.json"
+            path.write_text(json.dumps(doc))
+            result = parse(node, str(path))
+            errors = [d for d in result["diagnostics"] if d["severity"] == "error"]  # type: ignore[attr-defined, index]
+            assert result["parsed"] is True and errors == [], (name, errors)

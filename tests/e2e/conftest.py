@@ -29,7 +29,8 @@ from tests.deploy.gateway import (
     running_gateway,
 )
 from tests.e2e.story import START, Deployment
-from tests.e2e.support import MailFolder, set_clock
+from tests.e2e.support import set_clock
+from tests.mail import MailFolder
 from tests.support import drop_test_state
 from tests.up import civic_up, wait_ready
 

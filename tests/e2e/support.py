@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import email
-import email.policy
 import hashlib
 import hmac
 import json
@@ -51,28 +49,6 @@ def set_clock(path: Path, at: datetime) -> None:
 
 
 # --- mail --------------------------------------------------------------------------------------------------------
-
-
-class MailFolder:
-    """The .eml files an SMTP sink (civic/mailsink.py) stored, oldest first; each file is parsed once, so
-    polling a folder of hundreds of messages stays cheap."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._parsed: dict[Path, EmailMessage] = {}
-
-    def read(self) -> list[EmailMessage]:
-        out = []
-        for path in sorted(self.folder.glob("*.eml")):
-            msg = self._parsed.get(path)
-            if msg is None:
-                msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-                assert isinstance(msg, EmailMessage)
-                # A file the sink may still be writing is read again next time.
-                if time.time() - path.stat().st_mtime > 1.0:
-                    self._parsed[path] = msg
-            out.append(msg)
-        return out
 
 
 @dataclass(frozen=True)

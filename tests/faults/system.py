@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email
-import email.policy
 import os
 import subprocess
 import sys
@@ -38,6 +36,7 @@ from services.surveys.domain import RESPONSES as RESPONSES_COUNTER
 from services.surveys.domain import submission_key_hash
 from shared.bus.streams import Keys, ensure_group, entry_event
 from shared.contracts.registry import REGISTRY
+from tests.mail import MailFolder
 from tests.support import eventually, staff_headers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,12 +134,7 @@ class System:
                 self.process.wait(10)
 
     def mails(self) -> list[EmailMessage]:
-        out = []
-        for path in sorted((self.folder / "state" / "mail").glob("*.eml")):
-            msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            assert isinstance(msg, EmailMessage)
-            out.append(msg)
-        return out
+        return MailFolder(self.folder / "state" / "mail").read()
 
     def mails_per_recipient(self) -> tuple[Counter[str], int]:
         """Distinct mails per address, and how many arrived more than once with the same ``Message-ID``.

@@ -7,37 +7,20 @@ on its way when the sender is killed).
 
 from __future__ import annotations
 
-import asyncio
-import re
 import signal
-from typing import Any
-
-from aiosmtpd.controller import Controller
 
 from tests.faults.procs.common import env, say
-
-_MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)\s*$", re.MULTILINE | re.IGNORECASE)
-
-
-class Recording:
-    def __init__(self, path: str, delay: float) -> None:
-        self.log = open(path, "ab", buffering=0)  # noqa: SIM115 - open for the life of the process
-        self.delay = delay
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        await asyncio.sleep(self.delay)
-        found = _MESSAGE_ID.search(envelope.original_content or b"")
-        self.log.write((found.group(1) if found else b"<none>") + b"\n")
-        return "250 Message accepted for delivery"
+from tests.mail import Sink, SmtpServer
 
 
 def main() -> None:
-    handler = Recording(env("CIVIC_SMTP_LOG"), float(env("CIVIC_SMTP_DELAY", "0.02")))
-    controller = Controller(handler, hostname="127.0.0.1", port=int(env("CIVIC_SMTP_PORT")))
-    controller.start()
+    log = open(env("CIVIC_SMTP_LOG"), "ab", buffering=0)  # noqa: SIM115 - open for the life of the process
+    sink = Sink(delay=float(env("CIVIC_SMTP_DELAY", "0.02")), log=log)
+    server = SmtpServer(port=int(env("CIVIC_SMTP_PORT")), sink=sink)
+    server.start()
     say("listening")
     signal.sigwait({signal.SIGTERM, signal.SIGINT})
-    controller.stop()
+    server.stop()
 
 
 if __name__ == "__main__":

@@ -1,24 +1,20 @@
-"""A real SMTP server (aiosmtpd) and a real HTTP receiver for the notifications tests, and the service itself
-running with its bus loops against the test's PostgreSQL and Redis."""
+"""A real HTTP receiver for the notifications tests, and the service itself running with its bus loops against
+the test's PostgreSQL and Redis; the real SMTP server is tests/mail.py's."""
 
 from __future__ import annotations
 
 import contextlib
-import email
-import email.policy
 import json
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
-from aiosmtpd.controller import Controller
 
 from services.notifications.service import build_definition
 from services.notifications.settings import NotificationSettings
@@ -27,74 +23,14 @@ from shared.clock import Clock
 from shared.contracts.envelope import Envelope, Payload
 from shared.contracts.registration import MeetingPublishedV1, Venue
 from shared.contracts.registry import REGISTRY
-from shared.http.app import create_app
 from shared.service import ServiceContext, ServiceRuntime
 from shared.settings import Settings
-from tests.support import serve
+from tests.mail import Sink as Sink  # the notifications tests import the SMTP server from here
+from tests.mail import SmtpServer as SmtpServer
+from tests.mail import smtp_server as smtp_server
+from tests.rigs import started
 
 TABLES = "deliveries, causes, registrations, meetings, surveys, subscriptions, recipients, webhook_endpoints, processes"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Sink:
-    """aiosmtpd handler keeping every accepted message; addresses starting with ``reject`` get a 550."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.sessions: set[int] = set()
-        #: The envelope recipients (RCPT TO) of each accepted message.
-        self.envelopes: list[list[str]] = []
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
-        if address.startswith("reject"):
-            return f"550 5.1.1 <{address}>: Recipient address rejected"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.sessions.add(id(session))
-        self.envelopes.append(list(envelope.rcpt_tos))
-        msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
-        self.messages.append(msg)
-        return "250 Message accepted for delivery"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.messages if m["To"] == address]
-
-
-class SmtpServer:
-    """An SMTP server on a fixed port that can be stopped and started again (the 'server down' case)."""
-
-    def __init__(self, *, smtputf8: bool = False) -> None:
-        self.port = free_port()
-        self.sink = Sink()
-        self.smtputf8 = smtputf8
-        self.controller: Controller | None = None
-
-    def start(self) -> None:
-        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=self.smtputf8)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-
-@contextlib.contextmanager
-def smtp_server(*, smtputf8: bool = False) -> Iterator[SmtpServer]:
-    server = SmtpServer(smtputf8=smtputf8)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def mail_settings(port: int, **kw: Any) -> NotificationSettings:
@@ -150,12 +86,10 @@ class Running:
 async def running_service(
     settings: Settings, nsettings: NotificationSettings, *, clock: Clock | None = None
 ) -> AsyncIterator[Running]:
-    app = create_app([build_definition(nsettings)], settings, clock=clock)
-    async with serve(app) as client:
-        ctx = app.state.civic["notifications"]
+    async with started(build_definition(nsettings), settings=settings, clock=clock) as service:
         # One database per test session: start each test from empty notification tables.
-        await ctx.pool.execute(f"truncate {TABLES}")
-        yield Running(client, ctx, app.state.runtimes[0])
+        await service.ctx.pool.execute(f"truncate {TABLES}")
+        yield Running(service.client, service.ctx, service.runtimes[0])
 
 
 _seq: dict[str, int] = {}

@@ -12,10 +12,10 @@ import pytest
 
 from services.registration.service import definition
 from shared.clock import FrozenClock
-from shared.http.app import create_app
 from shared.service import ServiceContext
 from shared.settings import Settings
-from tests.support import serve, staff_headers
+from tests.rigs import started
+from tests.support import staff_headers
 
 OTHER_TENANT = "stadt-heide"
 # 1 October 2021, noon in Heide: the kick-off is published, registration open.
@@ -111,15 +111,13 @@ class Rig:
 @pytest.fixture
 async def rig(settings: Settings) -> AsyncIterator[Rig]:
     clock = FrozenClock(START)
-    app = create_app([definition], settings, clock=clock, background=False)
-    async with serve(app) as client:
-        yield Rig(client, app, clock, settings)
+    async with started(definition, settings=settings, clock=clock, background=False) as service:
+        yield Rig(service.client, service.app, clock, settings)
 
 
 @pytest.fixture
 async def live_rig(settings: Settings) -> AsyncIterator[Rig]:
     """With the bus loops running (relay to Redis, deadline scheduler, retention)."""
     clock = FrozenClock(START)
-    app = create_app([definition], settings, clock=clock, background=True)
-    async with serve(app) as client:
-        yield Rig(client, app, clock, settings)
+    async with started(definition, settings=settings, clock=clock) as service:
+        yield Rig(service.client, service.app, clock, settings)

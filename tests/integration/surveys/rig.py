@@ -16,10 +16,10 @@ from services.surveys.config import SurveysConfig
 from services.surveys.service import build
 from services.surveys.store import Surveys
 from shared.clock import FrozenClock
-from shared.http.app import create_app
 from shared.service import ServiceContext
 from shared.settings import Settings
-from tests.support import serve, staff_headers
+from tests.rigs import started
+from tests.support import staff_headers
 
 START = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
 
@@ -158,9 +158,7 @@ async def surveys_rig(settings: Settings, prefix: str, *, background: bool = Tru
     """``background=False`` runs no loops (no relay, no clock): for tests that only look at what is stored."""
     clock = FrozenClock(START)
     cfg = SurveysConfig(**{"tick_seconds": 0.05, "mix_interval_seconds": 3600, **config})
-    app = create_app([build(cfg)], settings, clock=clock, background=background)
-    async with serve(app) as client:
-        ctx: ServiceContext = app.state.civic["surveys"]
-        svc, _ = surveys_of(ctx, cfg)
+    async with started(build(cfg), settings=settings, clock=clock, background=background) as service:
+        svc, _ = surveys_of(service.ctx, cfg)
         tenant = f"kreis-{prefix}"
-        yield Rig(client, ctx, svc, clock, tenant, staff_headers(tenant, "staff", settings=settings))
+        yield Rig(service.client, service.ctx, svc, clock, tenant, staff_headers(tenant, "staff", settings=settings))
