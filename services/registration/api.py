@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
-from services.registration import checkin, commands, data_export, domain, exports, meetings, privacy, store
+from services.registration import domain, exports
+from services.registration.domain import Applicant, Channel
 from services.registration.schemas import (
     AttendanceOut,
     CancelIn,
@@ -28,14 +31,19 @@ from services.registration.schemas import (
     RevokedOut,
     StaffRegistrationIn,
 )
-from services.registration.views import meeting_view, registration_view
+from services.registration.settings import settings_of
+from services.registration.store import Store
+from services.registration.use_cases import checkin, meetings, privacy, registrations
+from services.registration.use_cases.common import Urls
+from services.registration.views import registration_view
 from shared.calendar import meeting_ics, venue_line
 from shared.http import ratelimit
 from shared.http.auth import Principal, Staff, require
 from shared.http.lean import LeanRoute, documented, json_body
 from shared.http.openapi import XLSX, answers, media, merge, problems
-from shared.http.problems import Problem
+from shared.http.problems import Problem, problem_of
 from shared.service import ServiceContext, context_of
+from shared.unit_of_work import UnitsOfWork
 
 router = APIRouter(tags=["registration"])
 
@@ -49,22 +57,27 @@ async def ctx_of(request: Request) -> ServiceContext:
 Ctx = Annotated[ServiceContext, Depends(ctx_of)]
 
 
-def applicant_of(body: RegistrationIn, channel: commands.Channel = "online") -> commands.Applicant:
-    errors: list[domain.FieldError] = []
-    phone = None
-    if body.phone:
-        try:
-            phone = domain.normalise_phone(body.phone)
-        except domain.InvalidPhone as exc:
-            errors.append(domain.FieldError("/phone", f"not a phone number we can call: {exc}", "phone"))
-    if not body.privacy_consent:
-        errors.append(domain.FieldError("/privacy_consent", "consent to the privacy notice is required", "missing"))
-    if errors:
-        raise commands.invalid(errors)
-    return commands.Applicant(
-        name=body.name.strip(),
-        email=domain.normalise_email(str(body.email)) if body.email else None,
-        phone=phone,
+def units(ctx: ServiceContext) -> UnitsOfWork[Store]:
+    return ctx.uows(Store)
+
+
+@contextmanager
+def retry_when_busy() -> Iterator[None]:
+    """The meeting's lock not had in time: 503 with ``Retry-After`` (a header, so here and not in the use case)."""
+    try:
+        yield
+    except domain.Busy as exc:
+        problem = problem_of(exc)
+        problem.headers = {"Retry-After": "1"}
+        raise problem from None
+
+
+def applicant_of(body: RegistrationIn, channel: Channel = "online") -> Applicant:
+    """The form as submitted; the use case checks and normalises the contact."""
+    return Applicant(
+        name=body.name,
+        email=str(body.email) if body.email else None,
+        phone=body.phone or None,
         privacy_consent=body.privacy_consent,
         companions=body.companions,
         answers=body.answers,
@@ -74,13 +87,13 @@ def applicant_of(body: RegistrationIn, channel: commands.Channel = "online") -> 
         guardian_consent=body.guardian_consent,
         locale=body.locale,
         channel=channel,
-        accessibility_needs=(body.accessibility_needs or "").strip() or None,
+        accessibility_needs=body.accessibility_needs,
     )
 
 
-def outcome_response(ctx: ServiceContext, out: commands.Outcome) -> Response:
+def outcome_response(urls: Urls, out: registrations.Outcome) -> Response:
     reg = out.registration
-    view = registration_view(reg, position=out.position, manage_url=commands.manage_url(ctx, reg["secret"]))
+    view = registration_view(reg, position=out.position, manage_url=urls.manage(reg["secret"]))
     view["secret"] = reg["secret"]
     # orjson writes UUIDs and datetimes as jsonable_encoder would (asyncpg's own UUIDs through ``str``), at a
     # fraction of its cost: this answers every registration of a rush.
@@ -115,8 +128,10 @@ async def register(request: Request, meeting_id: UUID) -> Response:
     if body.email:
         checks.append((REGISTER_PER_MAILBOX, ratelimit.mailbox(str(body.email))))
     await ratelimit.enforce(request, ctx, *checks)
-    out = await commands.register(ctx, meeting_id, applicant_of(body))
-    return outcome_response(ctx, out)
+    urls = Urls.of(ctx.settings)
+    with retry_when_busy():
+        out = await registrations.register(units(ctx), meeting_id, applicant_of(body), now=ctx.clock.now(), urls=urls)
+    return outcome_response(urls, out)
 
 
 # The route a rush hits, lean (shared/http/lean.py): no dependencies resolved, the body validated from its bytes;
@@ -134,18 +149,12 @@ router.add_api_route(
 
 @router.get("/meetings", responses=answers(list[MeetingOut]))
 async def list_published(ctx: Ctx, tenant: Annotated[str, Query(min_length=1, max_length=63)]) -> list[dict[str, Any]]:
-    async with ctx.pool.acquire() as conn:
-        found = await store.meetings(conn, tenant, statuses=("published",))
-        return [await meeting_view(conn, m) for m in found]
+    return await meetings.published(units(ctx), tenant)
 
 
 @router.get("/meetings/{meeting_id}", responses=answers(MeetingOut))
 async def get_meeting(ctx: Ctx, meeting_id: UUID) -> dict[str, Any]:
-    async with ctx.pool.acquire() as conn:
-        m = await store.meeting(conn, meeting_id)
-        if m is None or m.status == "draft":
-            raise Problem(404, "Not found", detail="no such meeting")
-        return await meeting_view(conn, m)
+    return await meetings.public_view(units(ctx), meeting_id)
 
 
 @router.get(
@@ -155,17 +164,14 @@ async def get_meeting(ctx: Ctx, meeting_id: UUID) -> dict[str, Any]:
 )
 async def meeting_calendar(ctx: Ctx, meeting_id: UUID) -> Response:
     """The meeting for a calendar (Europe/Berlin times); cancelled meetings as a cancelled event."""
-    async with ctx.pool.acquire() as conn:
-        m = await store.meeting(conn, meeting_id)
-    if m is None or m.status == "draft":
-        raise Problem(404, "Not found", detail="no such meeting")
+    m = await meetings.public_meeting(units(ctx), meeting_id)
     body = meeting_ics(
         uid=f"{m.id}@civic",
         title=m.title,
         starts_at=m.starts_at,
         ends_at=m.ends_at,
         location=venue_line(m.venue),
-        url=meetings.meeting_url(ctx, m.tenant, m.id),
+        url=Urls.of(ctx.settings).meeting(m.tenant, m.id),
         stamp=ctx.clock.now(),
         cancelled=m.status == "cancelled",
     )
@@ -178,29 +184,26 @@ async def meeting_calendar(ctx: Ctx, meeting_id: UUID) -> Response:
 
 @router.get("/registrations/{secret}", responses=answers(RegistrationOut))
 async def own_registration(ctx: Ctx, secret: str) -> dict[str, Any]:
-    async with ctx.pool.acquire() as conn:
-        reg = await store.registration_by_secret(conn, secret)
-        if reg is None:
-            raise Problem(404, "Not found", detail="no such registration")
-        position = await store.waitlist_position(conn, reg)
-        m = await store.meeting(conn, reg["meeting_id"])
-        assert m is not None
-        view = registration_view(reg, position=position, manage_url=commands.manage_url(ctx, secret))
-        view["meeting"] = {
-            "id": m.id,
-            "title": m.title,
-            "starts_at": m.starts_at,
-            "ends_at": m.ends_at,
-            "venue": m.venue,
-            "status": m.status,
-        }
-        return view
+    reg, position, m = await registrations.own_registration(units(ctx), secret)
+    view = registration_view(reg, position=position, manage_url=Urls.of(ctx.settings).manage(secret))
+    view["meeting"] = {
+        "id": m.id,
+        "title": m.title,
+        "starts_at": m.starts_at,
+        "ends_at": m.ends_at,
+        "venue": m.venue,
+        "status": m.status,
+    }
+    return view
 
 
 @router.delete("/registrations/{secret}", responses=answers(RegistrationOut))
 async def cancel_own(ctx: Ctx, request: Request, secret: str) -> dict[str, Any]:
     await ratelimit.enforce(request, ctx, (MANAGE_PER_CLIENT, ratelimit.CLIENT))
-    reg = await commands.cancel(ctx, by="citizen", secret=secret)
+    with retry_when_busy():
+        reg = await registrations.cancel(
+            units(ctx)(), by="citizen", secret=secret, now=ctx.clock.now(), urls=Urls.of(ctx.settings)
+        )
     return registration_view(reg, position=None, manage_url=None)
 
 
@@ -209,21 +212,13 @@ async def cancel_own(ctx: Ctx, request: Request, secret: str) -> dict[str, Any]:
 
 @router.post("/meetings/{meeting_id}/checkins", responses=merge(answers(CheckinOut), problems(409)))
 async def check_in(ctx: Ctx, who: CheckinStaff, meeting_id: UUID, body: CheckinIn) -> dict[str, Any]:
-    return await checkin.check_in(ctx, who.tenant, meeting_id, body.ticket, body.nonce)
+    return await checkin.check_in(units(ctx)(), who.tenant, meeting_id, body.ticket, body.nonce, now=ctx.clock.now())
 
 
 @router.get("/meetings/{meeting_id}/revoked", responses=answers(RevokedOut))
 async def revoked(ctx: Ctx, who: CheckinStaff, meeting_id: UUID) -> dict[str, Any]:
     """The revocation list for scanners that verify tickets offline: cancelled registrations of the meeting."""
-    async with ctx.pool.acquire() as conn:
-        m = await store.meeting(conn, meeting_id, tenant=who.tenant)
-        if m is None:
-            raise Problem(404, "Not found", detail="no such meeting")
-        rows = await conn.fetch(
-            "select id from registrations where meeting_id = $1 and status = 'cancelled' and ticket_code is not null",
-            meeting_id,
-        )
-        return {"meeting_id": meeting_id, "public_key": m.public_key.hex(), "revoked": [r["id"] for r in rows]}
+    return await meetings.revoked(units(ctx), who.tenant, meeting_id)
 
 
 # --- staff -------------------------------------------------------------------------------------------------------
@@ -231,37 +226,23 @@ async def revoked(ctx: Ctx, who: CheckinStaff, meeting_id: UUID) -> dict[str, An
 
 @router.post("/staff/meetings", status_code=201, responses=answers(MeetingOut, 201))
 async def create_meeting(ctx: Ctx, who: Staff, body: MeetingIn) -> dict[str, Any]:
-    m = await meetings.create(ctx, who.tenant, body)
-    async with ctx.pool.acquire() as conn:
-        return await meeting_view(conn, m, staff=True)
+    return await meetings.create(units(ctx)(), who.tenant, body, now=ctx.clock.now())
 
 
 @router.get("/staff/meetings", responses=answers(list[MeetingOut]))
 async def list_meetings(ctx: Ctx, who: Staff) -> list[dict[str, Any]]:
-    async with ctx.pool.acquire() as conn:
-        found = await store.meetings(conn, who.tenant, statuses=("draft", "published", "cancelled"))
-        return [await meeting_view(conn, m, staff=True) for m in found]
-
-
-async def _staff_meeting(ctx: ServiceContext, who: Principal, meeting_id: UUID) -> store.Meeting:
-    async with ctx.pool.acquire() as conn:
-        m = await store.meeting(conn, meeting_id, tenant=who.tenant)
-    if m is None:
-        raise Problem(404, "Not found", detail="no such meeting")
-    return m
+    return await meetings.staff_meetings(units(ctx), who.tenant)
 
 
 @router.get("/staff/meetings/{meeting_id}", responses=answers(MeetingOut))
 async def staff_meeting(ctx: Ctx, who: Staff, meeting_id: UUID) -> dict[str, Any]:
-    m = await _staff_meeting(ctx, who, meeting_id)
-    async with ctx.pool.acquire() as conn:
-        return await meeting_view(conn, m, staff=True)
+    return await meetings.staff_view(units(ctx), who.tenant, meeting_id)
 
 
 @router.patch("/staff/meetings/{meeting_id}", responses=merge(answers(MeetingOut), problems(409)))
 async def edit_meeting(ctx: Ctx, who: Staff, meeting_id: UUID, body: MeetingPatch) -> dict[str, Any]:
     """Change any fields; the merged meeting is validated as a whole, bad fields listed."""
-    current = await _staff_meeting(ctx, who, meeting_id)
+    current = await meetings.staff_meeting(units(ctx), who.tenant, meeting_id)
     merged = meetings.as_input(current)
     merged.update({k: getattr(body, k) for k in body.model_fields_set})
     try:
@@ -282,40 +263,30 @@ async def edit_meeting(ctx: Ctx, who: Staff, meeting_id: UUID, body: MeetingPatc
                 for e in exc.errors()
             ],
         ) from None
-    m = await meetings.update(ctx, who.tenant, meeting_id, full)
-    async with ctx.pool.acquire() as conn:
-        return await meeting_view(conn, m, staff=True)
+    with retry_when_busy():
+        return await meetings.update(
+            units(ctx)(), who.tenant, meeting_id, full, now=ctx.clock.now(), urls=Urls.of(ctx.settings)
+        )
 
 
 @router.post("/staff/meetings/{meeting_id}/publish", responses=merge(answers(MeetingOut), problems(409)))
 async def publish_meeting(ctx: Ctx, who: Staff, meeting_id: UUID) -> dict[str, Any]:
-    m = await meetings.publish(ctx, who.tenant, meeting_id)
-    async with ctx.pool.acquire() as conn:
-        return await meeting_view(conn, m, staff=True)
+    with retry_when_busy():
+        return await meetings.publish(
+            units(ctx)(), who.tenant, meeting_id, now=ctx.clock.now(), urls=Urls.of(ctx.settings)
+        )
 
 
 @router.post("/staff/meetings/{meeting_id}/cancel", responses=merge(answers(MeetingOut), problems(409)))
 async def cancel_meeting(ctx: Ctx, who: Staff, meeting_id: UUID, body: CancelIn) -> dict[str, Any]:
-    m = await meetings.cancel(ctx, who.tenant, meeting_id, body.reason)
-    async with ctx.pool.acquire() as conn:
-        return await meeting_view(conn, m, staff=True)
+    with retry_when_busy():
+        return await meetings.cancel(units(ctx)(), who.tenant, meeting_id, body.reason, now=ctx.clock.now())
 
 
 @router.get("/staff/meetings/{meeting_id}/registrations", responses=answers(list[RegistrationOut]))
 async def list_registrations(ctx: Ctx, who: Staff, meeting_id: UUID) -> list[dict[str, Any]]:
-    await _staff_meeting(ctx, who, meeting_id)
-    async with ctx.pool.acquire() as conn:
-        rows = await conn.fetch(
-            f"select {store.REGISTRATION_COLUMNS} from registrations where meeting_id = $1 and tenant = $2 "
-            "order by seq",
-            meeting_id,
-            who.tenant,
-        )
-        out = []
-        for r in rows:
-            reg = store.registration_dict(r)
-            out.append(registration_view(reg, position=await store.waitlist_position(conn, reg), manage_url=None))
-        return out
+    found = await registrations.registrations_of(units(ctx), who.tenant, meeting_id)
+    return [registration_view(reg, position=position, manage_url=None) for reg, position in found]
 
 
 @router.post(
@@ -325,33 +296,56 @@ async def list_registrations(ctx: Ctx, who: Staff, meeting_id: UUID) -> list[dic
 )
 async def staff_register(ctx: Ctx, who: Staff, meeting_id: UUID, body: StaffRegistrationIn) -> Response:
     """Register someone who called, wrote or came by; the channel is recorded."""
-    out = await commands.register(
-        ctx, meeting_id, applicant_of(body, body.channel), tenant=who.tenant, ignore_window=body.ignore_window
-    )
-    return outcome_response(ctx, out)
+    urls = Urls.of(ctx.settings)
+    with retry_when_busy():
+        out = await registrations.register(
+            units(ctx),
+            meeting_id,
+            applicant_of(body, body.channel),
+            now=ctx.clock.now(),
+            urls=urls,
+            tenant=who.tenant,
+            ignore_window=body.ignore_window,
+        )
+    return outcome_response(urls, out)
 
 
 @router.post("/staff/registrations/{registration_id}/cancel", responses=answers(RegistrationOut))
 async def staff_cancel(ctx: Ctx, who: Staff, registration_id: UUID) -> dict[str, Any]:
-    reg = await commands.cancel(ctx, by="staff", registration_id=registration_id, tenant=who.tenant)
+    with retry_when_busy():
+        reg = await registrations.cancel(
+            units(ctx)(),
+            by="staff",
+            registration_id=registration_id,
+            tenant=who.tenant,
+            now=ctx.clock.now(),
+            urls=Urls.of(ctx.settings),
+        )
     return registration_view(reg, position=None, manage_url=None)
 
 
 @router.get("/staff/meetings/{meeting_id}/stats", responses=answers(AttendanceOut))
 async def stats(ctx: Ctx, who: CheckinStaff, meeting_id: UUID) -> dict[str, Any]:
-    return await checkin.attendance(ctx, who.tenant, meeting_id)
+    return await checkin.attendance(units(ctx), who.tenant, meeting_id)
+
+
+def _csv(ctx: ServiceContext, m: domain.Meeting, *, attendance: bool) -> StreamingResponse:
+    name = "attendance" if attendance else "registrations"
+    return StreamingResponse(
+        exports.csv_chunks(meetings.export_rows(units(ctx), m, attendance=attendance)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}-{m.id}.csv"'},
+    )
 
 
 @router.get("/staff/meetings/{meeting_id}/registrations.csv", response_class=Response, responses=CSV)
 async def export_csv(ctx: Ctx, who: Staff, meeting_id: UUID) -> Response:
-    m = await _staff_meeting(ctx, who, meeting_id)
-    return exports.csv_response(ctx, m, attendance=False)
+    return _csv(ctx, await meetings.staff_meeting(units(ctx), who.tenant, meeting_id), attendance=False)
 
 
 @router.get("/staff/meetings/{meeting_id}/attendance.csv", response_class=Response, responses=CSV)
 async def export_attendance_csv(ctx: Ctx, who: Staff, meeting_id: UUID) -> Response:
-    m = await _staff_meeting(ctx, who, meeting_id)
-    return exports.csv_response(ctx, m, attendance=True)
+    return _csv(ctx, await meetings.staff_meeting(units(ctx), who.tenant, meeting_id), attendance=True)
 
 
 @router.get(
@@ -360,31 +354,41 @@ async def export_attendance_csv(ctx: Ctx, who: Staff, meeting_id: UUID) -> Respo
     responses=media(XLSX),
 )
 async def export_xlsx(ctx: Ctx, who: Staff, meeting_id: UUID) -> Response:
-    m = await _staff_meeting(ctx, who, meeting_id)
-    return await exports.xlsx_response(ctx, m)
+    m = await meetings.staff_meeting(units(ctx), who.tenant, meeting_id)
+    return Response(
+        await exports.xlsx_bytes(meetings.export_rows(units(ctx), m, attendance=False)),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="registrations-{m.id}.xlsx"'},
+    )
 
 
 @router.post("/staff/erasures", responses=answers(ErasureOut))
 async def erase(ctx: Ctx, who: Staff, body: ErasureIn) -> dict[str, Any]:
     """Erase a person's data across all registrations of the tenant, found by e-mail and/or phone."""
-    email, phone = _person(body)
-    return await privacy.erase_person(ctx, who.tenant, email=email, phone=phone)
+    email, phone = domain.person(str(body.email) if body.email else None, body.phone)
+    return await privacy.erase_person(
+        units(ctx)(), who.tenant, email=email, phone=phone, now=ctx.clock.now(), secret=ctx.settings.privacy_secret
+    )
 
 
 @router.post("/staff/data-exports", status_code=202, responses=answers(DataExportOut, 202))
 async def request_data_export(ctx: Ctx, who: Staff, body: ErasureIn) -> dict[str, Any]:
     """Ask every service for what it holds about a person (GDPR Art. 15); poll the export until complete."""
-    email, phone = _person(body)
-    retention = timedelta(hours=privacy.RetentionSettings().export_retention_hours)
-    return await data_export.request_export(ctx, who.tenant, email=email, phone=phone, retention=retention)
+    email, phone = domain.person(str(body.email) if body.email else None, body.phone)
+    return await privacy.request_export(
+        units(ctx)(),
+        who.tenant,
+        email=email,
+        phone=phone,
+        retention=timedelta(hours=settings_of(ctx).export_retention_hours),
+        now=ctx.clock.now(),
+        secret=ctx.settings.privacy_secret,
+    )
 
 
 @router.get("/staff/data-exports/{export_id}", responses=answers(DataExportOut))
 async def data_export_status(ctx: Ctx, who: Staff, export_id: UUID) -> dict[str, Any]:
-    found = await data_export.status(ctx, who.tenant, export_id)
-    if found is None:
-        raise Problem(404, "Not found", detail="no such data export (or it expired)")
-    return found
+    return await privacy.export_status(units(ctx), who.tenant, export_id)
 
 
 @router.get(
@@ -393,36 +397,12 @@ async def data_export_status(ctx: Ctx, who: Staff, export_id: UUID) -> dict[str,
     responses=merge(media("application/zip"), problems(409)),
 )
 async def data_export_zip(ctx: Ctx, who: Staff, export_id: UUID) -> Response:
-    doc = await data_export.document(ctx, who.tenant, export_id)
-    if doc is None:
-        found = await data_export.status(ctx, who.tenant, export_id)
-        if found is None:
-            raise Problem(404, "Not found", detail="no such data export (or it expired)")
-        raise Problem(
-            409, "Not complete", type_="export-pending", detail="waiting for: " + ", ".join(found["waiting_for"])
-        )
+    doc = await privacy.export_document(units(ctx), who.tenant, export_id)
     return Response(
-        data_export.zip_bytes(doc),
+        exports.zip_bytes(doc),
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="auskunft-{export_id}.zip"'},
     )
-
-
-def _person(body: ErasureIn) -> tuple[str | None, str | None]:
-    """The normalised e-mail address and phone number a staff request names (at least one)."""
-    errors: list[domain.FieldError] = []
-    phone = None
-    if not body.email and not body.phone:
-        errors.append(domain.FieldError("/email", "give an e-mail address or a phone number", "missing"))
-    if body.phone:
-        try:
-            phone = domain.normalise_phone(body.phone)
-        except domain.InvalidPhone as exc:
-            errors.append(domain.FieldError("/phone", str(exc), "phone"))
-    if errors:
-        raise commands.invalid(errors)
-    email = domain.normalise_email(str(body.email)) if body.email else None
-    return email, phone
 
 
 # --- links between operations (OpenAPI; shared/http/openapi.py) ---------------------------------------------------

@@ -1,34 +1,41 @@
-"""The rules of registration, free of HTTP and SQL: seats, waiting list, windows, contacts, answers.
+"""The rules of registration, free of HTTP and SQL: meetings, seats, waiting list, windows, contacts, answers.
 
-Everything here is a pure function over plain values so the rules can be tested without a server.
+Everything here is a pure function over plain values (or an entity holding them) so the rules can be tested
+without a server. Refusals are ``shared.errors`` exceptions; shared/http maps them to problem documents.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import phonenumbers
+
+from shared.errors import Conflict, FieldProblem, Invalid, Unavailable
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
 Status = Literal["confirmed", "waitlisted", "refused"]
 
 
-@dataclass(frozen=True)
-class FieldError:
-    """One bad field of a request, as RFC 9457 ``errors`` entries list them."""
+#: One bad field of a request (a JSON pointer, what is wrong, a stable code).
+FieldError = FieldProblem
 
-    pointer: str
-    detail: str
-    code: str = "invalid"
 
-    def as_problem_entry(self) -> dict[str, str]:
-        return {"in": "body", "pointer": self.pointer, "detail": self.detail, "code": self.code}
+def invalid(errors: list[FieldError]) -> Invalid:
+    return Invalid("validation", detail="Some fields are missing or invalid.", fields=errors)
+
+
+class Busy(Unavailable):
+    """The meeting's lock was not had within the lock timeout: too many registrations at once."""
+
+    def __init__(self) -> None:
+        super().__init__("busy", "Busy", detail="too many registrations at once; try again")
 
 
 # --- seats -------------------------------------------------------------------------------------------------------
@@ -42,7 +49,14 @@ def seats_left(capacity: int | None, confirmed_seats: int) -> int | None:
 
 
 def allocate(capacity: int | None, confirmed_seats: int, requested: int, *, waitlist: bool) -> Status:
-    """Where a new registration of ``requested`` seats (the person plus companions) goes."""
+    """Where a new registration of ``requested`` seats (the person plus companions) goes.
+
+    The model of the seat rule, not the code that runs: the rule runs in SQL (``decide_seats`` in
+    migrations/001_init.sql), under the meeting's lock, for a whole batch of registrations in one round trip,
+    which a rush needs. Deciding here instead would take a round trip per registration while the lock is held.
+    tests/integration/registration/test_seat_properties.py replays every decision PostgreSQL made through this
+    function and requires the same answers, so the two cannot drift apart unnoticed.
+    """
     if requested < 1:
         raise ValueError("a registration needs at least one seat")
     left = seats_left(capacity, confirmed_seats)
@@ -228,3 +242,188 @@ def within_years(value: datetime) -> datetime:
 def as_berlin(value: datetime) -> datetime:
     """Naive times from staff forms are Berlin wall-clock time."""
     return value.replace(tzinfo=BERLIN) if value.tzinfo is None else value
+
+
+# --- meetings ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Slot:
+    id: UUID
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int | None
+
+
+@dataclass
+class Meeting:
+    id: UUID
+    tenant: str
+    status: str
+    title: str
+    description: str
+    venue: dict[str, Any] | None
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int | None
+    waitlist: bool
+    registration_opens_at: datetime | None
+    registration_closes_at: datetime | None
+    attestations: list[dict[str, str]]
+    questions: list[dict[str, Any]]
+    max_companions: int
+    min_age: int | None
+    max_age: int | None
+    guardian_consent: bool
+    reminder_offsets: list[int]
+    process_id: UUID | None
+    signing_key: bytes
+    public_key: bytes
+    cancel_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    slots: list[Slot] = field(default_factory=list)
+
+    @property
+    def closes_at(self) -> datetime:
+        return default_closes_at(self.starts_at, self.registration_closes_at)
+
+    def question_rules(self) -> list[Question]:
+        return [
+            Question(q["id"], q["label"], q["kind"], bool(q.get("required")), tuple(q.get("options") or ()))
+            for q in self.questions
+        ]
+
+    def slot(self, slot_id: UUID | None) -> Slot | None:
+        return next((s for s in self.slots if s.id == slot_id), None)
+
+    def capacity_of(self, slot_id: UUID | None) -> int | None:
+        if slot_id is None:
+            return self.capacity
+        s = self.slot(slot_id)
+        return s.capacity if s else None
+
+    @property
+    def total_capacity(self) -> int | None:
+        """The meeting's capacity; for a series of slots the sum of theirs (unlimited if any slot is)."""
+        if not self.slots:
+            return self.capacity
+        caps = [s.capacity for s in self.slots]
+        return None if any(c is None for c in caps) else sum(c for c in caps if c is not None)
+
+    def pools(self) -> list[UUID | None]:
+        """The seat pools of a meeting: each slot, or the meeting itself when it has none."""
+        return [s.id for s in self.slots] or [None]
+
+
+@dataclass(frozen=True)
+class Counts:
+    confirmed_seats: int
+    waitlisted: int
+
+
+# --- applicants --------------------------------------------------------------------------------------------------
+
+Channel = Literal["online", "email", "phone", "in_person"]
+CancelledBy = Literal["citizen", "staff", "meeting_cancelled"]
+
+
+@dataclass
+class Applicant:
+    """A registration as submitted; ``contact_checked`` gives it with its contact details normalised."""
+
+    name: str
+    email: str | None
+    phone: str | None
+    privacy_consent: bool
+    companions: int = 0
+    answers: dict[str, Any] = field(default_factory=dict)
+    attestations: list[str] = field(default_factory=list)
+    slot_id: UUID | None = None
+    age: int | None = None
+    guardian_consent: bool = False
+    locale: str = "de"
+    channel: Channel = "online"
+    accessibility_needs: str | None = None
+
+
+def contact_checked(a: Applicant) -> Applicant:
+    """The applicant with e-mail and phone normalised, once the rules every form shares hold (a phone we can
+    call, consent to the privacy notice); these are checked before the meeting is looked at."""
+    errors: list[FieldError] = []
+    phone = None
+    if a.phone:
+        try:
+            phone = normalise_phone(a.phone)
+        except InvalidPhone as exc:
+            errors.append(FieldError("/phone", f"not a phone number we can call: {exc}", "phone"))
+    if not a.privacy_consent:
+        errors.append(FieldError("/privacy_consent", "consent to the privacy notice is required", "missing"))
+    if errors:
+        raise invalid(errors)
+    return replace(
+        a,
+        name=a.name.strip(),
+        email=normalise_email(a.email) if a.email else None,
+        phone=phone,
+        accessibility_needs=(a.accessibility_needs or "").strip() or None,
+    )
+
+
+def check_applicant(meeting: Meeting, a: Applicant) -> list[FieldError]:
+    """What a meeting asks of a registration (privacy consent: ``contact_checked``)."""
+    errors: list[FieldError] = []
+    if not a.email and not a.phone:
+        errors.append(FieldError("/email", "give an e-mail address or a phone number", "missing"))
+    if a.companions > meeting.max_companions:
+        errors.append(FieldError("/companions", f"at most {meeting.max_companions} companions allowed", "too_many"))
+    required = {att["id"] for att in meeting.attestations}
+    missing = sorted(required - set(a.attestations))
+    if missing:
+        errors.append(FieldError("/attestations", f"please confirm {missing}", "missing"))
+    unknown = sorted(set(a.attestations) - required)
+    if unknown:
+        errors.append(FieldError("/attestations", f"unknown attestations {unknown}", "unknown"))
+    if meeting.slots:
+        if a.slot_id is None:
+            errors.append(FieldError("/slot_id", "choose a time slot", "missing"))
+        elif meeting.slot(a.slot_id) is None:
+            errors.append(FieldError("/slot_id", "no such time slot", "unknown"))
+    elif a.slot_id is not None:
+        errors.append(FieldError("/slot_id", "this meeting has no time slots", "unexpected"))
+    errors += check_answers(meeting.question_rules(), a.answers)
+    errors += check_age(a.age, meeting.min_age, meeting.max_age, meeting.guardian_consent, a.guardian_consent)
+    return errors
+
+
+def person(email: str | None, phone: str | None) -> tuple[str | None, str | None]:
+    """The normalised e-mail address and phone number a staff request names (at least one)."""
+    errors: list[FieldError] = []
+    normalised = None
+    if not email and not phone:
+        errors.append(FieldError("/email", "give an e-mail address or a phone number", "missing"))
+    if phone:
+        try:
+            normalised = normalise_phone(phone)
+        except InvalidPhone as exc:
+            errors.append(FieldError("/phone", str(exc), "phone"))
+    if errors:
+        raise invalid(errors)
+    return (normalise_email(email) if email else None), normalised
+
+
+def check_window(meeting: Meeting, now: datetime) -> None:
+    state = window_state(now, meeting.registration_opens_at, meeting.closes_at)
+    if state == "open":
+        return
+    # Berlin wall-clock times: what the citizen reads on the meeting's page.
+    opens_at = meeting.registration_opens_at
+    opens = opens_at.astimezone(BERLIN).isoformat() if opens_at else None
+    closes = meeting.closes_at.astimezone(BERLIN).isoformat()
+    raise Conflict(
+        "registration-window",
+        "Registration closed" if state == "closed" else "Registration not yet open",
+        detail=f"registration is open from {opens or 'publication'} until {closes}",
+        window={"opens_at": opens, "closes_at": closes},
+        state=state,
+    )

@@ -1,18 +1,16 @@
-"""Staff exports of a meeting's registrations and attendance: CSV streamed from a server-side cursor, XLSX."""
+"""Files staff download: a meeting's registrations and attendance as CSV (streamed) or XLSX, and a person's
+data export as a ZIP. Rendering only: the rows come from the use cases."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 
 import xlsxwriter
-from fastapi.responses import Response, StreamingResponse
-
-from services.registration.store import Meeting
-from shared.service import ServiceContext
 
 COLUMNS = [
     "id",
@@ -31,12 +29,6 @@ COLUMNS = [
     "cancelled_by",
     "checked_in_at",
 ]
-QUERY = (
-    "select r.id, r.status, s.starts_at as slot_starts_at, r.seats, r.companions, r.channel, r.name, r.email, "
-    "r.phone, r.answers, r.created_at, r.confirmed_at, r.cancelled_at, r.cancelled_by, c.checked_in_at "
-    "from registrations r left join slots s on s.id = r.slot_id left join checkins c on c.registration_id = r.id "
-    "where r.meeting_id = $1 and r.tenant = $2 {filter} order by r.seq"
-)
 
 
 def _cell(value: Any) -> Any:
@@ -55,46 +47,40 @@ def _safe(value: Any) -> Any:
     return text
 
 
-def _query(attendance: bool) -> str:
-    return QUERY.format(filter="and c.id is not null" if attendance else "")
+async def csv_chunks(rows: AsyncIterator[Any]) -> AsyncIterator[str]:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(COLUMNS)
+    async for r in rows:
+        writer.writerow([_safe(r[c]) for c in COLUMNS])
+        if buf.tell() > 16_384:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
 
 
-def csv_response(ctx: ServiceContext, meeting: Meeting, *, attendance: bool) -> StreamingResponse:
-    async def rows() -> AsyncIterator[str]:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(COLUMNS)
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            async for r in conn.cursor(_query(attendance), meeting.id, meeting.tenant, prefetch=500):
-                writer.writerow([_safe(r[c]) for c in COLUMNS])
-                if buf.tell() > 16_384:
-                    yield buf.getvalue()
-                    buf.seek(0)
-                    buf.truncate()
-        yield buf.getvalue()
-
-    name = "attendance" if attendance else "registrations"
-    return StreamingResponse(
-        rows(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}-{meeting.id}.csv"'},
-    )
-
-
-async def xlsx_response(ctx: ServiceContext, meeting: Meeting) -> Response:
+async def xlsx_bytes(rows: AsyncIterator[Any]) -> bytes:
     out = io.BytesIO()
     book = xlsxwriter.Workbook(out, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False})
     sheet = book.add_worksheet("registrations")
     sheet.write_row(0, 0, COLUMNS)
     line = 1
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        async for r in conn.cursor(_query(False), meeting.id, meeting.tenant, prefetch=500):
-            values = [json.dumps(json.loads(r[c])) if c == "answers" else _cell(r[c]) for c in COLUMNS]
-            sheet.write_row(line, 0, values)
-            line += 1
+    async for r in rows:
+        values = [json.dumps(json.loads(r[c])) if c == "answers" else _cell(r[c]) for c in COLUMNS]
+        sheet.write_row(line, 0, values)
+        line += 1
     book.close()
-    return Response(
-        out.getvalue(),
-        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers={"Content-Disposition": f'attachment; filename="registrations-{meeting.id}.xlsx"'},
-    )
+    return out.getvalue()
+
+
+def zip_bytes(doc: dict[str, Any]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("export.json", json.dumps(doc, indent=2, ensure_ascii=False, default=str))
+        z.writestr(
+            "LIESMICH.txt",
+            "Auskunft nach Art. 15 DSGVO: alle personenbezogenen Daten, die civic zu der angefragten "
+            "E-Mail-Adresse oder Telefonnummer gespeichert hat (export.json, nach Dienst gegliedert).\n",
+        )
+    return out.getvalue()

@@ -1,6 +1,7 @@
 """Personal data in registration's events: sealed under the registration's key from the keyring.
 
 Only the notifications service can open it (it may read the keyring); erasure and retention delete the key.
+The key itself is read and stored by ``Store.registrant_key``.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from uuid import UUID
 
 from shared.contracts.envelope import Payload
 from shared.contracts.registration import Contact, RegistrantData, registrant_context
-from shared.db import Conn
-from shared.privacy import new_key, own_key, seal, store_keys
+from shared.privacy import seal
 
 P = TypeVar("P", bound=Payload)
 
@@ -33,12 +33,3 @@ def sealed(
         sealed=seal(key, data.model_dump(mode="json"), context=registrant_context(registration_id)),
         **fields,
     )
-
-
-async def registrant_key(conn: Conn, registration_id: UUID, tenant: str) -> bytes:
-    """The registration's key; a new one for a registration that has none (stored before keys, or erased)."""
-    key = await own_key(conn, registration_id)
-    if key is None:
-        key = new_key()
-        await store_keys(conn, [(registration_id, tenant, key)])
-    return key

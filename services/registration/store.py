@@ -1,82 +1,89 @@
-"""Reading meetings, slots and registrations (SQL only; the rules are in domain.py)."""
+"""All SQL of registration: ``Store`` over one connection (a unit of work's, or a reading one), one method per
+query or statement; the rules are in domain.py, the seat decision in ``decide_seats`` (migrations/001_init.sql).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 from uuid import UUID
 
 import asyncpg
+import orjson
+from cachetools import LRUCache
 
-from services.registration import domain
+from services.registration.domain import Busy, Counts, Meeting, Slot
+from shared.bus.deadlines import cancel_deadline, register_deadline
+from shared.contracts.common import DeadlineKind
 from shared.db import Conn
+from shared.privacy import delete_keys, new_key, own_key, store_keys
 
-
-@dataclass
-class Slot:
-    id: UUID
-    starts_at: datetime
-    ends_at: datetime
-    capacity: int | None
-
-
-@dataclass
-class Meeting:
-    id: UUID
-    tenant: str
-    status: str
-    title: str
-    description: str
-    venue: dict[str, Any] | None
-    starts_at: datetime
-    ends_at: datetime
-    capacity: int | None
-    waitlist: bool
-    registration_opens_at: datetime | None
-    registration_closes_at: datetime | None
-    attestations: list[dict[str, str]]
-    questions: list[dict[str, Any]]
-    max_companions: int
-    min_age: int | None
-    max_age: int | None
-    guardian_consent: bool
-    reminder_offsets: list[int]
-    process_id: UUID | None
-    signing_key: bytes
-    public_key: bytes
-    cancel_reason: str | None
-    created_at: datetime
-    updated_at: datetime
-    slots: list[Slot] = field(default_factory=list)
-
-    @property
-    def closes_at(self) -> datetime:
-        return domain.default_closes_at(self.starts_at, self.registration_closes_at)
-
-    def question_rules(self) -> list[domain.Question]:
-        return [
-            domain.Question(q["id"], q["label"], q["kind"], bool(q.get("required")), tuple(q.get("options") or ()))
-            for q in self.questions
-        ]
-
-    def slot(self, slot_id: UUID | None) -> Slot | None:
-        return next((s for s in self.slots if s.id == slot_id), None)
-
-    def capacity_of(self, slot_id: UUID | None) -> int | None:
-        if slot_id is None:
-            return self.capacity
-        s = self.slot(slot_id)
-        return s.capacity if s else None
-
+#: A wait for the meeting's lock longer than this becomes a clean 503 rather than a hung request.
+LOCK_TIMEOUT = "5s"
 
 MEETING_COLUMNS = (
     "id, tenant, status, title, description, venue, starts_at, ends_at, capacity, waitlist, registration_opens_at, "
     "registration_closes_at, attestations, questions, max_companions, min_age, max_age, guardian_consent, "
     "reminder_offsets, process_id, signing_key, public_key, cancel_reason, created_at, updated_at"
+)
+
+REGISTRATION_COLUMNS = (
+    "id, seq, tenant, meeting_id, slot_id, secret, status, seats, companions, channel, name, email, phone, locale, "
+    "age, guardian_consent, answers, attestations, ticket_code, created_at, confirmed_at, cancelled_at, "
+    "cancelled_by, erased_at, anonymised_at, accessibility_needs"
+)
+
+INSERT_REGISTRATIONS = (
+    # The registrations' keys (the keyring, shared/privacy.py) in the same statement: no extra round trip
+    # while the meeting's lock is held.
+    "with keys as (insert into person_keys (id, tenant, key) "
+    "select * from unnest($2::uuid[], $3::text[], $4::bytea[])) "
+    "insert into registrations (id, tenant, meeting_id, slot_id, secret, status, seats, companions, channel, name, "
+    "email, phone, locale, age, guardian_consent, answers, attestations, privacy_consent_at, ticket_code, "
+    "created_at, confirmed_at, accessibility_needs) "
+    "select r.id, r.tenant, r.meeting_id, r.slot_id, r.secret, r.status, r.seats, r.companions, r.channel, r.name, "
+    "r.email, r.phone, r.locale, r.age, r.guardian_consent, r.answers, r.attestations, r.privacy_consent_at, "
+    "r.ticket_code, r.created_at, r.confirmed_at, r.accessibility_needs "
+    # In the order decided: ``seq`` orders the waiting list.
+    "from jsonb_populate_recordset(null::registrations, $1::jsonb) with ordinality as r order by r.ordinality"
+)
+
+BLANK = (
+    "name = null, email = null, phone = null, age = null, answers = '{}', attestations = '[]', "
+    "accessibility_needs = null, "
+    "ticket_code = case when status = 'confirmed' then ticket_code end"
+)
+
+# Version 1 events (recorded before personal data was sealed) carry the contact in the clear; the outbox keeps
+# published rows for days (and publishes them again after Redis lost its data), so the contact is blanked there.
+# The shape stays valid: a consumer still parses an event published again. Version 2 needs no scrubbing: its
+# sealed data is unreadable once the key is deleted.
+SCRUB_OUTBOX = (
+    "update outbox set envelope = jsonb_set(envelope::jsonb, '{data,contact}', "
+    '(envelope::jsonb -> \'data\' -> \'contact\') || \'{"name": "", "email": null, "phone": null}\'::jsonb)::text '
+    "where subject = any($1::text[]) and (envelope::jsonb -> 'data' ->> 'registration_id') = any($2::text[]) "
+    "and jsonb_typeof(envelope::jsonb -> 'data' -> 'contact') = 'object'"
+)
+
+EXPORT_ROWS = (
+    "select r.id, r.status, s.starts_at as slot_starts_at, r.seats, r.companions, r.channel, r.name, r.email, "
+    "r.phone, r.answers, r.created_at, r.confirmed_at, r.cancelled_at, r.cancelled_by, c.checked_in_at "
+    "from registrations r left join slots s on s.id = r.slot_id left join checkins c on c.registration_id = r.id "
+    "where r.meeting_id = $1 and r.tenant = $2 {filter} order by r.seq"
+)
+
+PERSON_RECORDS = (
+    "select r.id, r.meeting_id, m.title as meeting_title, m.starts_at as meeting_starts_at, r.slot_id, r.status, "
+    "r.seats, r.companions, r.channel, r.name, r.email, r.phone, r.locale, r.age, r.guardian_consent, r.answers, "
+    "r.attestations, r.privacy_consent_at, r.ticket_code, r.created_at, r.confirmed_at, r.cancelled_at, "
+    "r.cancelled_by, c.checked_in_at "
+    "from registrations r join meetings m on m.id = r.meeting_id left join checkins c on c.registration_id = r.id "
+    "where r.tenant = $1 and ((r.email is not null and r.email = $2) or (r.phone is not null and r.phone = $3)) "
+    "order by r.created_at, r.id"
 )
 
 
@@ -89,101 +96,6 @@ def _meeting(row: Any) -> Meeting:
     return Meeting(**d)
 
 
-async def meeting(conn: Conn, meeting_id: UUID, *, tenant: str | None = None) -> Meeting | None:
-    """A meeting with its slots; ``tenant`` restricts to one tenant's meetings (staff)."""
-    row = await conn.fetchrow(
-        f"select {MEETING_COLUMNS} from meetings where id = $1 and ($2::text is null or tenant = $2)",
-        meeting_id,
-        tenant,
-    )
-    if row is None:
-        return None
-    m = _meeting(row)
-    m.slots = [
-        Slot(r["id"], r["starts_at"], r["ends_at"], r["capacity"])
-        for r in await conn.fetch(
-            "select id, starts_at, ends_at, capacity from slots where meeting_id = $1 order by starts_at, id",
-            meeting_id,
-        )
-    ]
-    return m
-
-
-async def meetings(conn: Conn, tenant: str, *, statuses: tuple[str, ...]) -> list[Meeting]:
-    rows = await conn.fetch(
-        f"select {MEETING_COLUMNS} from meetings where tenant = $1 and status = any($2::text[]) order by starts_at, id",
-        tenant,
-        list(statuses),
-    )
-    out = [_meeting(r) for r in rows]
-    if out:
-        slots = await conn.fetch(
-            "select id, meeting_id, starts_at, ends_at, capacity from slots where meeting_id = any($1::uuid[]) "
-            "order by starts_at, id",
-            [m.id for m in out],
-        )
-        by_meeting: dict[UUID, list[Slot]] = {}
-        for r in slots:
-            by_meeting.setdefault(r["meeting_id"], []).append(
-                Slot(r["id"], r["starts_at"], r["ends_at"], r["capacity"])
-            )
-        for m in out:
-            m.slots = by_meeting.get(m.id, [])
-    return out
-
-
-@dataclass(frozen=True)
-class Counts:
-    confirmed_seats: int
-    waitlisted: int
-
-
-async def counts(conn: Conn, meeting_id: UUID, slot_id: UUID | None = None, *, whole: bool = False) -> Counts:
-    """Seats taken and people waiting, for one slot (or the meeting without slots), or the ``whole`` meeting.
-
-    Read from the counters, which change only under the meeting's lock.
-    """
-    if slot_id is not None and not whole:
-        row = await conn.fetchrow(
-            "select confirmed_seats, waitlisted from slots where id = $1 and meeting_id = $2", slot_id, meeting_id
-        )
-    else:
-        row = await conn.fetchrow(
-            "select m.confirmed_seats + coalesce(sum(s.confirmed_seats), 0) as confirmed_seats, "
-            "m.waitlisted + coalesce(sum(s.waitlisted), 0) as waitlisted "
-            "from meetings m left join slots s on s.meeting_id = m.id where m.id = $1 group by m.id",
-            meeting_id,
-        )
-    if row is None:
-        return Counts(0, 0)
-    return Counts(int(row["confirmed_seats"]), int(row["waitlisted"]))
-
-
-async def adjust(conn: Conn, meeting_id: UUID, slot_id: UUID | None, seats: int, waiting: int) -> None:
-    """Change the counters of a seat pool (caller holds the meeting's lock)."""
-    if slot_id is None:
-        await conn.execute(
-            "update meetings set confirmed_seats = confirmed_seats + $2, waitlisted = waitlisted + $3 where id = $1",
-            meeting_id,
-            seats,
-            waiting,
-        )
-    else:
-        await conn.execute(
-            "update slots set confirmed_seats = confirmed_seats + $2, waitlisted = waitlisted + $3 where id = $1",
-            slot_id,
-            seats,
-            waiting,
-        )
-
-
-REGISTRATION_COLUMNS = (
-    "id, seq, tenant, meeting_id, slot_id, secret, status, seats, companions, channel, name, email, phone, locale, "
-    "age, guardian_consent, answers, attestations, ticket_code, created_at, confirmed_at, cancelled_at, "
-    "cancelled_by, erased_at, anonymised_at, accessibility_needs"
-)
-
-
 def registration_dict(row: Any) -> dict[str, Any]:
     d = dict(row)
     d["answers"] = json.loads(d["answers"]) if isinstance(d.get("answers"), str) else d.get("answers")
@@ -193,31 +105,517 @@ def registration_dict(row: Any) -> dict[str, Any]:
     return d
 
 
-async def registration_by_secret(conn: Conn, secret: str) -> dict[str, Any] | None:
-    row = await conn.fetchrow(f"select {REGISTRATION_COLUMNS} from registrations where secret = $1", secret)
-    return registration_dict(row) if row else None
+class Store:
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    # --- meetings --------------------------------------------------------------------------------------------
+
+    async def meeting(self, meeting_id: UUID, *, tenant: str | None = None) -> Meeting | None:
+        """A meeting with its slots; ``tenant`` restricts to one tenant's meetings (staff)."""
+        row = await self.conn.fetchrow(
+            f"select {MEETING_COLUMNS} from meetings where id = $1 and ($2::text is null or tenant = $2)",
+            meeting_id,
+            tenant,
+        )
+        if row is None:
+            return None
+        m = _meeting(row)
+        m.slots = [
+            Slot(r["id"], r["starts_at"], r["ends_at"], r["capacity"])
+            for r in await self.conn.fetch(
+                "select id, starts_at, ends_at, capacity from slots where meeting_id = $1 order by starts_at, id",
+                meeting_id,
+            )
+        ]
+        return m
+
+    async def meetings(self, tenant: str, *, statuses: tuple[str, ...]) -> list[Meeting]:
+        rows = await self.conn.fetch(
+            f"select {MEETING_COLUMNS} from meetings where tenant = $1 and status = any($2::text[]) "
+            "order by starts_at, id",
+            tenant,
+            list(statuses),
+        )
+        out = [_meeting(r) for r in rows]
+        if out:
+            slots = await self.conn.fetch(
+                "select id, meeting_id, starts_at, ends_at, capacity from slots where meeting_id = any($1::uuid[]) "
+                "order by starts_at, id",
+                [m.id for m in out],
+            )
+            by_meeting: dict[UUID, list[Slot]] = {}
+            for r in slots:
+                by_meeting.setdefault(r["meeting_id"], []).append(
+                    Slot(r["id"], r["starts_at"], r["ends_at"], r["capacity"])
+                )
+            for m in out:
+                m.slots = by_meeting.get(m.id, [])
+        return out
+
+    async def other_meeting_by_prefix(self, tenant: str, prefix: str, not_id: UUID) -> Any:
+        """Another of the tenant's meetings whose id starts with ``prefix`` (a ticket's claim): id, public key."""
+        return await self.conn.fetchrow(
+            "select id, public_key from meetings where tenant = $1 and substring(id::text, 1, 8) = $2 and id <> $3",
+            tenant,
+            prefix,
+            not_id,
+        )
+
+    async def insert_meeting(
+        self, meeting_id: UUID, tenant: str, private: bytes, public: bytes, now: datetime, cols: dict[str, Any]
+    ) -> None:
+        names = ", ".join(cols)
+        params = ", ".join(f"${i + 6}" for i in range(len(cols)))
+        await self.conn.execute(
+            f"insert into meetings (id, tenant, signing_key, public_key, created_at, {names}, updated_at) "
+            f"values ($1, $2, $3, $4, $5, {params}, $5)",
+            meeting_id,
+            tenant,
+            private,
+            public,
+            now,
+            *cols.values(),
+        )
+
+    async def update_meeting(self, meeting_id: UUID, now: datetime, cols: dict[str, Any]) -> None:
+        sets = ", ".join(f"{k} = ${i + 3}" for i, k in enumerate(cols))
+        await self.conn.execute(
+            f"update meetings set {sets}, updated_at = $2 where id = $1", meeting_id, now, *cols.values()
+        )
+
+    async def publish_meeting(self, meeting_id: UUID, now: datetime) -> None:
+        await self.conn.execute(
+            "update meetings set status = 'published', updated_at = $2 where id = $1", meeting_id, now
+        )
+
+    async def cancel_meeting(self, meeting_id: UUID, reason: str | None, now: datetime) -> list[dict[str, Any]]:
+        """The meeting and every registration of it cancelled, its counters zeroed; the registrations cancelled."""
+        rows = await self.conn.fetch(
+            "update registrations set status = 'cancelled', cancelled_at = $2, cancelled_by = 'meeting_cancelled' "
+            f"where meeting_id = $1 and status <> 'cancelled' returning {REGISTRATION_COLUMNS}",
+            meeting_id,
+            now,
+        )
+        await self.conn.execute(
+            "update slots set confirmed_seats = 0, waitlisted = 0 where meeting_id = $1", meeting_id
+        )
+        await self.conn.execute(
+            "update meetings set status = 'cancelled', cancel_reason = $2, updated_at = $3, confirmed_seats = 0, "
+            "waitlisted = 0 where id = $1",
+            meeting_id,
+            reason,
+            now,
+        )
+        return [registration_dict(r) for r in rows]
+
+    async def slot_ids(self, meeting_id: UUID) -> set[UUID]:
+        return {r["id"] for r in await self.conn.fetch("select id from slots where meeting_id = $1", meeting_id)}
+
+    async def slots_in_use(self, slot_ids: Sequence[UUID]) -> int:
+        return int(
+            await self.conn.fetchval(
+                "select count(*) from registrations where slot_id = any($1::uuid[]) and status <> 'cancelled'",
+                list(slot_ids),
+            )
+        )
+
+    async def delete_slots(self, slot_ids: Sequence[UUID]) -> None:
+        await self.conn.execute("delete from slots where id = any($1::uuid[])", list(slot_ids))
+
+    async def put_slot(
+        self, slot_id: UUID, tenant: str, meeting_id: UUID, starts_at: datetime, ends_at: datetime, capacity: int | None
+    ) -> None:
+        await self.conn.execute(
+            "insert into slots (id, tenant, meeting_id, starts_at, ends_at, capacity) values ($1, $2, $3, $4, $5, $6) "
+            "on conflict (id) do update set starts_at = excluded.starts_at, ends_at = excluded.ends_at, "
+            "capacity = excluded.capacity",
+            slot_id,
+            tenant,
+            meeting_id,
+            starts_at,
+            ends_at,
+            capacity,
+        )
+
+    async def register_deadline(
+        self, meeting: Meeting, kind: DeadlineKind, due_at: datetime, offsets: list[timedelta]
+    ) -> None:
+        await register_deadline(
+            self.conn,
+            tenant=meeting.tenant,
+            kind=kind,
+            subject_id=str(meeting.id),
+            due_at=due_at,
+            offsets=offsets,
+            title=meeting.title,
+        )
+
+    async def cancel_deadline(self, kind: DeadlineKind, meeting_id: UUID) -> None:
+        await cancel_deadline(self.conn, kind=kind, subject_id=str(meeting_id))
+
+    # --- seats -----------------------------------------------------------------------------------------------
+
+    async def lock_meeting(self, meeting_id: UUID) -> None:
+        """The meeting's transaction-scoped advisory lock (pretix's way): seats are counted and changed only
+        under it, and ``decide_seats`` takes the same one."""
+        if not self.conn.is_in_transaction():
+            raise RuntimeError("the meeting lock is transaction-scoped; take it inside a transaction")
+        try:
+            # One round trip: the timeout is set (for this transaction) before the lock is waited for.
+            await self.conn.execute(
+                "select set_config('lock_timeout', $2, true), pg_advisory_xact_lock(hashtextextended($1, 0))",
+                f"registration/meeting/{meeting_id}",
+                LOCK_TIMEOUT,
+            )
+        except asyncpg.LockNotAvailableError:
+            raise Busy() from None
+
+    async def decide_seats(
+        self,
+        meeting_id: UUID,
+        ids: list[UUID],
+        slots: list[UUID | None],
+        seats: list[int],
+        emails: list[str | None],
+        phones: list[str | None],
+    ) -> list[Any]:
+        """The seat decisions of a batch, in order, under the meeting's lock (held until commit)."""
+        try:
+            return list(
+                await self.conn.fetch(
+                    "select * from decide_seats($1, $2, $3, $4, $5, $6) order by ord",
+                    meeting_id,
+                    ids,
+                    slots,
+                    seats,
+                    emails,
+                    phones,
+                )
+            )
+        except asyncpg.LockNotAvailableError:
+            raise Busy() from None
+
+    async def insert_registrations(self, registrations: list[dict[str, Any]], tenant: str, keys: list[bytes]) -> None:
+        # ``str`` for the meeting id, an asyncpg UUID that orjson does not know.
+        await self.conn.execute(
+            INSERT_REGISTRATIONS,
+            orjson.dumps(registrations, default=str).decode(),
+            [r["id"] for r in registrations],
+            [tenant] * len(registrations),
+            keys,
+        )
+
+    async def counts(self, meeting_id: UUID, slot_id: UUID | None = None, *, whole: bool = False) -> Counts:
+        """Seats taken and people waiting, for one slot (or the meeting without slots), or the ``whole`` meeting.
+
+        Read from the counters, which change only under the meeting's lock.
+        """
+        if slot_id is not None and not whole:
+            row = await self.conn.fetchrow(
+                "select confirmed_seats, waitlisted from slots where id = $1 and meeting_id = $2", slot_id, meeting_id
+            )
+        else:
+            row = await self.conn.fetchrow(
+                "select m.confirmed_seats + coalesce(sum(s.confirmed_seats), 0) as confirmed_seats, "
+                "m.waitlisted + coalesce(sum(s.waitlisted), 0) as waitlisted "
+                "from meetings m left join slots s on s.meeting_id = m.id where m.id = $1 group by m.id",
+                meeting_id,
+            )
+        if row is None:
+            return Counts(0, 0)
+        return Counts(int(row["confirmed_seats"]), int(row["waitlisted"]))
+
+    async def adjust(self, meeting_id: UUID, slot_id: UUID | None, seats: int, waiting: int) -> None:
+        """Change the counters of a seat pool (caller holds the meeting's lock)."""
+        if slot_id is None:
+            await self.conn.execute(
+                "update meetings set confirmed_seats = confirmed_seats + $2, waitlisted = waitlisted + $3 "
+                "where id = $1",
+                meeting_id,
+                seats,
+                waiting,
+            )
+        else:
+            await self.conn.execute(
+                "update slots set confirmed_seats = confirmed_seats + $2, waitlisted = waitlisted + $3 where id = $1",
+                slot_id,
+                seats,
+                waiting,
+            )
+
+    # --- registrations ---------------------------------------------------------------------------------------
+
+    async def registration_by_secret(self, secret: str) -> dict[str, Any] | None:
+        row = await self.conn.fetchrow(f"select {REGISTRATION_COLUMNS} from registrations where secret = $1", secret)
+        return registration_dict(row) if row else None
+
+    async def registration(self, registration_id: UUID, *, tenant: str | None = None) -> dict[str, Any] | None:
+        row = await self.conn.fetchrow(
+            f"select {REGISTRATION_COLUMNS} from registrations where id = $1 and ($2::text is null or tenant = $2)",
+            registration_id,
+            tenant,
+        )
+        return registration_dict(row) if row else None
+
+    async def registrations_of(self, meeting_id: UUID, tenant: str) -> list[dict[str, Any]]:
+        rows = await self.conn.fetch(
+            f"select {REGISTRATION_COLUMNS} from registrations where meeting_id = $1 and tenant = $2 order by seq",
+            meeting_id,
+            tenant,
+        )
+        return [registration_dict(r) for r in rows]
+
+    async def waitlist_position(self, reg: dict[str, Any]) -> int | None:
+        if reg["status"] != "waitlisted":
+            return None
+        value = await self.conn.fetchval(
+            "select count(*) from registrations where meeting_id = $1 and slot_id is not distinct from $2 "
+            "and status = 'waitlisted' and seq <= $3",
+            reg["meeting_id"],
+            reg["slot_id"],
+            reg["seq"],
+        )
+        return int(value)
+
+    async def waiting(self, meeting_id: UUID, slot_id: UUID | None) -> list[Any]:
+        """The waiting list of a seat pool, first in first."""
+        return list(
+            await self.conn.fetch(
+                "select id, seats from registrations where meeting_id = $1 and slot_id is not distinct from $2 "
+                "and status = 'waitlisted' order by seq",
+                meeting_id,
+                slot_id,
+            )
+        )
+
+    async def confirm(self, registration_id: UUID, now: datetime, ticket_code: str) -> dict[str, Any]:
+        row = await self.conn.fetchrow(
+            "update registrations set status = 'confirmed', confirmed_at = $2, ticket_code = $3 where id = $1 "
+            f"returning {REGISTRATION_COLUMNS}",
+            registration_id,
+            now,
+            ticket_code,
+        )
+        return registration_dict(row)
+
+    async def cancel_registration(self, registration_id: UUID, now: datetime, by: str) -> dict[str, Any]:
+        row = await self.conn.fetchrow(
+            "update registrations set status = 'cancelled', cancelled_at = $2, cancelled_by = $3 where id = $1 "
+            f"returning {REGISTRATION_COLUMNS}",
+            registration_id,
+            now,
+            by,
+        )
+        return registration_dict(row)
+
+    async def revoked(self, meeting_id: UUID) -> list[UUID]:
+        rows = await self.conn.fetch(
+            "select id from registrations where meeting_id = $1 and status = 'cancelled' and ticket_code is not null",
+            meeting_id,
+        )
+        return [r["id"] for r in rows]
+
+    async def registrant_key(self, registration_id: UUID, tenant: str) -> bytes:
+        """The registration's key; a new one for a registration that has none (stored before keys, or erased)."""
+        key = await own_key(self.conn, registration_id)
+        if key is None:
+            key = new_key()
+            await store_keys(self.conn, [(registration_id, tenant, key)])
+        return key
+
+    # --- check-in --------------------------------------------------------------------------------------------
+
+    async def checkin_by_nonce(self, meeting_id: UUID, nonce: str) -> Any:
+        return await self.conn.fetchrow(
+            "select registration_id, checked_in_at from checkins where meeting_id = $1 and nonce = $2",
+            meeting_id,
+            nonce,
+        )
+
+    async def checkin_of(self, registration_id: UUID) -> Any:
+        return await self.conn.fetchrow(
+            "select nonce, checked_in_at from checkins where registration_id = $1", registration_id
+        )
+
+    async def insert_checkin(
+        self, checkin_id: UUID, tenant: str, meeting_id: UUID, registration_id: UUID, nonce: str, now: datetime
+    ) -> bool:
+        """False if the registration was checked in already (the transaction goes on: a savepoint)."""
+        try:
+            async with self.conn.transaction():
+                await self.conn.execute(
+                    "insert into checkins (id, tenant, meeting_id, registration_id, nonce, checked_in_at) "
+                    "values ($1, $2, $3, $4, $5, $6)",
+                    checkin_id,
+                    tenant,
+                    meeting_id,
+                    registration_id,
+                    nonce,
+                    now,
+                )
+        except asyncpg.UniqueViolationError:
+            return False
+        return True
+
+    async def attendance(self, meeting_id: UUID) -> dict[str, int]:
+        row = await self.conn.fetchrow(
+            "select count(*) filter (where r.status = 'confirmed') as confirmed, "
+            "coalesce(sum(r.seats) filter (where r.status = 'confirmed'), 0) as confirmed_seats, "
+            "count(*) filter (where r.status = 'waitlisted') as waitlisted, "
+            "count(*) filter (where r.status = 'cancelled') as cancelled, "
+            "count(c.id) as checked_in, coalesce(sum(r.seats) filter (where c.id is not null), 0) as checked_in_seats "
+            "from registrations r left join checkins c on c.registration_id = r.id where r.meeting_id = $1",
+            meeting_id,
+        )
+        assert row is not None
+        return {k: int(v) for k, v in dict(row).items()}
+
+    # --- staff exports ---------------------------------------------------------------------------------------
+
+    async def export_rows(self, meeting_id: UUID, tenant: str, *, attendance: bool) -> AsyncIterator[Any]:
+        """A meeting's registrations for a file, from a server-side cursor (inside the caller's transaction)."""
+        query = EXPORT_ROWS.format(filter="and c.id is not null" if attendance else "")
+        async for r in self.conn.cursor(query, meeting_id, tenant, prefetch=500):
+            yield r
+
+    # --- personal data ---------------------------------------------------------------------------------------
+
+    async def scrub_outbox(self, rows: list[Any]) -> None:
+        if not rows:
+            return
+        subjects = sorted({f"meeting/{r['meeting_id']}" for r in rows})
+        await self.conn.execute(SCRUB_OUTBOX, subjects, [str(r["id"]) for r in rows])
+
+    async def erase_person(self, tenant: str, email: str | None, phone: str | None, now: datetime) -> list[Any]:
+        """Blank the person's registrations of the tenant: their ids and meetings."""
+        return list(
+            await self.conn.fetch(
+                f"update registrations set {BLANK}, erased_at = $4 where tenant = $1 and erased_at is null "
+                "and ((email is not null and email = $2) or (phone is not null and phone = $3)) "
+                "returning id, meeting_id",
+                tenant,
+                email,
+                phone,
+                now,
+            )
+        )
+
+    async def meetings_due_for_anonymising(self, ended_before: datetime) -> list[Any]:
+        """Several processes may ask: the row lock with SKIP LOCKED hands each meeting to one of them."""
+        return list(
+            await self.conn.fetch(
+                "select id, tenant from meetings where anonymised_at is null and ends_at < $1 "
+                "order by ends_at limit 50 for update skip locked",
+                ended_before,
+            )
+        )
+
+    async def anonymise_meeting(self, meeting_id: UUID, now: datetime) -> list[Any]:
+        rows = await self.conn.fetch(
+            f"update registrations set {BLANK}, anonymised_at = $2 where meeting_id = $1 "
+            "and anonymised_at is null returning id, meeting_id",
+            meeting_id,
+            now,
+        )
+        await self.conn.execute("update meetings set anonymised_at = $2 where id = $1", meeting_id, now)
+        return list(rows)
+
+    async def delete_keys(self, ids: Sequence[UUID]) -> None:
+        await delete_keys(self.conn, list(ids))
+
+    async def store_key(self, key_id: UUID, tenant: str, key: bytes) -> None:
+        await store_keys(self.conn, [(key_id, tenant, key)])
+
+    async def own_key(self, key_id: UUID) -> bytes | None:
+        return await own_key(self.conn, key_id)
+
+    # --- data exports ----------------------------------------------------------------------------------------
+
+    async def person_records(self, tenant: str, email: str | None, phone: str | None) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.conn.fetch(PERSON_RECORDS, tenant, email, phone)]
+
+    async def insert_export(
+        self,
+        export_id: UUID,
+        tenant: str,
+        email_hmac: str | None,
+        phone_hmac: str | None,
+        now: datetime,
+        expires_at: datetime,
+        waiting_for: list[str],
+    ) -> None:
+        await self.conn.execute(
+            "insert into data_exports (id, tenant, email_hmac, phone_hmac, requested_at, expires_at, waiting_for) "
+            "values ($1, $2, $3, $4, $5, $6, $7)",
+            export_id,
+            tenant,
+            email_hmac,
+            phone_hmac,
+            now,
+            expires_at,
+            waiting_for,
+        )
+
+    async def add_export_part(self, export_id: UUID, service: str, sealed: str) -> None:
+        await self.conn.execute(
+            "insert into data_export_parts (export_id, service, sealed) values ($1, $2, $3) "
+            "on conflict (export_id, service) do nothing",
+            export_id,
+            service,
+            sealed,
+        )
+
+    async def export_waiting_for(self, export_id: UUID, tenant: str) -> list[str] | None:
+        """The services an export still waits for, its row locked; None if it expired or was erased."""
+        row = await self.conn.fetchrow(
+            "select waiting_for from data_exports where id = $1 and tenant = $2 for update", export_id, tenant
+        )
+        return None if row is None else list(row["waiting_for"])
+
+    async def set_export_waiting(self, export_id: UUID, waiting: list[str], now: datetime) -> None:
+        await self.conn.execute(
+            "update data_exports set waiting_for = $2, completed_at = case when cardinality($2::text[]) = 0 "
+            "then $3 else completed_at end where id = $1",
+            export_id,
+            waiting,
+            now,
+        )
+
+    async def export(self, export_id: UUID, tenant: str) -> Any:
+        return await self.conn.fetchrow(
+            "select id, requested_at, expires_at, waiting_for, completed_at from data_exports "
+            "where id = $1 and tenant = $2",
+            export_id,
+            tenant,
+        )
+
+    async def export_parts(self, export_id: UUID) -> list[Any]:
+        return list(
+            await self.conn.fetch(
+                "select service, sealed from data_export_parts where export_id = $1 order by service", export_id
+            )
+        )
+
+    async def delete_exports_of(self, tenant: str, email_hmac: str | None, phone_hmac: str | None) -> list[UUID]:
+        rows = await self.conn.fetch(
+            "delete from data_exports where tenant = $1 and ((email_hmac is not null and email_hmac = $2) "
+            "or (phone_hmac is not null and phone_hmac = $3)) returning id",
+            tenant,
+            email_hmac,
+            phone_hmac,
+        )
+        return [r["id"] for r in rows]
+
+    async def delete_expired_exports(self, now: datetime) -> list[UUID]:
+        rows = await self.conn.fetch("delete from data_exports where expires_at < $1 returning id", now)
+        return [r["id"] for r in rows]
 
 
-async def registration(conn: Conn, registration_id: UUID, *, tenant: str | None = None) -> dict[str, Any] | None:
-    row = await conn.fetchrow(
-        f"select {REGISTRATION_COLUMNS} from registrations where id = $1 and ($2::text is null or tenant = $2)",
-        registration_id,
-        tenant,
-    )
-    return registration_dict(row) if row else None
+class Readable(Protocol):
+    """What hands a store on a pooled connection (``UnitsOfWork.reading()``)."""
 
-
-async def waitlist_position(conn: Conn, reg: dict[str, Any]) -> int | None:
-    if reg["status"] != "waitlisted":
-        return None
-    value = await conn.fetchval(
-        "select count(*) from registrations where meeting_id = $1 and slot_id is not distinct from $2 "
-        "and status = 'waitlisted' and seq <= $3",
-        reg["meeting_id"],
-        reg["slot_id"],
-        reg["seq"],
-    )
-    return int(value)
+    def reading(self) -> Any: ...
 
 
 class MeetingCache:
@@ -232,33 +630,32 @@ class MeetingCache:
 
     def __init__(self, ttl: float = 1.0) -> None:
         self.ttl = ttl
-        self._items: dict[UUID, tuple[float, Meeting]] = {}
+        # Each copy with its own expiry, counted from when its read started (an LRU bound on how many are kept).
+        self._items: LRUCache[UUID, tuple[float, Meeting]] = LRUCache(maxsize=10_000)
         self._reading: dict[UUID, asyncio.Task[Meeting | None]] = {}
 
-    async def get(self, pool: asyncpg.Pool, meeting_id: UUID) -> Meeting | None:
+    async def get(self, uows: Readable, meeting_id: UUID) -> Meeting | None:
         hit = self._items.get(meeting_id)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         reading = self._reading.get(meeting_id)
         if reading is None:
-            reading = asyncio.create_task(self._read(pool, meeting_id))
+            reading = asyncio.create_task(self._read(uows, meeting_id))
             self._reading[meeting_id] = reading
         # Shielded: one waiting request cancelled (its client gone) does not cancel the read for the others.
         return await asyncio.shield(reading)
 
-    async def _read(self, pool: asyncpg.Pool, meeting_id: UUID) -> Meeting | None:
+    async def _read(self, uows: Readable, meeting_id: UUID) -> Meeting | None:
         started = time.monotonic()
         try:
-            async with pool.acquire() as conn:
-                found = await meeting(conn, meeting_id)
+            async with uows.reading() as store:
+                found: Meeting | None = await store.meeting(meeting_id)
         finally:
             mine = self._reading.get(meeting_id) is asyncio.current_task()
             if mine:
                 del self._reading[meeting_id]
         # Not kept if the meeting was forgotten (edited) while it was being read: the copy may be older.
         if found is not None and mine:
-            if len(self._items) > 10_000:
-                self._items.clear()
             self._items[meeting_id] = (started + self.ttl, found)
         return found
 

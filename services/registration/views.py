@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
-from services.registration import domain, store
-from services.registration.commands import meeting_capacity
-from services.registration.store import Meeting
-from shared.db import Conn
+from services.registration import domain
+from services.registration.domain import Counts, Meeting
 
 
-async def meeting_view(conn: Conn, meeting: Meeting, *, staff: bool = False) -> dict[str, Any]:
-    whole = await store.counts(conn, meeting.id, whole=True)
-    capacity = meeting_capacity(meeting)
-    slots = []
-    for s in meeting.slots:
-        c = await store.counts(conn, meeting.id, s.id)
-        slots.append(
-            {
-                "id": s.id,
-                "starts_at": s.starts_at,
-                "ends_at": s.ends_at,
-                "capacity": s.capacity,
-                "seats_left": domain.seats_left(s.capacity, c.confirmed_seats),
-            }
-        )
+def meeting_view(
+    meeting: Meeting, whole: Counts, slot_counts: dict[UUID, Counts], *, staff: bool = False
+) -> dict[str, Any]:
+    """``whole``: the meeting's seat figures; ``slot_counts``: each slot's."""
+    capacity = meeting.total_capacity
+    slots = [
+        {
+            "id": s.id,
+            "starts_at": s.starts_at,
+            "ends_at": s.ends_at,
+            "capacity": s.capacity,
+            "seats_left": domain.seats_left(s.capacity, slot_counts[s.id].confirmed_seats),
+        }
+        for s in meeting.slots
+    ]
     view: dict[str, Any] = {
         "id": meeting.id,
         "tenant": meeting.tenant,

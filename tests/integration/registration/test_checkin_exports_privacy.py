@@ -7,9 +7,12 @@ import io
 import json
 import zipfile
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
-from services.registration import domain, privacy
+from services.registration import domain
+from services.registration.store import Store
+from services.registration.use_cases import privacy
 from shared.contracts.registration import registrant_context
 from shared.privacy import open_sealed, own_key, person_hmac
 from tests.integration.registration.conftest import OTHER_TENANT, Rig, citizen
@@ -140,14 +143,18 @@ async def test_erasure_on_request_blanks_every_registration_of_the_person(rig: R
     assert bad.status_code == 422 and bad.json()["errors"][0]["pointer"] == "/phone"
 
 
+async def anonymise_due(rig: Rig, days: int) -> Any:
+    return await privacy.anonymise_due(rig.ctx.uows(Store)(), days, now=rig.ctx.clock.now())
+
+
 async def test_retention_anonymises_after_the_configured_days(rig: Rig) -> None:
     m = await rig.meeting()
     reg = (await rig.register(m["id"], citizen(1))).json()
     rig.clock.set(datetime(2021, 11, 20, tzinfo=UTC))  # 23 days after the meeting
-    done = await privacy.anonymise_due(rig.ctx, 30)
+    done = await anonymise_due(rig, 30)
     assert UUID(m["id"]) not in [mid for mid, _ in done]
     rig.clock.set(datetime(2021, 11, 28, 19, tzinfo=UTC))  # 31 days after
-    done = await privacy.anonymise_due(rig.ctx, 30)
+    done = await anonymise_due(rig, 30)
     assert (UUID(m["id"]), 1) in done
     own = (await rig.client.get(f"/api/registration/registrations/{reg['secret']}")).json()
     assert own["name"] is None and own["email"] is None and own["status"] == "confirmed"
@@ -156,7 +163,7 @@ async def test_retention_anonymises_after_the_configured_days(rig: Rig) -> None:
     )
     assert left == 0
     assert await own_key(rig.ctx.pool, UUID(reg["id"])) is None  # its sealed events are unreadable now
-    assert (await privacy.anonymise_due(rig.ctx, 30)) == []
+    assert (await anonymise_due(rig, 30)) == []
     n = await rig.ctx.pool.fetchval(
         "select count(*) from outbox where type = 'civic.registration.registrations.anonymised.v1' and subject = $1",
         f"meeting/{m['id']}",

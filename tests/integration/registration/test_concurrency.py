@@ -1,18 +1,26 @@
 """No overbooking under concurrency, in pretix's manner: many registrations at once for few seats, with a
-control run that switches the lock off and must overbook (so the test is known to see the race)."""
+control run that must overbook without the lock (so the test is known to see the race). The control replaces
+``decide_seats`` in the test's database for its duration by the same function without the meeting's lock and
+with a ``pg_sleep`` between counting and writing; production code has no switch for it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import random
+import re
+import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
-from services.registration import commands
+from services.registration import domain
+from services.registration.store import MEETINGS, Store
+from services.registration.use_cases import registrations
+from services.registration.use_cases.common import Urls
 from shared import db
 from shared.contracts.registration import registrant_context
 from shared.logs import request_id_var
@@ -35,8 +43,8 @@ async def wide(rig: Rig) -> AsyncIterator[ServiceContext]:
         await pool.close()
 
 
-def applicant(run: int, i: int) -> commands.Applicant:
-    return commands.Applicant(
+def applicant(run: int, i: int) -> domain.Applicant:
+    return domain.Applicant(
         name=f"Person {i}",
         email=f"run{run}-person{i}@example.org",
         phone=None,
@@ -46,10 +54,43 @@ def applicant(run: int, i: int) -> commands.Applicant:
     )
 
 
-async def rush(ctx: ServiceContext, meeting_id: UUID, run: int, people: int = PEOPLE, **kw: Any) -> list[Any]:
-    return await asyncio.gather(
-        *(commands.register(ctx, meeting_id, applicant(run, i), **kw) for i in range(people)), return_exceptions=True
+async def register(ctx: ServiceContext, meeting_id: UUID, a: domain.Applicant) -> registrations.Outcome:
+    return await registrations.register(ctx.uows(Store), meeting_id, a, now=ctx.clock.now(), urls=Urls.of(ctx.settings))
+
+
+async def cancel(ctx: ServiceContext, registration_id: UUID, tenant: str) -> dict[str, Any]:
+    return await registrations.cancel(
+        ctx.uows(Store)(),
+        by="staff",
+        registration_id=registration_id,
+        tenant=tenant,
+        now=ctx.clock.now(),
+        urls=Urls.of(ctx.settings),
     )
+
+
+async def rush(ctx: ServiceContext, meeting_id: UUID, run: int, people: int = PEOPLE) -> list[Any]:
+    return await asyncio.gather(
+        *(register(ctx, meeting_id, applicant(run, i)) for i in range(people)), return_exceptions=True
+    )
+
+
+MIGRATION = Path(__file__).parents[3] / "services/registration/migrations/001_init.sql"
+LOCK = re.compile(r"^ *perform set_config\('lock_timeout'.*\n *perform pg_advisory_xact_lock\(.*\n", re.M)
+DECIDED = "        v_rid[n] := p_ids[n];\n"
+
+
+def decide_seats_sql() -> str:
+    text = MIGRATION.read_text()
+    return text[text.index("create function decide_seats(") :]
+
+
+def without_the_lock(sql: str, sleep: float) -> str:
+    """``decide_seats`` without the meeting's lock, sleeping between counting and writing: the race widened."""
+    unlocked, n = LOCK.subn("", sql)
+    assert n == 1, "the lock of decide_seats is not where the control run expects it"
+    assert sql.count(DECIDED) == 1
+    return unlocked.replace(DECIDED, DECIDED + f"        perform pg_sleep({sleep});\n")
 
 
 async def tally(ctx: ServiceContext, meeting_id: str) -> dict[str, int]:
@@ -74,8 +115,33 @@ async def test_a_thousand_at_once_for_a_hundred_seats(rig: Rig, wide: ServiceCon
 
 async def test_control_without_the_lock_overbooks(rig: Rig, wide: ServiceContext) -> None:
     m = await rig.meeting(capacity=SEATS)
-    # 300 people are enough to show the race; the run stays short.
-    results = await rush(wide, UUID(m["id"]), 99, 300, lock=False, race_delay=0.01)
+    mid = UUID(m["id"])
+    uows = wide.uows(Store)
+    meeting = await MEETINGS.get(uows, mid)
+    assert meeting is not None
+    # 300 people are enough to show the race; the run stays short. Each decided in a transaction of its own,
+    # as many processes would (one process's seat queue would batch them into one).
+    claims = [
+        registrations.Claim(
+            meeting=meeting,
+            applicant=domain.contact_checked(applicant(99, i)),
+            id=uuid4(),
+            secret=secrets.token_urlsafe(24),
+            now=wide.clock.now(),
+            urls=Urls.of(wide.settings),
+            correlation_id=None,
+        )
+        for i in range(300)
+    ]
+    original = decide_seats_sql()
+    create = "create or replace function decide_seats("
+    await wide.pool.execute(without_the_lock(original, 0.01).replace("create function decide_seats(", create, 1))
+    try:
+        results = await asyncio.gather(
+            *(registrations.decide_and_write(uows(), [c]) for c in claims), return_exceptions=True
+        )
+    finally:
+        await wide.pool.execute(original.replace("create function decide_seats(", create, 1))
     assert [r for r in results if isinstance(r, BaseException)] == []
     counts = await tally(wide, m["id"])
     assert counts["confirmed"] > SEATS, counts
@@ -85,13 +151,13 @@ async def test_cancellations_and_registrations_at_once_keep_capacity_and_order(r
     capacity = 50
     m = await rig.meeting(capacity=capacity)
     mid = UUID(m["id"])
-    first = [await commands.register(wide, mid, applicant(7, i)) for i in range(100)]
+    first = [await register(wide, mid, applicant(7, i)) for i in range(100)]
     confirmed = [o.registration["id"] for o in first if o.registration["status"] == "confirmed"]
     waiting = [o.registration["id"] for o in first if o.registration["status"] == "waitlisted"]
     assert len(confirmed) == capacity
     leaving = random.Random(5).sample(confirmed, 30) + random.Random(6).sample(waiting, 5)
-    cancels = [commands.cancel(wide, by="staff", registration_id=rid, tenant=m["tenant"]) for rid in leaving]
-    joins = [commands.register(wide, mid, applicant(8, i)) for i in range(100)]
+    cancels = [cancel(wide, rid, m["tenant"]) for rid in leaving]
+    joins = [register(wide, mid, applicant(8, i)) for i in range(100)]
     calls = cancels + joins
     random.Random(7).shuffle(calls)
     results = await asyncio.gather(*calls, return_exceptions=True)
@@ -126,9 +192,9 @@ async def assert_counters_match(ctx: ServiceContext, meeting_id: UUID) -> None:
 async def test_the_same_person_many_times_at_once_gets_one_registration(rig: Rig, wide: ServiceContext) -> None:
     m = await rig.meeting(capacity=SEATS)
     mid = UUID(m["id"])
-    await commands.register(wide, mid, applicant(3, 0))  # caches the meeting: the rest meet in one batch
-    same = [commands.register(wide, mid, applicant(3, 1)) for _ in range(20)]
-    others = [commands.register(wide, mid, applicant(3, i)) for i in range(2, 12)]
+    await register(wide, mid, applicant(3, 0))  # caches the meeting: the rest meet in one batch
+    same = [register(wide, mid, applicant(3, 1)) for _ in range(20)]
+    others = [register(wide, mid, applicant(3, i)) for i in range(2, 12)]
     results = await asyncio.gather(*same, *others)
     mine = results[:20]
     assert len({o.registration["id"] for o in mine}) == 1
@@ -142,11 +208,11 @@ async def test_a_batch_records_each_outcome_with_its_figures_and_one_seats_chang
 ) -> None:
     m = await rig.meeting(capacity=3)
     mid = UUID(m["id"])
-    await commands.register(wide, mid, applicant(4, 0))
+    await register(wide, mid, applicant(4, 0))
 
-    async def one(i: int) -> commands.Outcome:
+    async def one(i: int) -> registrations.Outcome:
         request_id_var.set(f"request-{i}")  # each task runs in a copy of the context: this request's id
-        return await commands.register(wide, mid, applicant(4, i))
+        return await register(wide, mid, applicant(4, i))
 
     outcomes = await asyncio.gather(*(one(i) for i in range(1, 10)))
     rows = await wide.pool.fetch(

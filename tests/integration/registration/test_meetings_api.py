@@ -249,24 +249,25 @@ async def test_the_meeting_cache_reads_once_for_many_at_once_and_forgets_an_edit
     m = await rig.meeting()
     mid = UUID(m["id"])
     reads: list[UUID] = []
-    real_read = store.meeting
+    real_read = store.Store.meeting
 
-    async def counted(conn: Any, meeting_id: UUID, **kw: Any) -> Any:
+    async def counted(self: store.Store, meeting_id: UUID, **kw: Any) -> Any:
         reads.append(meeting_id)
-        return await real_read(conn, meeting_id, **kw)
+        return await real_read(self, meeting_id, **kw)
 
-    monkeypatch.setattr(store, "meeting", counted)
+    monkeypatch.setattr(store.Store, "meeting", counted)
     cache = store.MeetingCache()
-    found = await asyncio.gather(*(cache.get(rig.ctx.pool, mid) for _ in range(50)))
+    uows = rig.ctx.uows(store.Store)
+    found = await asyncio.gather(*(cache.get(uows, mid) for _ in range(50)))
     assert reads == [mid] and {f.id for f in found if f} == {mid}
-    await cache.get(rig.ctx.pool, mid)
+    await cache.get(uows, mid)
     assert len(reads) == 1  # still fresh
 
     # Forgotten while being read (an edit committed meanwhile): that read's copy is not kept.
     cache.forget(mid)
-    reading = asyncio.ensure_future(cache.get(rig.ctx.pool, mid))
+    reading = asyncio.ensure_future(cache.get(uows, mid))
     await asyncio.sleep(0)
     cache.forget(mid)
     assert (await reading) is not None
-    await cache.get(rig.ctx.pool, mid)
+    await cache.get(uows, mid)
     assert len(reads) == 3

@@ -1,7 +1,7 @@
 """Seats never exceed capacity, whatever staff and citizens do in whatever order (Hypothesis).
 
 Any sequence of registrations (one at a time, or several at once so that ``SeatQueue`` batches them into one
-``decide_seats`` call, migration 005), cancellations and capacity changes runs through the HTTP API against
+``decide_seats`` call, migrations/001_init.sql), cancellations and capacity changes runs through the HTTP API against
 real PostgreSQL. After every step the stored registrations are checked against the rules, and against a model
 built from the domain functions (``domain.allocate``, ``domain.promotable``) applied in the order PostgreSQL
 decided (``seq``): so the SQL that decides and the domain rules it mirrors must agree.
