@@ -1,4 +1,4 @@
-"""Demo data: two tenants modelled on the reference cases, loaded through the content service's own functions.
+"""Demo data: two tenants modelled on the reference cases, loaded through the content service's own use cases.
 
 Run ``python -m civic.demo`` (DATABASE_URL as for the services) or call ``load_content_demo``. Loading twice
 changes nothing: a tenant whose process exists is left as it is (references and QR codes are upserts).
@@ -25,13 +25,15 @@ from uuid import UUID, uuid5
 
 import asyncpg
 
-from services.content import models, publishing, repository
+from services.content import schemas, use_cases
 from services.content.service import definition
+from services.content.store import Store
 from shared import db
 from shared.bus.outbox import Outbox
 from shared.clock import Clock, SystemClock
 from shared.links import link
 from shared.settings import Settings
+from shared.unit_of_work import PostgresUnitOfWork, UnitsOfWork
 
 DEMO_NAMESPACE = UUID("6b1f2a6e-3c2d-4f55-9a57-0d6f2b7c9e10")
 KICKOFF_MEETING_ID = uuid5(DEMO_NAMESPACE, "kreis-dithmarschen/kickoff")
@@ -63,8 +65,8 @@ DEMO_SITES: dict[str, dict[str, Any]] = {
 }
 
 
-def T(de: str, en: str | None = None) -> models.Text:
-    return models.Text(de=de, en=en)
+def T(de: str, en: str | None = None) -> schemas.Text:
+    return schemas.Text(de=de, en=en)
 
 
 @dataclass
@@ -72,74 +74,86 @@ class Loaded:
     tenants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-async def _publish(conn: Any, outbox: Outbox, tenant: str, what: str, id_: UUID, clock: Clock, base: str) -> None:
-    await publishing.publish(
-        conn, outbox, tenant, what, id_, at=None, now=clock.now(), base_url=base, links=Settings().links
-    )
+Uow = PostgresUnitOfWork[Store]
 
 
-async def _qr(conn: Any, tenant: str, code: str, data: models.QrIn, now: Any) -> None:
+async def _publish(uow: Uow, tenant: str, what: str, id_: UUID, clock: Clock, base: str) -> None:
+    links = use_cases.Links(base, Settings().links)
+    await use_cases.publish(uow, tenant, what, id_, at=None, now=clock.now(), links=links)
+
+
+async def _qr(uow: Uow, tenant: str, code: str, data: schemas.QrIn, now: Any) -> None:
     """The code with this target; a code from an earlier run is pointed at it (printed codes keep working)."""
-    if not await repository.create_qr(conn, tenant, code, data, now):
-        patch = models.QrPatch(target_kind=data.target_kind, target_url=data.target_url, target_id=data.target_id)
-        await repository.update_qr(conn, tenant, code, patch, now)
+    async with uow:
+        created = await uow.store.create_qr(tenant, code, schemas.fields(data), now)
+    if created is None:
+        patch = schemas.QrPatch(target_kind=data.target_kind, target_url=data.target_url, target_id=data.target_id)
+        await use_cases.retarget_qr(uow, tenant, code, schemas.changes(patch), now)
 
 
-async def _load_detmold(conn: Any, outbox: Outbox, clock: Clock, base: str) -> dict[str, Any]:
+async def _load_detmold(uow: Uow, clock: Clock, base: str) -> dict[str, Any]:
     tenant, now = "stadt-detmold", clock.now()
     today = now.date()
-    existing = await repository.process_by_slug(conn, tenant, "smart-city")
+    async with uow:
+        existing = await uow.store.process_by_slug(tenant, "smart-city")
     if existing is None:
-        p = await repository.create_process(
-            conn,
+        p = await use_cases.create_process(
+            uow,
             tenant,
-            models.ProcessIn(
-                slug="smart-city",
-                title=T("Modellprojekt Smart Cities", "Smart Cities model project"),
-                motto=T(
-                    "Die co-kreative Stadt. Hand in Hand und mit Kreativität in eine neue Zukunft.",
-                    "The co-creative town. Hand in hand and with creativity into a new future.",
-                ),
-                summary=T(
-                    "Die Stadt ist eine von 28 Kommunen, die als Modellprojekt Smart Cities gefördert werden. "
-                    "Das Programm 2021 steht unter dem Motto „Gemeinsam aus der Krise: Raum für Zukunft“.",
-                    "The town is one of 28 municipalities funded as a Smart Cities model project.",
-                ),
-                funding=[
-                    models.FundingFact(
-                        label=T("Bundesförderung Modellprojekte Smart Cities", "Federal Smart Cities funding"),
-                        amount=5_600_000,
-                        source=T("Bundesministerium (Förderprogramm Modellprojekte Smart Cities)"),
-                    )
-                ],
+            schemas.fields(
+                schemas.ProcessIn(
+                    slug="smart-city",
+                    title=T("Modellprojekt Smart Cities", "Smart Cities model project"),
+                    motto=T(
+                        "Die co-kreative Stadt. Hand in Hand und mit Kreativität in eine neue Zukunft.",
+                        "The co-creative town. Hand in hand and with creativity into a new future.",
+                    ),
+                    summary=T(
+                        "Die Stadt ist eine von 28 Kommunen, die als Modellprojekt Smart Cities gefördert werden. "
+                        "Das Programm 2021 steht unter dem Motto „Gemeinsam aus der Krise: Raum für Zukunft“.",
+                        "The town is one of 28 municipalities funded as a Smart Cities model project.",
+                    ),
+                    funding=[
+                        schemas.FundingFact(
+                            label=T("Bundesförderung Modellprojekte Smart Cities", "Federal Smart Cities funding"),
+                            amount=5_600_000,
+                            source=T("Bundesministerium (Förderprogramm Modellprojekte Smart Cities)"),
+                        )
+                    ],
+                )
             ),
             now,
         )
         pid = p["id"]
-        await repository.add_phase(
-            conn,
+        await use_cases.add_phase(
+            uow,
             tenant,
             pid,
-            models.PhaseIn(
-                title=T("Strategiephase", "Strategy phase"),
-                description=T(
-                    "Die Digitalisierungsstrategie wird überarbeitet und im September 2022 im Stadtrat verabschiedet.",
-                    "The digital strategy is revised and adopted by the town council in September 2022.",
-                ),
-                starts_on=today - timedelta(days=60),
-                ends_on=today + timedelta(days=120),
+            schemas.fields(
+                schemas.PhaseIn(
+                    title=T("Strategiephase", "Strategy phase"),
+                    description=T(
+                        "Die Digitalisierungsstrategie wird überarbeitet und im September 2022 im Stadtrat "
+                        "verabschiedet.",
+                        "The digital strategy is revised and adopted by the town council in September 2022.",
+                    ),
+                    starts_on=today - timedelta(days=60),
+                    ends_on=today + timedelta(days=120),
+                )
             ),
         )
-        await repository.add_phase(
-            conn,
+        await use_cases.add_phase(
+            uow,
             tenant,
             pid,
-            models.PhaseIn(
-                title=T("Umsetzungsphase", "Implementation phase"),
-                description=T(
-                    "Die Maßnahmen der Strategie werden umgesetzt.", "The strategy's measures are carried out."
-                ),
-                starts_on=today + timedelta(days=121),
+            schemas.fields(
+                schemas.PhaseIn(
+                    title=T("Umsetzungsphase", "Implementation phase"),
+                    description=T(
+                        "Die Maßnahmen der Strategie werden umgesetzt.", "The strategy's measures are carried out."
+                    ),
+                    starts_on=today + timedelta(days=121),
+                )
             ),
         )
         steps = [
@@ -163,74 +177,80 @@ async def _load_detmold(conn: Any, outbox: Outbox, clock: Clock, base: str) -> d
              "Kinder werden zu Expert*innen für digitalen Sound, digitale Technik und digitale Realitäten."),
         ]  # fmt: skip
         for number, kind, title, body in steps:
-            await repository.add_step(
-                conn,
+            await use_cases.add_step(
+                uow,
                 tenant,
                 pid,
-                models.StepIn(number=number, kind=kind, title=title, body=T(body)),
+                schemas.fields(schemas.StepIn(number=number, kind=kind, title=title, body=T(body))),
             )
-        await repository.add_contact(
-            conn,
+        await use_cases.add_contact(
+            uow,
             tenant,
             pid,
-            models.ContactIn(
-                name="Jana Beispiel",
-                role=T("Referentin Digitalisierung", "Digitalisation officer"),
-                unit=T("Stabsstelle Digitalisierung", "Digitalisation unit"),
-                email="digitalisierung@example.org",
-                phone="+49 5231 000 000",
-                address="Rathaus, Beispielplatz 1, 32756 Detmold",
-                opening_hours=T("Mo-Fr 8-12 Uhr, Do 14-17 Uhr", "Mon-Fri 8-12, Thu 2-5 pm"),
+            schemas.fields(
+                schemas.ContactIn(
+                    name="Jana Beispiel",
+                    role=T("Referentin Digitalisierung", "Digitalisation officer"),
+                    unit=T("Stabsstelle Digitalisierung", "Digitalisation unit"),
+                    email="digitalisierung@example.org",
+                    phone="+49 5231 000 000",
+                    address="Rathaus, Beispielplatz 1, 32756 Detmold",
+                    opening_hours=T("Mo-Fr 8-12 Uhr, Do 14-17 Uhr", "Mon-Fri 8-12, Thu 2-5 pm"),
+                )
             ),
         )
-        news = await repository.create_article(
-            conn,
+        news = await use_cases.create_article(
+            uow,
             tenant,
-            models.ArticleIn(
-                kind="news",
-                slug="erster-platz-kooperationsprojekt",
-                process_id=pid,
-                title=T("1. Platz als Bestes Kooperationsprojekt", "First prize for the best cooperation project"),
-                summary=T("Die interkommunale Zusammenarbeit wurde beim eGovernment-Wettbewerb ausgezeichnet."),
-                body=T(
-                    "Die interkommunale Zusammenarbeit der Digitalisierungsbeauftragten im Kreis wurde beim "
-                    "eGovernment-Wettbewerb als Sieger in der Kategorie **„Bestes Kooperationsprojekt“** "
-                    "ausgewählt.\n\n"
-                    "[Mehr zum Wettbewerb](https://example.org/wettbewerb)",
-                    "The cooperation of the district's digitalisation officers won the category "
-                    "**best cooperation project**.",
-                ),
+            schemas.fields(
+                schemas.ArticleIn(
+                    kind="news",
+                    slug="erster-platz-kooperationsprojekt",
+                    process_id=pid,
+                    title=T("1. Platz als Bestes Kooperationsprojekt", "First prize for the best cooperation project"),
+                    summary=T("Die interkommunale Zusammenarbeit wurde beim eGovernment-Wettbewerb ausgezeichnet."),
+                    body=T(
+                        "Die interkommunale Zusammenarbeit der Digitalisierungsbeauftragten im Kreis wurde beim "
+                        "eGovernment-Wettbewerb als Sieger in der Kategorie **„Bestes Kooperationsprojekt“** "
+                        "ausgewählt.\n\n"
+                        "[Mehr zum Wettbewerb](https://example.org/wettbewerb)",
+                        "The cooperation of the district's digitalisation officers won the category "
+                        "**best cooperation project**.",
+                    ),
+                )
             ),
             now,
         )
-        page = await repository.create_article(
-            conn,
+        page = await use_cases.create_article(
+            uow,
             tenant,
-            models.ArticleIn(
-                kind="page",
-                slug="nachbarschafts-app",
-                process_id=pid,
-                title=T("Nachbarschafts-App", "Neighbourhood app"),
-                body=T(
-                    "Die Nachbarschafts-App verbindet Menschen in der Stadt: kurzer Plausch, Nachbarschaftshilfe "
-                    "oder gute Idee. **Einfach den QR-Code scannen!**",
-                    "The neighbourhood app connects people in town. **Just scan the QR code!**",
-                ),
+            schemas.fields(
+                schemas.ArticleIn(
+                    kind="page",
+                    slug="nachbarschafts-app",
+                    process_id=pid,
+                    title=T("Nachbarschafts-App", "Neighbourhood app"),
+                    body=T(
+                        "Die Nachbarschafts-App verbindet Menschen in der Stadt: kurzer Plausch, Nachbarschaftshilfe "
+                        "oder gute Idee. **Einfach den QR-Code scannen!**",
+                        "The neighbourhood app connects people in town. **Just scan the QR code!**",
+                    ),
+                )
             ),
             now,
         )
-        await _publish(conn, outbox, tenant, "process", pid, clock, base)
-        await _publish(conn, outbox, tenant, "article", news["id"], clock, base)
-        await _publish(conn, outbox, tenant, "article", page["id"], clock, base)
+        await _publish(uow, tenant, "process", pid, clock, base)
+        await _publish(uow, tenant, "article", news["id"], clock, base)
+        await _publish(uow, tenant, "article", page["id"], clock, base)
     else:
         pid = existing["id"]
     code = "detmold-app"
     # The poster leads to the town's page about the app (which links the app stores), not to a store directly.
     await _qr(
-        conn,
+        uow,
         tenant,
         code,
-        models.QrIn(
+        schemas.QrIn(
             target_kind="page",
             target_url=link(Settings().links, base, "page", tenant=tenant, slug="nachbarschafts-app"),
             label="Nachbarschafts-App",
@@ -241,122 +261,133 @@ async def _load_detmold(conn: Any, outbox: Outbox, clock: Clock, base: str) -> d
     return {"process_id": str(pid), "slug": "smart-city", "qr_codes": [code], "created": existing is None}
 
 
-async def _load_dithmarschen(
-    conn: Any, outbox: Outbox, clock: Clock, base: str, meeting_id: UUID, survey_id: UUID
-) -> dict[str, Any]:
+async def _load_dithmarschen(uow: Uow, clock: Clock, base: str, meeting_id: UUID, survey_id: UUID) -> dict[str, Any]:
     tenant, now = "kreis-dithmarschen", clock.now()
     today = now.date()
     kickoff = today + timedelta(days=KICKOFF_IN_DAYS)
-    existing = await repository.process_by_slug(conn, tenant, "dithmarschen-digital")
+    async with uow:
+        existing = await uow.store.process_by_slug(tenant, "dithmarschen-digital")
     if existing is None:
-        p = await repository.create_process(
-            conn,
+        p = await use_cases.create_process(
+            uow,
             tenant,
-            models.ProcessIn(
-                slug="dithmarschen-digital",
-                title=T("Dithmarschen Digital (DiDi)", "Dithmarschen Digital (DiDi)"),
-                motto=T("Digitale Modellkommune", "Digital model municipality"),
-                summary=T(
-                    "Eine kreisweite Digitalisierungsstrategie und eine digitale Agenda, erarbeitet gemeinsam mit "
-                    "Ämtern, Städten und Gemeinden - und mit Bürger*innen sowie Expert*innen aus Wirtschaft, "
-                    "Verbänden und Vereinen.",
-                    "A county-wide digital strategy and digital agenda, developed together with offices, towns and "
-                    "municipalities, citizens and experts.",
-                ),
-                funding=[
-                    models.FundingFact(
-                        label=T("Förderung des Landes", "State funding"),
-                        amount=100_000,
-                        source=T(
-                            "Landesprogramm „Digitale Modellkommunen“", "State programme 'digital model municipalities'"
-                        ),
-                        period=T(
-                            "zwei Jahre, Bewilligungszeitraum bis 1. November 2022", "two years, until 1 November 2022"
-                        ),
-                    )
-                ],
+            schemas.fields(
+                schemas.ProcessIn(
+                    slug="dithmarschen-digital",
+                    title=T("Dithmarschen Digital (DiDi)", "Dithmarschen Digital (DiDi)"),
+                    motto=T("Digitale Modellkommune", "Digital model municipality"),
+                    summary=T(
+                        "Eine kreisweite Digitalisierungsstrategie und eine digitale Agenda, erarbeitet gemeinsam mit "
+                        "Ämtern, Städten und Gemeinden - und mit Bürger*innen sowie Expert*innen aus Wirtschaft, "
+                        "Verbänden und Vereinen.",
+                        "A county-wide digital strategy and digital agenda, developed together with offices, towns and "
+                        "municipalities, citizens and experts.",
+                    ),
+                    funding=[
+                        schemas.FundingFact(
+                            label=T("Förderung des Landes", "State funding"),
+                            amount=100_000,
+                            source=T(
+                                "Landesprogramm „Digitale Modellkommunen“",
+                                "State programme 'digital model municipalities'",
+                            ),
+                            period=T(
+                                "zwei Jahre, Bewilligungszeitraum bis 1. November 2022",
+                                "two years, until 1 November 2022",
+                            ),
+                        )
+                    ],
+                )
             ),
             now,
         )
         pid = p["id"]
-        await repository.add_phase(
-            conn,
+        await use_cases.add_phase(
+            uow,
             tenant,
             pid,
-            models.PhaseIn(
-                title=T("Auftakt und Online-Umfrage", "Kick-off and online survey"),
-                description=T(
-                    "Wir laden zur Auftaktveranstaltung ein und fragen in einer Online-Umfrage nach Ihren Ideen.",
-                    "We invite you to the kick-off meeting and ask for your ideas in an online survey.",
-                ),
-                starts_on=today - timedelta(days=7),
-                ends_on=kickoff + timedelta(days=14),
+            schemas.fields(
+                schemas.PhaseIn(
+                    title=T("Auftakt und Online-Umfrage", "Kick-off and online survey"),
+                    description=T(
+                        "Wir laden zur Auftaktveranstaltung ein und fragen in einer Online-Umfrage nach Ihren Ideen.",
+                        "We invite you to the kick-off meeting and ask for your ideas in an online survey.",
+                    ),
+                    starts_on=today - timedelta(days=7),
+                    ends_on=kickoff + timedelta(days=14),
+                )
             ),
         )
-        await repository.add_phase(
-            conn,
+        await use_cases.add_phase(
+            uow,
             tenant,
             pid,
-            models.PhaseIn(
-                title=T("Strategie erarbeiten", "Developing the strategy"),
-                description=T(
-                    "In Arbeitsgruppen entsteht aus den Ergebnissen die Digitalisierungsstrategie.",
-                    "Working groups turn the results into the digital strategy.",
-                ),
-                starts_on=kickoff + timedelta(days=15),
-                ends_on=kickoff + timedelta(days=380),
+            schemas.fields(
+                schemas.PhaseIn(
+                    title=T("Strategie erarbeiten", "Developing the strategy"),
+                    description=T(
+                        "In Arbeitsgruppen entsteht aus den Ergebnissen die Digitalisierungsstrategie.",
+                        "Working groups turn the results into the digital strategy.",
+                    ),
+                    starts_on=kickoff + timedelta(days=15),
+                    ends_on=kickoff + timedelta(days=380),
+                )
             ),
         )
         for number, title in (
             ("1", T("Handlungsfelder festlegen: Bildung, Gesundheit, Mobilität", "Fields of action")),
             ("2", T("Gemeinsam Lösungen entwickeln", "Developing solutions together")),
         ):
-            await repository.add_step(conn, tenant, pid, models.StepIn(number=number, title=title))
-        await repository.add_contact(
-            conn,
+            await use_cases.add_step(uow, tenant, pid, schemas.fields(schemas.StepIn(number=number, title=title)))
+        await use_cases.add_contact(
+            uow,
             tenant,
             pid,
-            models.ContactIn(
-                name="Robin Muster",
-                role=T("Projektkoordination", "Project coordination"),
-                unit=T("Stabsstelle Digitalisierung, IT und Organisationsmanagement"),
-                email="didi@example.org",
-                phone="+49 481 000 000",
-                address="Kreisverwaltung, Beispielstraße 1, 25746 Heide",
-                opening_hours=T("Mo-Do 8-16 Uhr, Fr 8-12 Uhr"),
+            schemas.fields(
+                schemas.ContactIn(
+                    name="Robin Muster",
+                    role=T("Projektkoordination", "Project coordination"),
+                    unit=T("Stabsstelle Digitalisierung, IT und Organisationsmanagement"),
+                    email="didi@example.org",
+                    phone="+49 481 000 000",
+                    address="Kreisverwaltung, Beispielstraße 1, 25746 Heide",
+                    opening_hours=T("Mo-Do 8-16 Uhr, Fr 8-12 Uhr"),
+                )
             ),
         )
-        page = await repository.create_article(
-            conn,
+        page = await use_cases.create_article(
+            uow,
             tenant,
-            models.ArticleIn(
-                kind="page",
-                slug="termine",
-                process_id=pid,
-                title=T("Termine", "Dates"),
-                body=T(
-                    f"## Auftaktveranstaltung am {kickoff.day}.{kickoff.month}. in Heide\n\n"
-                    "18-20 Uhr im Berufsbildungszentrum Heide. Die Anmeldung schließt drei Tage vorher.\n\n"
-                    "## Online-Umfrage\n\n"
-                    "Die Teilnahme ist anonym und dauert durchschnittlich zehn Minuten. "
-                    "Alternativ den QR-Code auf den Plakaten mit dem Smartphone scannen."
-                ),
+            schemas.fields(
+                schemas.ArticleIn(
+                    kind="page",
+                    slug="termine",
+                    process_id=pid,
+                    title=T("Termine", "Dates"),
+                    body=T(
+                        f"## Auftaktveranstaltung am {kickoff.day}.{kickoff.month}. in Heide\n\n"
+                        "18-20 Uhr im Berufsbildungszentrum Heide. Die Anmeldung schließt drei Tage vorher.\n\n"
+                        "## Online-Umfrage\n\n"
+                        "Die Teilnahme ist anonym und dauert durchschnittlich zehn Minuten. "
+                        "Alternativ den QR-Code auf den Plakaten mit dem Smartphone scannen."
+                    ),
+                )
             ),
             now,
         )
-        await _publish(conn, outbox, tenant, "process", pid, clock, base)
-        await _publish(conn, outbox, tenant, "article", page["id"], clock, base)
+        await _publish(uow, tenant, "process", pid, clock, base)
+        await _publish(uow, tenant, "article", page["id"], clock, base)
     else:
         pid = existing["id"]
-    await repository.add_ref(conn, tenant, pid, models.RefIn(kind="meeting", ref_id=meeting_id))
-    await repository.add_ref(conn, tenant, pid, models.RefIn(kind="survey", ref_id=survey_id))
+    await use_cases.add_reference(uow, tenant, pid, "meeting", meeting_id)
+    await use_cases.add_reference(uow, tenant, pid, "survey", survey_id)
     links = Settings().links
     code = "didi-umfrage"
     await _qr(
-        conn,
+        uow,
         tenant,
         code,
-        models.QrIn(
+        schemas.QrIn(
             target_kind="survey",
             target_id=survey_id,
             target_url=link(links, base, "survey", tenant=tenant, slug=SURVEY_SLUG),
@@ -366,10 +397,10 @@ async def _load_dithmarschen(
         now,
     )
     await _qr(
-        conn,
+        uow,
         tenant,
         "didi-auftakt",
-        models.QrIn(
+        schemas.QrIn(
             target_kind="meeting",
             target_id=meeting_id,
             target_url=link(links, base, "meeting", tenant=tenant, meeting_id=meeting_id),
@@ -403,7 +434,7 @@ async def load_content_demo(
     if pool is None:
         await db.migrate(s.database_url, definition.schema, definition.all_migrations())
         pool = await db.create_pool(s.database_url, definition.schema, max_size=2)
-    outbox = Outbox("content", clock=clk)
+    uows = UnitsOfWork(pool, Outbox("content", clock=clk), Store)
     base = s.public_base_url.rstrip("/")
     try:
         out: dict[str, Any] = {}
@@ -411,11 +442,11 @@ async def load_content_demo(
             # Serialise concurrent loaders, so two runs at once cannot both find a tenant missing.
             async with conn.transaction():
                 await conn.execute("select pg_advisory_xact_lock(hashtext('content-demo'))")
-                out["stadt-detmold"] = await _load_detmold(conn, outbox, clk, base)
+                out["stadt-detmold"] = await _load_detmold(uows.joined(conn), clk, base)
             async with conn.transaction():
                 await conn.execute("select pg_advisory_xact_lock(hashtext('content-demo'))")
                 out["kreis-dithmarschen"] = await _load_dithmarschen(
-                    conn, outbox, clk, base, kickoff_meeting_id, survey_id
+                    uows.joined(conn), clk, base, kickoff_meeting_id, survey_id
                 )
         for tenant in out.values():
             tenant["short_links"] = [f"{base}/q/{c}" for c in tenant["qr_codes"]]

@@ -1,28 +1,31 @@
-"""HTTP API under /api/content/: staff endpoints (``Staff`` token, tenant from the token) and public reads."""
+"""HTTP API under /api/content/: staff endpoints (``Staff`` token, tenant from the token) and public reads; the
+short link ``/q/<code>`` at the root. Routes only: each parses the request, calls one use case and renders."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from services.content import domain, models, publishing, qr, reading, repository
+from services.content import domain, schemas, use_cases
+from services.content.short_links import SIZES, SIZES_MM, PosterSize
+from services.content.store import Store
+from shared import qr
 from shared.http.auth import Staff
 from shared.http.openapi import answers, media, merge, problems
-from shared.http.problems import Problem
 from shared.links import link
 from shared.service import ServiceContext, context_of
+from shared.unit_of_work import PostgresUnitOfWork, Reading
 
 NAME = "content"
 router = APIRouter(tags=["content"])
 staff = APIRouter(prefix="/staff", tags=["content staff"])
 public = APIRouter(prefix="/public", tags=["content public"])
 
-PUBLISHED = merge(answers(models.PublicationOut), problems(409))
-PART = merge(answers(models.PartOut, 201), problems(409))
+PUBLISHED = merge(answers(schemas.PublicationOut), problems(409))
+PART = merge(answers(schemas.PartOut, 201), problems(409))
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: the client's copy (If-None-Match) is current"}
 }
@@ -40,143 +43,139 @@ def ctx_of(request: Request) -> ServiceContext:
     return context_of(request, NAME)
 
 
-def cached(request: Request, body: Any) -> Response:
-    """The body as JSON with an ETag over its bytes; 304 when the client has it already."""
-    data = reading.encode(body)
-    etag = domain.etag_of(data)
+def uow(request: Request) -> PostgresUnitOfWork[Store]:
+    """A unit of work for one command."""
+    return ctx_of(request).uows(Store)()
+
+
+def reading(request: Request) -> Reading[Store]:
+    """The store on a pooled connection, for one query."""
+    return ctx_of(request).uows(Store).reading()
+
+
+def links(ctx: ServiceContext) -> use_cases.Links:
+    return use_cases.Links(ctx.settings.public_base_url, ctx.settings.links)
+
+
+def json_response(body: Any, status_code: int = 200) -> Response:
+    return Response(use_cases.encode(body), status_code=status_code, media_type="application/json")
+
+
+def cached(request: Request, data: bytes, etag: str) -> Response:
+    """JSON bytes with their ETag; 304 without a body when the client has them already."""
     headers = {"ETag": etag, "Cache-Control": PUBLIC_CACHE}
     if domain.etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     return Response(content=data, media_type="application/json", headers=headers)
 
 
-def _jsonable(body: Any) -> Response:
-    return Response(content=reading.encode(body), media_type="application/json")
+def cached_body(request: Request, body: Any) -> Response:
+    data = use_cases.encode(body)
+    return cached(request, data, domain.etag_of(data))
 
 
 # -- staff: processes ----------------------------------------------------------------------------------------
 
 
-@staff.post("/processes", status_code=201, responses=merge(answers(models.ProcessOut, 201), problems(409)))
-async def create_process(request: Request, data: models.ProcessIn, principal: Staff) -> Response:
-    ctx = ctx_of(request)
-    async with ctx.pool.acquire() as conn:
-        p = await repository.create_process(conn, principal.tenant, data, ctx.clock.now())
-    return Response(reading.encode(p), status_code=201, media_type="application/json")
+@staff.post("/processes", status_code=201, responses=merge(answers(schemas.ProcessOut, 201), problems(409)))
+async def create_process(request: Request, data: schemas.ProcessIn, principal: Staff) -> Response:
+    now = ctx_of(request).clock.now()
+    p = await use_cases.create_process(uow(request), principal.tenant, schemas.fields(data), now)
+    return json_response(p, 201)
 
 
-@staff.get("/processes", responses=answers(models.ProcessesOut))
+@staff.get("/processes", responses=answers(schemas.ProcessesOut))
 async def list_processes(request: Request, principal: Staff) -> Response:
-    async with ctx_of(request).pool.acquire() as conn:
-        return _jsonable({"items": await repository.list_processes(conn, principal.tenant)})
+    async with reading(request) as store:
+        return json_response(await use_cases.processes(store, principal.tenant))
 
 
-@staff.get("/processes/{process_id}", responses=answers(models.ProcessFullOut))
+@staff.get("/processes/{process_id}", responses=answers(schemas.ProcessFullOut))
 async def get_process(request: Request, process_id: UUID, principal: Staff) -> Response:
     """All languages, drafts included, contact e-mail addresses in clear."""
-    async with ctx_of(request).pool.acquire() as conn:
-        return _jsonable(await repository.process_for_staff(conn, principal.tenant, process_id))
+    async with reading(request) as store:
+        return json_response(await use_cases.process_for_staff(store, principal.tenant, process_id))
 
 
-@staff.patch("/processes/{process_id}", responses=merge(answers(models.ProcessOut), problems(409)))
-async def update_process(request: Request, process_id: UUID, data: models.ProcessPatch, principal: Staff) -> Response:
-    ctx = ctx_of(request)
-    async with ctx.pool.acquire() as conn:
-        return _jsonable(await repository.update_process(conn, principal.tenant, process_id, data, ctx.clock.now()))
+@staff.patch("/processes/{process_id}", responses=merge(answers(schemas.ProcessOut), problems(409)))
+async def update_process(request: Request, process_id: UUID, data: schemas.ProcessPatch, principal: Staff) -> Response:
+    now = ctx_of(request).clock.now()
+    changes = schemas.changes(data)
+    return json_response(await use_cases.update_process(uow(request), principal.tenant, process_id, changes, now))
 
 
 @staff.delete("/processes/{process_id}", status_code=204)
 async def delete_process(request: Request, process_id: UUID, principal: Staff) -> Response:
-    async with ctx_of(request).pool.acquire() as conn:
-        done = await conn.fetchval(
-            "delete from processes where tenant = $1 and id = $2 returning true", principal.tenant, process_id
-        )
-    if not done:
-        raise repository.not_found("process")
+    await use_cases.delete_process(uow(request), principal.tenant, process_id)
     return Response(status_code=204)
 
 
-async def _publish(request: Request, tenant: str, what: str, id_: UUID, data: models.PublishIn) -> Response:
+async def _publish(request: Request, tenant: str, what: str, id_: UUID, data: schemas.PublishIn) -> Response:
     ctx = ctx_of(request)
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        out = await publishing.publish(
-            conn,
-            ctx.outbox,
-            tenant,
-            what,
-            id_,
-            at=data.publish_at,
-            now=ctx.clock.now(),
-            base_url=ctx.settings.public_base_url,
-            links=ctx.settings.links,
-        )
-    return _jsonable(out)
+    out = await use_cases.publish(
+        uow(request), tenant, what, id_, at=data.publish_at, now=ctx.clock.now(), links=links(ctx)
+    )
+    return json_response(out)
 
 
 @staff.post("/processes/{process_id}/publish", responses=PUBLISHED)
 async def publish_process(
-    request: Request, process_id: UUID, principal: Staff, data: models.PublishIn | None = None
+    request: Request, process_id: UUID, principal: Staff, data: schemas.PublishIn | None = None
 ) -> Response:
     """Publish now, or at ``publish_at`` (the publishing loop does it then). Emits ContentPublishedV1."""
-    return await _publish(request, principal.tenant, "process", process_id, data or models.PublishIn())
+    return await _publish(request, principal.tenant, "process", process_id, data or schemas.PublishIn())
 
 
-@staff.post("/processes/{process_id}/unpublish", responses=answers(models.PublicationOut))
+@staff.post("/processes/{process_id}/unpublish", responses=answers(schemas.PublicationOut))
 async def unpublish_process(request: Request, process_id: UUID, principal: Staff) -> Response:
-    ctx = ctx_of(request)
-    async with ctx.pool.acquire() as conn:
-        return _jsonable(await publishing.unpublish(conn, principal.tenant, "process", process_id, ctx.clock.now()))
+    now = ctx_of(request).clock.now()
+    return json_response(await use_cases.unpublish(uow(request), principal.tenant, "process", process_id, now))
 
 
 # -- staff: parts of a process -------------------------------------------------------------------------------
 
 
 @staff.post("/processes/{process_id}/phases", status_code=201, responses=PART)
-async def add_phase(request: Request, process_id: UUID, data: models.PhaseIn, principal: Staff) -> Response:
-    async with ctx_of(request).pool.acquire() as conn:
-        out = await repository.add_phase(conn, principal.tenant, process_id, data)
-    return Response(reading.encode(out), status_code=201, media_type="application/json")
+async def add_phase(request: Request, process_id: UUID, data: schemas.PhaseIn, principal: Staff) -> Response:
+    out = await use_cases.add_phase(uow(request), principal.tenant, process_id, schemas.fields(data))
+    return json_response(out, 201)
 
 
-@staff.put("/phases/{phase_id}", responses=answers(models.PartOut))
-async def update_phase(request: Request, phase_id: UUID, data: models.PhaseIn, principal: Staff) -> Response:
-    async with ctx_of(request).pool.acquire() as conn:
-        return _jsonable(await repository.update_phase(conn, principal.tenant, phase_id, data))
+@staff.put("/phases/{phase_id}", responses=answers(schemas.PartOut))
+async def update_phase(request: Request, phase_id: UUID, data: schemas.PhaseIn, principal: Staff) -> Response:
+    return json_response(await use_cases.update_phase(uow(request), principal.tenant, phase_id, schemas.fields(data)))
 
 
 @staff.post("/processes/{process_id}/steps", status_code=201, responses=PART)
-async def add_step(request: Request, process_id: UUID, data: models.StepIn, principal: Staff) -> Response:
-    async with ctx_of(request).pool.acquire() as conn:
-        out = await repository.add_step(conn, principal.tenant, process_id, data)
-    return Response(reading.encode(out), status_code=201, media_type="application/json")
+async def add_step(request: Request, process_id: UUID, data: schemas.StepIn, principal: Staff) -> Response:
+    out = await use_cases.add_step(uow(request), principal.tenant, process_id, schemas.fields(data))
+    return json_response(out, 201)
 
 
 @staff.post("/processes/{process_id}/contacts", status_code=201, responses=PART)
-async def add_contact(request: Request, process_id: UUID, data: models.ContactIn, principal: Staff) -> Response:
-    async with ctx_of(request).pool.acquire() as conn:
-        out = await repository.add_contact(conn, principal.tenant, process_id, data)
-    return Response(reading.encode(out), status_code=201, media_type="application/json")
+async def add_contact(request: Request, process_id: UUID, data: schemas.ContactIn, principal: Staff) -> Response:
+    out = await use_cases.add_contact(uow(request), principal.tenant, process_id, schemas.fields(data))
+    return json_response(out, 201)
 
 
 @staff.post("/processes/{process_id}/attachments", status_code=201, responses=PART)
-async def add_attachment(request: Request, process_id: UUID, data: models.AttachmentIn, principal: Staff) -> Response:
-    async with ctx_of(request).pool.acquire() as conn:
-        out = await repository.add_attachment(conn, principal.tenant, process_id, data)
-    return Response(reading.encode(out), status_code=201, media_type="application/json")
+async def add_attachment(request: Request, process_id: UUID, data: schemas.AttachmentIn, principal: Staff) -> Response:
+    out = await use_cases.add_attachment(uow(request), principal.tenant, process_id, schemas.fields(data))
+    return json_response(out, 201)
 
 
 @staff.post("/processes/{process_id}/references", status_code=201, responses=PART)
-async def add_reference(request: Request, process_id: UUID, data: models.RefIn, principal: Staff) -> Response:
+async def add_reference(request: Request, process_id: UUID, data: schemas.RefIn, principal: Staff) -> Response:
     """Refer to a meeting (registration service) or survey (surveys service) by id; its live state follows."""
-    async with ctx_of(request).pool.acquire() as conn:
-        out = await repository.add_ref(conn, principal.tenant, process_id, data)
-    return Response(reading.encode(out), status_code=201, media_type="application/json")
+    out = await use_cases.add_reference(
+        uow(request), principal.tenant, process_id, data.kind, data.ref_id, data.position
+    )
+    return json_response(out, 201)
 
 
 def _deleter(table: str, what: str) -> Any:
     async def delete(request: Request, part_id: UUID, principal: Staff) -> Response:
-        async with ctx_of(request).pool.acquire() as conn:
-            await repository.delete_part(conn, principal.tenant, table, part_id)
+        await use_cases.delete_part(uow(request), principal.tenant, table, part_id)
         return Response(status_code=204)
 
     delete.__name__ = f"delete_{what}"
@@ -201,53 +200,50 @@ for _path, _table, _what in (
 @staff.post(
     "/articles",
     status_code=201,
-    responses=merge(answers(models.ArticleOut, 201), problems(404, 409)),
+    responses=merge(answers(schemas.ArticleOut, 201), problems(404, 409)),
 )
-async def create_article(request: Request, data: models.ArticleIn, principal: Staff) -> Response:
+async def create_article(request: Request, data: schemas.ArticleIn, principal: Staff) -> Response:
     """A page or a news item in Markdown; stored with its sanitised HTML. A draft until published."""
-    ctx = ctx_of(request)
-    async with ctx.pool.acquire() as conn:
-        out = await repository.create_article(conn, principal.tenant, data, ctx.clock.now())
-    return Response(reading.encode(out), status_code=201, media_type="application/json")
+    now = ctx_of(request).clock.now()
+    out = await use_cases.create_article(uow(request), principal.tenant, schemas.fields(data), now)
+    return json_response(out, 201)
 
 
-@staff.get("/articles", responses=answers(models.ArticlesOut))
+@staff.get("/articles", responses=answers(schemas.ArticlesOut))
 async def list_articles(request: Request, principal: Staff, kind: Literal["page", "news"] | None = None) -> Response:
-    async with ctx_of(request).pool.acquire() as conn:
-        return _jsonable({"items": await repository.list_articles(conn, principal.tenant, kind)})
+    async with reading(request) as store:
+        return json_response(await use_cases.articles(store, principal.tenant, kind))
 
 
-@staff.get("/articles/{article_id}", responses=answers(models.ArticleOut))
+@staff.get("/articles/{article_id}", responses=answers(schemas.ArticleOut))
 async def get_article(request: Request, article_id: UUID, principal: Staff) -> Response:
-    async with ctx_of(request).pool.acquire() as conn:
-        return _jsonable(await repository.get_article(conn, principal.tenant, article_id))
+    async with reading(request) as store:
+        return json_response(await use_cases.article(store, principal.tenant, article_id))
 
 
-@staff.patch("/articles/{article_id}", responses=merge(answers(models.ArticleOut), problems(409)))
-async def update_article(request: Request, article_id: UUID, data: models.ArticlePatch, principal: Staff) -> Response:
-    ctx = ctx_of(request)
-    async with ctx.pool.acquire() as conn:
-        return _jsonable(await repository.update_article(conn, principal.tenant, article_id, data, ctx.clock.now()))
+@staff.patch("/articles/{article_id}", responses=merge(answers(schemas.ArticleOut), problems(409)))
+async def update_article(request: Request, article_id: UUID, data: schemas.ArticlePatch, principal: Staff) -> Response:
+    now = ctx_of(request).clock.now()
+    changes = schemas.changes(data)
+    return json_response(await use_cases.update_article(uow(request), principal.tenant, article_id, changes, now))
 
 
 @staff.post("/articles/{article_id}/publish", responses=PUBLISHED)
 async def publish_article(
-    request: Request, article_id: UUID, principal: Staff, data: models.PublishIn | None = None
+    request: Request, article_id: UUID, principal: Staff, data: schemas.PublishIn | None = None
 ) -> Response:
-    return await _publish(request, principal.tenant, "article", article_id, data or models.PublishIn())
+    return await _publish(request, principal.tenant, "article", article_id, data or schemas.PublishIn())
 
 
-@staff.post("/articles/{article_id}/unpublish", responses=answers(models.PublicationOut))
+@staff.post("/articles/{article_id}/unpublish", responses=answers(schemas.PublicationOut))
 async def unpublish_article(request: Request, article_id: UUID, principal: Staff) -> Response:
-    ctx = ctx_of(request)
-    async with ctx.pool.acquire() as conn:
-        return _jsonable(await publishing.unpublish(conn, principal.tenant, "article", article_id, ctx.clock.now()))
+    now = ctx_of(request).clock.now()
+    return json_response(await use_cases.unpublish(uow(request), principal.tenant, "article", article_id, now))
 
 
 @staff.delete("/articles/{article_id}", status_code=204)
 async def delete_article(request: Request, article_id: UUID, principal: Staff) -> Response:
-    async with ctx_of(request).pool.acquire() as conn:
-        await repository.delete_part(conn, principal.tenant, "articles", article_id)
+    await use_cases.delete_part(uow(request), principal.tenant, "articles", article_id)
     return Response(status_code=204)
 
 
@@ -262,51 +258,44 @@ def _qr_out(ctx: ServiceContext, rec: dict[str, Any]) -> dict[str, Any]:
     return {**rec, "short_link": short_link(ctx, rec["code"])}
 
 
-@staff.post("/qr-codes", status_code=201, responses=merge(answers(models.QrOut, 201), problems(503)))
-async def create_qr(request: Request, data: models.QrIn, principal: Staff) -> Response:
+@staff.post("/qr-codes", status_code=201, responses=merge(answers(schemas.QrOut, 201), problems(503)))
+async def create_qr(request: Request, data: schemas.QrIn, principal: Staff) -> Response:
     """A new short link ``/q/<code>`` leading to the target; print its PNG or SVG."""
     ctx = ctx_of(request)
-    async with ctx.pool.acquire() as conn:
-        for _ in range(5):
-            rec = await repository.create_qr(conn, principal.tenant, qr.new_code(), data, ctx.clock.now())
-            if rec:
-                break
-        else:
-            raise Problem(503, "Service unavailable", detail="could not find a free code; try again")
-    return Response(reading.encode(_qr_out(ctx, rec)), status_code=201, media_type="application/json")
+    rec = await use_cases.create_qr(uow(request), principal.tenant, schemas.fields(data), ctx.clock.now())
+    return json_response(_qr_out(ctx, rec), 201)
 
 
-@staff.get("/qr-codes", responses=answers(models.QrListOut))
+@staff.get("/qr-codes", responses=answers(schemas.QrListOut))
 async def list_qr(request: Request, principal: Staff) -> Response:
     ctx = ctx_of(request)
-    async with ctx.pool.acquire() as conn:
-        items = await repository.list_qr(conn, principal.tenant)
-    return _jsonable({"items": [_qr_out(ctx, r) for r in items]})
+    async with reading(request) as store:
+        items = await use_cases.qr_codes(store, principal.tenant)
+    return json_response({"items": [_qr_out(ctx, r) for r in items]})
 
 
-@staff.get("/qr-codes/{code}", responses=answers(models.QrOut))
+@staff.get("/qr-codes/{code}", responses=answers(schemas.QrOut))
 async def get_qr(request: Request, code: str, principal: Staff) -> Response:
     ctx = ctx_of(request)
-    async with ctx.pool.acquire() as conn:
-        return _jsonable(_qr_out(ctx, await repository.get_qr(conn, principal.tenant, code)))
+    async with reading(request) as store:
+        return json_response(_qr_out(ctx, await use_cases.qr(store, principal.tenant, code)))
 
 
-@staff.patch("/qr-codes/{code}", responses=answers(models.QrOut))
-async def update_qr(request: Request, code: str, data: models.QrPatch, principal: Staff) -> Response:
+@staff.patch("/qr-codes/{code}", responses=answers(schemas.QrOut))
+async def update_qr(request: Request, code: str, data: schemas.QrPatch, principal: Staff) -> Response:
     """Change the target after printing: the printed code keeps working and leads to the new target."""
     ctx = ctx_of(request)
-    async with ctx.pool.acquire() as conn:
-        return _jsonable(_qr_out(ctx, await repository.update_qr(conn, principal.tenant, code, data, ctx.clock.now())))
+    rec = await use_cases.retarget_qr(uow(request), principal.tenant, code, schemas.changes(data), ctx.clock.now())
+    return json_response(_qr_out(ctx, rec))
 
 
-@staff.get("/qr-codes/{code}/scans", responses=answers(models.ScansOut))
+@staff.get("/qr-codes/{code}/scans", responses=answers(schemas.ScansOut))
 async def qr_scans(
     request: Request, code: str, principal: Staff, since: date | None = None, until: date | None = None
 ) -> Response:
     """Scans per day (Europe/Berlin) of one code."""
-    async with ctx_of(request).pool.acquire() as conn:
-        days = await repository.qr_scan_days(conn, principal.tenant, code, since, until)
-    return _jsonable({"code": code, "days": days, "total": sum(d["scans"] for d in days)})
+    async with reading(request) as store:
+        return json_response(await use_cases.qr_scans(store, principal.tenant, code, since, until))
 
 
 @staff.get("/qr-codes/{code}/image.{fmt}", response_class=Response, responses=media("image/png", "image/svg+xml"))
@@ -315,35 +304,34 @@ async def qr_image(
     code: str,
     fmt: Literal["png", "svg"],
     principal: Staff,
-    size: Annotated[Literal["s", "m", "l", "xl"], Query(description="poster size (PNG: 354-2362 px)")] = "l",
+    size: Annotated[PosterSize, Query(description="poster size (PNG: 354-2362 px)")] = "l",
     ec: Annotated[
         Literal["L", "M", "Q", "H"] | None, Query(description="error correction; default: the code's")
     ] = None,
 ) -> Response:
     ctx = ctx_of(request)
-    async with ctx.pool.acquire() as conn:
-        rec = await repository.get_qr(conn, principal.tenant, code)
+    async with reading(request) as store:
+        rec = await use_cases.qr(store, principal.tenant, code)
     level = ec or rec["error_correction"]
-    link = short_link(ctx, code)
+    target = short_link(ctx, code)
     if fmt == "png":
-        return Response(qr.png(link, ec=level, size=qr.SIZES[size]), media_type="image/png")
-    size_mm = {"s": 30, "m": 60, "l": 100, "xl": 200}[size]
-    return Response(qr.svg(link, ec=level, size_mm=size_mm), media_type="image/svg+xml")
+        return Response(qr.png(target, ec=level, size=SIZES[size]), media_type="image/png")
+    return Response(qr.svg(target, ec=level, size=SIZES_MM[size]), media_type="image/svg+xml")
 
 
 # -- public --------------------------------------------------------------------------------------------------
 
 
-@public.get("/{tenant}/processes", responses=merge(answers(models.PageOut), NOT_MODIFIED))
+@public.get("/{tenant}/processes", responses=merge(answers(schemas.PageOut), NOT_MODIFIED))
 async def public_processes(
     request: Request, tenant: Tenant, lang: LangQ = "de", page: PageQ = 1, per_page: PerPageQ = 20
 ) -> Response:
-    async with ctx_of(request).pool.acquire() as conn:
-        body = await reading.list_processes(conn, tenant, lang, page, per_page)
-    return cached(request, body)
+    async with reading(request) as store:
+        body = await use_cases.public_processes(store, tenant, lang, page, per_page)
+    return cached_body(request, body)
 
 
-@public.get("/{tenant}/processes/{slug}", responses=merge(answers(models.PublicProcessOut), NOT_MODIFIED))
+@public.get("/{tenant}/processes/{slug}", responses=merge(answers(schemas.PublicProcessOut), NOT_MODIFIED))
 async def public_process(
     request: Request,
     tenant: Tenant,
@@ -356,55 +344,25 @@ async def public_process(
     """The process page in one request: phases, current phase, steps, contacts (e-mail obfuscated), pages,
     news (paginated) and the live state of referenced meetings and surveys. ETag + If-None-Match -> 304.
 
-    A conditional request whose ETag this process produced for the page's current version (one small query,
-    ``reading.page_version``) is answered 304 without building the page again."""
+    The page is built once per version of what it shows (one small query tells the version): a repeated or
+    conditional request costs that query, not the page."""
     ctx = ctx_of(request)
-    key = (tenant, slug, lang, news_page, news_per_page)
-    memo = _versions(request)
-    now = ctx.clock.now()
-    async with ctx.pool.acquire() as conn:
-        version = await reading.page_version(conn, tenant, slug, now)
-        if version is None:
-            raise Problem(404, "Not found", type_="not-found", detail="no published process with this slug")
-        known = memo.get(key)
-        if known is not None and known[0] == version and domain.etag_matches(if_none_match, known[1]):
-            return Response(status_code=304, headers={"ETag": known[1], "Cache-Control": PUBLIC_CACHE})
-        body = await reading.process_page(conn, tenant, slug, lang, now, news_page, news_per_page)
-    if body is None:
-        raise Problem(404, "Not found", type_="not-found", detail="no published process with this slug")
-    response = cached(request, body)
-    memo.put(key, (version, response.headers["etag"]))
-    return response
+    async with reading(request) as store:
+        page = await use_cases.process_page(
+            store, _pages(request), tenant, slug, lang, ctx.clock.now(), news_page, news_per_page
+        )
+    return cached(request, page.body, page.etag)
 
 
-class VersionMemo:
-    """Which ETag a page had at which version, for the most recently served pages of this process."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[object, ...], tuple[object, str]] = OrderedDict()
-
-    def get(self, key: tuple[object, ...]) -> tuple[object, str] | None:
-        item = self._items.get(key)
-        if item is not None:
-            self._items.move_to_end(key)
-        return item
-
-    def put(self, key: tuple[object, ...], value: tuple[object, str]) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+def _pages(request: Request) -> use_cases.PageCache:
+    """This process's page cache (one per app: tests run several apps on several databases in one process)."""
+    pages: use_cases.PageCache | None = getattr(request.app.state, "content_pages", None)
+    if pages is None:
+        pages = request.app.state.content_pages = use_cases.PageCache()
+    return pages
 
 
-def _versions(request: Request) -> VersionMemo:
-    memo: VersionMemo | None = getattr(request.app.state, "content_page_versions", None)
-    if memo is None:
-        memo = request.app.state.content_page_versions = VersionMemo()
-    return memo
-
-
-@public.get("/{tenant}/news", responses=merge(answers(models.PageOut), NOT_MODIFIED))
+@public.get("/{tenant}/news", responses=merge(answers(schemas.PageOut), NOT_MODIFIED))
 async def public_news(
     request: Request,
     tenant: Tenant,
@@ -413,12 +371,12 @@ async def public_news(
     per_page: PerPageQ = 10,
     process_id: UUID | None = None,
 ) -> Response:
-    async with ctx_of(request).pool.acquire() as conn:
-        body = await reading.news_page(conn, tenant, process_id, lang, page, per_page)
-    return cached(request, body)
+    async with reading(request) as store:
+        body = await use_cases.public_news(store, tenant, process_id, lang, page, per_page)
+    return cached_body(request, body)
 
 
-@public.get("/{tenant}/{kind}/{slug}", responses=merge(answers(models.PublicArticleOut), NOT_MODIFIED))
+@public.get("/{tenant}/{kind}/{slug}", responses=merge(answers(schemas.PublicArticleOut), NOT_MODIFIED))
 async def public_article(
     request: Request,
     tenant: Tenant,
@@ -426,11 +384,9 @@ async def public_article(
     slug: Annotated[str, Path(max_length=100)],
     lang: LangQ = "de",
 ) -> Response:
-    async with ctx_of(request).pool.acquire() as conn:
-        body = await reading.article(conn, tenant, "page" if kind == "pages" else "news", slug, lang)
-    if body is None:
-        raise Problem(404, "Not found", type_="not-found", detail=f"no published {kind[:-1]} with this slug")
-    return cached(request, body)
+    async with reading(request) as store:
+        body = await use_cases.public_article(store, tenant, "page" if kind == "pages" else "news", slug, lang)
+    return cached_body(request, body)
 
 
 router.include_router(staff)
@@ -438,11 +394,11 @@ router.include_router(public)
 
 # -- the short link, at the root -----------------------------------------------------------------------------
 
-short_links = APIRouter(tags=["content short links"])
+root_router = APIRouter(tags=["content short links"])
 _NO_TRACE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
-@short_links.get(
+@root_router.get(
     "/q/{code}",
     status_code=302,
     responses={302: {"description": "to the code's current target; an unknown code to CIVIC_LINK_SHORT_LINK_MISSING"}},
@@ -450,9 +406,8 @@ _NO_TRACE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 async def follow(request: Request, code: Annotated[str, Path(max_length=32)]) -> Response:
     """Count the scan (per code and day; no IP address, user agent or cookie is stored) and redirect."""
     ctx = ctx_of(request)
-    day = domain.berlin_today(ctx.clock.now())
-    async with ctx.pool.acquire() as conn:
-        target = await repository.scan(conn, code, day)
+    async with reading(request) as store:
+        target = await use_cases.follow(store, code, ctx.clock.now())
     if target is None:
         # A person scanned a poster: a page saying the code leads nowhere (any more), not a JSON body.
         missing = link(ctx.settings.links, ctx.settings.public_base_url, "short_link_missing", code=code)

@@ -166,7 +166,7 @@ create table qr_scans (
 create index qr_scans_unreported on qr_scans (day) where scans > reported_scans;
 
 -- The process page's version: every change to a process's parts raises its revision, so a conditional GET can
--- be answered from one small query (reading.page_version) instead of building the page.
+-- be answered from one small query (Store.page_version in store.py) instead of building the page.
 create function bump_process_revision() returns trigger language plpgsql as $$
 begin
     if tg_op in ('UPDATE', 'DELETE') and old.process_id is not null then

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from services.content import publishing
+from services.content import loops
 from services.content.service import definition
 from shared.http.app import create_app
 from shared.settings import Settings
@@ -47,7 +47,7 @@ async def test_scheduled_items_publish_once_when_due(settings: Settings, prefix:
         )
         url = f"/api/content/public/{prefix}/processes/smart-city"
 
-        await publishing.tick(ctx)
+        await loops.publishing_pass(ctx)
         assert (await client.get(url)).status_code == 404
         assert await outbox_events(ctx.pool, prefix, PUBLISHED) == []
 
@@ -60,7 +60,7 @@ async def test_scheduled_items_publish_once_when_due(settings: Settings, prefix:
         page = (await client.get(url)).json()
         assert [n["slug"] for n in page["news"]["items"]] == ["preis"]
         for _ in range(3):
-            await publishing.tick(ctx)
+            await loops.publishing_pass(ctx)
         events = await outbox_events(ctx.pool, prefix, PUBLISHED)
         assert sorted(e["data"]["kind"] for e in events) == ["news", "process"]
         process_event = next(e for e in events if e["data"]["kind"] == "process")
@@ -100,7 +100,7 @@ async def test_phase_start_is_announced_once_on_its_day(settings: Settings, pref
             201,
         )
         # Drafts announce nothing.
-        await publishing.tick(ctx)
+        await loops.publishing_pass(ctx)
         assert await outbox_events(ctx.pool, prefix, PHASE_STARTED) == []
 
         await ok(await client.post(f"{base}/publish", headers=h))
@@ -114,14 +114,14 @@ async def test_phase_start_is_announced_once_on_its_day(settings: Settings, pref
         # 30 September 2022, 23:59 Berlin: not yet.
         c.set(c.now().replace(year=2022, month=9, day=30, hour=21, minute=59))
         for _ in range(2):
-            await publishing.tick(ctx)
+            await loops.publishing_pass(ctx)
         assert await started() == [running["id"]]
 
         # Midnight in Berlin (22:00 UTC in summer time): the implementation phase starts.
         c.advance(timedelta(minutes=1))
         await eventually(lambda: _has(started, later["id"]), what="the later phase announced")
         for _ in range(3):
-            await publishing.tick(ctx)
+            await loops.publishing_pass(ctx)
         ids = await started()
         assert ids == [running["id"], later["id"]]
         event = (await outbox_events(ctx.pool, prefix, PHASE_STARTED))[-1]
@@ -154,8 +154,8 @@ async def test_concurrent_passes_publish_each_item_once(settings: Settings, pref
                 await client.post(f"/api/content/staff/processes/{p['id']}/publish", headers=h, json={"publish_at": at})
             )
         c.advance(timedelta(days=1))
-        results = await asyncio.gather(*(publishing.tick(ctx) for _ in range(6)))
+        results = await asyncio.gather(*(loops.publishing_pass(ctx) for _ in range(6)))
         assert sum(results) == 12  # 6 publications + 6 phase starts, however the passes interleave
         assert len(await outbox_events(ctx.pool, prefix, PUBLISHED)) == 6
         assert len(await outbox_events(ctx.pool, prefix, PHASE_STARTED)) == 6
-        assert sum(await asyncio.gather(*(publishing.tick(ctx) for _ in range(3)))) == 0
+        assert sum(await asyncio.gather(*(loops.publishing_pass(ctx) for _ in range(3)))) == 0

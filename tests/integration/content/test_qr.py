@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.content import publishing
+from services.content import use_cases
 from services.content.service import definition
+from services.content.store import Store
 from shared.http.app import create_app
 from shared.settings import Settings
 from tests.integration.content.helpers import clock, ok, outbox_events, staff
@@ -84,19 +85,19 @@ async def test_qr_code_round_trip(settings: Settings, prefix: str) -> None:
 
         # Aggregated on the bus: one event with the running count, then at most one a minute.
         async with ctx.pool.acquire() as conn, conn.transaction():
-            assert await publishing.report_scans(conn, ctx.outbox, c.now()) == 1
+            assert await use_cases.report_scans(ctx.uows(Store).joined(conn), c.now()) == 1
         async with ctx.pool.acquire() as conn, conn.transaction():
-            assert await publishing.report_scans(conn, ctx.outbox, c.now()) == 0  # nothing new
+            assert await use_cases.report_scans(ctx.uows(Store).joined(conn), c.now()) == 0  # nothing new
         events = await outbox_events(ctx.pool, prefix, SCANNED)
         assert [e["data"]["scans"] for e in events] == [4]
         for _ in range(5):
             await client.get(path)
         c.advance(timedelta(seconds=30))
         async with ctx.pool.acquire() as conn, conn.transaction():
-            assert await publishing.report_scans(conn, ctx.outbox, c.now()) == 0
+            assert await use_cases.report_scans(ctx.uows(Store).joined(conn), c.now()) == 0
         c.advance(timedelta(seconds=30))
         async with ctx.pool.acquire() as conn, conn.transaction():
-            assert await publishing.report_scans(conn, ctx.outbox, c.now()) == 1
+            assert await use_cases.report_scans(ctx.uows(Store).joined(conn), c.now()) == 1
         events = await outbox_events(ctx.pool, prefix, SCANNED)
         assert [e["data"]["scans"] for e in events] == [4, 9]
         assert events[-1]["data"] == {"code": code["code"], "target_kind": "url", "day": "2021-10-20", "scans": 9}

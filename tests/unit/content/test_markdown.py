@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.content.rendering import render_markdown, render_text
+from services.content.markdown import render_markdown, render_text
 
 
 def test_markdown_renders() -> None:

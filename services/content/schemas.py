@@ -1,12 +1,13 @@
-"""Request bodies of the content API (validated by pydantic; every bad field is listed in the 422 problem)."""
+"""Request and response models of the content API (validated by pydantic; every bad field is listed in the 422
+problem), and how a request body becomes the plain values the use cases take."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import AnyUrl, BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from shared.http.email import Email
 from shared.http.text import Visible
@@ -168,6 +169,27 @@ class QrPatch(BaseModel):
     target_id: UUID | None = None
     label: str | None = Field(default=None, max_length=200)
     error_correction: EC | None = None
+
+
+def _plain(value: Any) -> Any:
+    # Nested models become the JSON-ready dicts the store writes as jsonb (languages left out stay out).
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, AnyUrl):
+        return str(value)
+    return value
+
+
+def fields(body: BaseModel) -> dict[str, Any]:
+    """Every field of a request body as plain values (texts as ``{de, en}`` dicts, URLs as strings)."""
+    return {name: _plain(getattr(body, name)) for name in type(body).model_fields}
+
+
+def changes(patch: BaseModel) -> dict[str, Any]:
+    """The fields a PATCH body sent (left out: unchanged; sent as null: cleared), as plain values."""
+    return {name: _plain(getattr(patch, name)) for name in patch.model_dump(exclude_unset=True)}
 
 
 Lang = Literal["de", "en"]
