@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from services.surveys.domain import RESPONSES, Survey
+from shared.bus.deadlines import register_deadline
+from shared.contracts.common import DeadlineKind
 from shared.db import Conn
 
 _COLUMNS = (
@@ -162,6 +164,18 @@ class Store:
             now,
         )
         return Survey.of(row)
+
+    async def schedule_closing(self, s: Survey) -> None:
+        """The survey's deadline with the bus, for its "deadline approaching" reminders."""
+        await register_deadline(
+            self.conn,
+            tenant=s.tenant,
+            kind=DeadlineKind.SURVEY_CLOSES,
+            subject_id=str(s.id),
+            due_at=s.closes_at,
+            offsets=[timedelta(seconds=o) for o in s.reminder_offsets],
+            title=s.title,
+        )
 
     # --- the clock -------------------------------------------------------------------------------
 

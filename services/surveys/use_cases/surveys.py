@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,12 +14,8 @@ from services.surveys import domain
 from services.surveys.domain import Survey
 from services.surveys.store import SlugTaken, Store
 from services.surveys.use_cases.common import Units, public_survey, survey
-from shared.bus.deadlines import register_deadline
-from shared.contracts.common import DeadlineKind
 from shared.contracts.surveys import SurveyClosedV1, SurveyOpenedV1, SurveyPublishedV1
 from shared.errors import Conflict
-
-DEADLINE_KIND = DeadlineKind.SURVEY_CLOSES
 
 
 @dataclass(frozen=True)
@@ -83,15 +79,7 @@ async def publish(uows: Units, tenant: str, survey_id: UUID, *, now: datetime, u
         s = await survey(uow.store, tenant, survey_id, for_update=True)
         domain.check_publishable(s, now)
         s = await uow.store.mark_published(tenant, survey_id, now)
-        await register_deadline(
-            uow.store.conn,
-            tenant=tenant,
-            kind=DEADLINE_KIND,
-            subject_id=str(s.id),
-            due_at=s.closes_at,
-            offsets=[timedelta(seconds=o) for o in s.reminder_offsets],
-            title=s.title,
-        )
+        await uow.store.schedule_closing(s)
         await uow.record(
             SurveyPublishedV1(
                 survey_id=s.id,
