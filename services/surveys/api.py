@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -50,7 +51,7 @@ def _use(request: Request) -> tuple[ServiceContext, Units]:
     return ctx, ctx.uows(Store)
 
 
-def _url(ctx: ServiceContext) -> Any:
+def _url(ctx: ServiceContext) -> Callable[[Survey], str]:
     def url(s: Survey) -> str:
         return link(ctx.settings.links, ctx.settings.public_base_url, "survey", tenant=s.tenant, slug=s.slug)
 
