@@ -15,6 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+from uuid import UUID
+
+from shared.errors import Conflict, DomainError, FieldProblem, Forbidden, Invalid, NotFound
 
 SINGLE = "single_choice"
 MULTIPLE = "multiple_choice"
@@ -36,6 +39,36 @@ MAX_SCALE_SPAN = 100
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 Error = dict[str, Any]
+
+
+# --- the survey ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Survey:
+    id: UUID
+    tenant: str
+    slug: str
+    title: str
+    introduction: str
+    estimated_minutes: int | None
+    opens_at: datetime
+    closes_at: datetime
+    results_public: bool
+    process_id: UUID | None
+    access: str
+    reminder_offsets: list[int]
+    state: str
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    opened_at: datetime | None
+    closed_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Any) -> Survey:
+        """From a row with the survey's columns (a mapping)."""
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -601,3 +634,108 @@ def code_hash(secret: bytes, code: str) -> bytes:
 
 def submission_key_hash(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
+
+
+# --- refusals ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listed(FieldProblem):
+    """A field problem as the rules above word it: the entry as listed (pointer and detail, and where given the
+    question, the field and the code), so problem documents keep the members clients read."""
+
+    entry: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.entry)
+
+
+def listed(errors: Sequence[Error]) -> list[FieldProblem]:
+    return [Listed(e.get("pointer", "/"), e.get("detail", ""), entry=e) for e in errors]
+
+
+def invalid_survey(errors: Sequence[Error], detail: str = "The survey has problems.") -> Invalid:
+    return Invalid("invalid-survey", "Invalid survey", detail=detail, fields=listed(errors))
+
+
+def invalid_answers(errors: Sequence[Error]) -> Invalid:
+    return Invalid(
+        "invalid-answers", "Invalid answers", detail=f"{len(errors)} answer(s) need attention.", fields=listed(errors)
+    )
+
+
+def not_found(what: str = "survey") -> NotFound:
+    return NotFound("not-found", detail=f"no such {what}")
+
+
+def frozen(survey: Survey) -> Conflict:
+    return Conflict(
+        "survey-frozen",
+        detail=f"the survey is {survey.state}; only drafts can be changed or published",
+        state=survey.state,
+    )
+
+
+def not_a_token_survey() -> Conflict:
+    return Conflict("not-a-token-survey", detail="the survey is open to everyone")
+
+
+def code_invalid() -> Forbidden:
+    return Forbidden("access-code-invalid", detail="the access code is unknown or used up")
+
+
+def draft_not_found() -> NotFound:
+    return NotFound(
+        "draft-not-found",
+        detail="no draft with this resume code; drafts end when they are submitted or the survey closes",
+    )
+
+
+def check_open(survey: Survey, now: datetime) -> None:
+    """Refuses (409) when the survey takes no answers now: not yet open, closed, or not published."""
+    why = window_refusal(survey.state, survey.opens_at, survey.closes_at, now)
+    if why is None:
+        return
+    raise not_open(survey, why)
+
+
+def not_open(survey: Survey, why: str) -> DomainError:
+    return Conflict(
+        f"survey-{why.replace('_', '-')}",
+        "Survey is not open",
+        detail=f"responses are taken from {survey.opens_at.isoformat()} until {survey.closes_at.isoformat()}",
+        opens_at=survey.opens_at.isoformat(),
+        closes_at=survey.closes_at.isoformat(),
+    )
+
+
+def check_results_visible(survey: Survey) -> None:
+    """Public results: only of surveys that make them public, and only after closing."""
+    if not survey.results_public:
+        raise Forbidden("results-not-public", detail="this survey's results are not public")
+    if survey.state != "closed":
+        raise Conflict(
+            "results-after-closing",
+            "Results not yet available",
+            detail=f"results are published after the survey closes at {survey.closes_at.isoformat()}",
+            closes_at=survey.closes_at.isoformat(),
+        )
+
+
+def check_settings(opens_at: datetime, closes_at: datetime, qn: Questionnaire, offsets: Sequence[int]) -> None:
+    """A survey as staff set it up: a window, a questionnaire, positive reminder offsets (seconds)."""
+    errors = check_window(opens_at, closes_at)
+    errors += check_questionnaire(qn)
+    if any(o <= 0 for o in offsets):
+        errors.append({"pointer": "/reminder_offsets_hours", "detail": "offsets are positive hours"})
+    if errors:
+        raise invalid_survey(errors)
+
+
+def check_publishable(survey: Survey, now: datetime) -> None:
+    if survey.state != "draft":
+        raise frozen(survey)
+    if survey.closes_at <= now:
+        raise invalid_survey(
+            [{"pointer": "/closes_at", "detail": "must be in the future to publish"}], detail="closes_at is in the past"
+        )

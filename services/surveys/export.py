@@ -1,11 +1,11 @@
-"""Raw responses as CSV (streamed row by row from a server-side cursor) and XLSX (written with constant
-memory to a temporary file, then streamed). Cells that a spreadsheet would run as a formula are defused."""
+"""Raw responses as CSV (streamed row by row, as ``use_cases.results.export`` reads them from a cursor) and
+XLSX (written with constant memory to a temporary file, then streamed). Cells that a spreadsheet would run as
+a formula are defused."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import tempfile
 from collections.abc import AsyncIterator
@@ -14,7 +14,7 @@ from typing import Any
 import xlsxwriter
 
 from services.surveys import domain
-from services.surveys.store import Survey
+from services.surveys.use_cases.results import Rows
 
 CHUNK = 64 * 1024
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -26,29 +26,22 @@ def _safe(v: Any) -> Any:
     return v
 
 
-async def _rows(pool: Any, s: Survey, qn: domain.Questionnaire) -> AsyncIterator[list[Any]]:
-    async with pool.acquire() as conn, conn.transaction():
-        cursor = conn.cursor(
-            "select id, day, answers from responses where tenant = $1 and survey_id = $2 order by id",
-            s.tenant,
-            s.id,
-            prefetch=1000,
-        )
-        async for r in cursor:
-            cells = domain.export_cells(qn, json.loads(r["answers"]))
-            yield [str(r["id"]), r["day"].isoformat(), *(_safe(c) for c in cells)]
+async def _cells(rows: Rows, qn: domain.Questionnaire) -> AsyncIterator[list[Any]]:
+    async for response_id, day, answers in rows:
+        cells = domain.export_cells(qn, answers)
+        yield [str(response_id), day.isoformat(), *(_safe(c) for c in cells)]
 
 
 def header(qn: domain.Questionnaire) -> list[str]:
     return ["response_id", "day", *domain.export_columns(qn)]
 
 
-async def csv_stream(pool: Any, s: Survey, qn: domain.Questionnaire) -> AsyncIterator[bytes]:
+async def csv_stream(rows: Rows, qn: domain.Questionnaire) -> AsyncIterator[bytes]:
     buf = io.StringIO()
     writer = csv.writer(buf)
     buf.write("\ufeff")  # spreadsheet programs read UTF-8 with the mark
     writer.writerow(header(qn))
-    async for row in _rows(pool, s, qn):
+    async for row in _cells(rows, qn):
         writer.writerow(row)
         if buf.tell() >= CHUNK:
             yield buf.getvalue().encode()
@@ -57,7 +50,7 @@ async def csv_stream(pool: Any, s: Survey, qn: domain.Questionnaire) -> AsyncIte
     yield buf.getvalue().encode()
 
 
-async def xlsx_stream(pool: Any, s: Survey, qn: domain.Questionnaire) -> AsyncIterator[bytes]:
+async def xlsx_stream(rows: Rows, qn: domain.Questionnaire) -> AsyncIterator[bytes]:
     fd, path = tempfile.mkstemp(suffix=".xlsx")
     os.close(fd)
     try:
@@ -65,7 +58,7 @@ async def xlsx_stream(pool: Any, s: Survey, qn: domain.Questionnaire) -> AsyncIt
         sheet = book.add_worksheet("responses")
         sheet.write_row(0, 0, header(qn))
         n = 1
-        async for row in _rows(pool, s, qn):
+        async for row in _cells(rows, qn):
             sheet.write_row(n, 0, row)
             n += 1
         book.close()

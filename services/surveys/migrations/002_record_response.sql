@@ -1,5 +1,6 @@
 -- One response in one round trip: a single statement is its own transaction, so the submission key, the
--- code used up, the response, its texts, its counters and its event commit together or not at all.
+-- code used up, the response, its texts, its counters and its event commit together or not at all (the event
+-- through the bus's record_events, which owns the outbox's layout).
 -- Returns null when stored, or the day of the first submission when the key was seen before (a retry).
 -- Each statement of a volatile function reads a fresh snapshot, so the state read below is taken after the
 -- shared lock was granted: a survey closed meanwhile (closing holds the lock exclusively) is seen closed.
@@ -45,9 +46,12 @@ begin
         select p_tenant, p_survey, u.k, p_shard, u.c, u.t from unnest(p_keys, p_counts, p_totals) as u(k, c, t)
         on conflict (survey_id, key, shard) do update
         set count = result_counters.count + excluded.count, total = result_counters.total + excluded.total;
-    insert into outbox (id, tenant, stream, type, subject, envelope)
-        values (p_event_id, p_tenant, p_stream, p_event_type, null, p_envelope);
-    perform pg_notify(p_channel, '');
+    -- The bus's one writer of outbox rows (shared/bus/migrations/002_record_events.sql). No subject: a per-survey
+    -- sequence row would be one hot row every response waits on.
+    perform record_events(
+        array[p_event_id], array[p_tenant], array[p_stream], array[p_event_type], array[null::text],
+        array[p_envelope], p_channel
+    );
     return null;
 end;
 $$;

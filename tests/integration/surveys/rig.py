@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import httpx
 
-from services.surveys.api import surveys_of
-from services.surveys.config import SurveysConfig
-from services.surveys.service import build
-from services.surveys.store import Surveys
+from services.surveys.schemas import ResponseIn
+from services.surveys.service import definition
+from services.surveys.settings import SurveysSettings, settings_of
+from services.surveys.store import Store
+from services.surveys.use_cases import responses, surveys
 from shared.clock import FrozenClock
 from shared.service import ServiceContext
 from shared.settings import Settings
@@ -25,10 +28,31 @@ START = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
 
 
 @dataclass
+class Calls:
+    """Use cases called directly, as the service's loops call them (or as a route would, without HTTP)."""
+
+    ctx: ServiceContext
+
+    async def tick(self) -> list[tuple[str, UUID]]:
+        return await surveys.tick(self.ctx.uows(Store), self.ctx.clock.now())
+
+    async def mix(self, tenant: str, survey_id: UUID) -> None:
+        await surveys.mix(self.ctx.uows(Store), tenant, survey_id)
+
+    async def submit(
+        self, tenant: str, ref: str, body: ResponseIn, key: str | None = None
+    ) -> tuple[bool, dict[str, Any]]:
+        return await responses.submit(
+            self.ctx.uows(Store), tenant, ref, answers=dict(body.answers), token=body.token, draft=body.draft,
+            key=key or body.submission_key, now=self.ctx.clock.now(), shards=settings_of(self.ctx).counter_shards,
+        )  # fmt: skip
+
+
+@dataclass
 class Rig:
     client: httpx.AsyncClient
     ctx: ServiceContext
-    svc: Surveys
+    svc: Calls
     clock: FrozenClock
     tenant: str
     staff: dict[str, str]
@@ -157,8 +181,15 @@ def full_answers(**overrides: Any) -> dict[str, Any]:
 async def surveys_rig(settings: Settings, prefix: str, *, background: bool = True, **config: Any) -> AsyncIterator[Rig]:
     """``background=False`` runs no loops (no relay, no clock): for tests that only look at what is stored."""
     clock = FrozenClock(START)
-    cfg = SurveysConfig(**{"tick_seconds": 0.05, "mix_interval_seconds": 3600, **config})
-    async with started(build(cfg), settings=settings, clock=clock, background=background) as service:
-        svc, _ = surveys_of(service.ctx, cfg)
+    own = SurveysSettings(**{"tick_seconds": 0.05, "mix_interval_seconds": 3600, **config})
+    service = dataclasses.replace(definition, settings=lambda: own)
+    async with started(service, settings=settings, clock=clock, background=background) as running:
         tenant = f"kreis-{prefix}"
-        yield Rig(service.client, service.ctx, svc, clock, tenant, staff_headers(tenant, "staff", settings=settings))
+        yield Rig(
+            running.client,
+            running.ctx,
+            Calls(running.ctx),
+            clock,
+            tenant,
+            staff_headers(tenant, "staff", settings=settings),
+        )

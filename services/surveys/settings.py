@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+if TYPE_CHECKING:
+    from shared.service import ServiceContext
 
-class SurveysConfig(BaseSettings):
+
+class SurveysSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CIVIC_SURVEYS_", extra="ignore")
 
     #: How often the clock loop opens and closes surveys whose time has come.
@@ -22,3 +27,10 @@ class SurveysConfig(BaseSettings):
     counter_shards: int = 16
     #: Tokens at most per request.
     max_tokens_per_request: int = 20_000
+
+
+def settings_of(ctx: ServiceContext) -> SurveysSettings:
+    """The running service's settings (read once at its start: ``ServiceDefinition.settings``)."""
+    own = ctx.own_settings
+    assert isinstance(own, SurveysSettings), "the surveys service starts with SurveysSettings"
+    return own
