@@ -4,6 +4,7 @@ running with its bus loops against the test's PostgreSQL and Redis."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import email
 import email.policy
 import json
@@ -20,7 +21,7 @@ from uuid import UUID, uuid4
 import httpx
 from aiosmtpd.controller import Controller
 
-from services.notifications.service import build_definition
+from services.notifications.service import definition
 from services.notifications.settings import NotificationSettings
 from shared.bus.outbox import Outbox
 from shared.clock import Clock
@@ -150,7 +151,7 @@ class Running:
 async def running_service(
     settings: Settings, nsettings: NotificationSettings, *, clock: Clock | None = None
 ) -> AsyncIterator[Running]:
-    app = create_app([build_definition(nsettings)], settings, clock=clock)
+    app = create_app([dataclasses.replace(definition, settings=lambda: nsettings)], settings, clock=clock)
     async with serve(app) as client:
         ctx = app.state.civic["notifications"]
         # One database per test session: start each test from empty notification tables.
