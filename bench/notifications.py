@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import secrets
 import subprocess
@@ -27,12 +28,12 @@ import uvloop
 from aiosmtplib.email import flatten_message
 
 from bench.common import ADMIN_URL, REDIS_URL, free_port, with_database
-from services.notifications.service import build_definition
+from services.notifications.service import definition as notifications
 from services.notifications.settings import NotificationSettings
 from shared import db
 from shared.bus.outbox import Outbox
-from shared.contracts.common import DeadlineApproachingV1
-from shared.contracts.registration import MeetingPublishedV1, Venue
+from shared.contracts.common import DeadlineKind
+from shared.contracts.registration import MeetingDeadlineApproachingV1, MeetingPublishedV1, Venue
 from shared.service import ServiceRuntime
 from shared.settings import Settings
 
@@ -109,7 +110,7 @@ async def start_runtime(database_url: str, redis_url: str, prefix: str, port: in
         sender_poll_seconds=0.05,
         signing_secret="bench-secret",
     )
-    definition = build_definition(nsettings)
+    definition = dataclasses.replace(notifications, settings=lambda: nsettings)
     await db.migrate(database_url, definition.schema, definition.all_migrations())
     runtime = ServiceRuntime(definition, settings)
     await runtime.start()
@@ -149,9 +150,9 @@ async def service_rate(database_url: str, redis_url: str, port: int, count: int,
             process_id=process,
             url="https://beteiligung.example.org/termine/auftakt",
         )
-        reminder = DeadlineApproachingV1(
+        reminder = MeetingDeadlineApproachingV1(
             deadline_id=uuid4(),
-            kind="registration_closes",
+            kind=DeadlineKind.REGISTRATION_CLOSES,
             subject_id=str(meeting_id),
             due_at=starts - timedelta(days=3),
             offset_seconds=86400,

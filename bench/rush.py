@@ -235,7 +235,7 @@ def generator_share(result: dict[str, Any]) -> str:
 ACTIVITIES = [
     ("relay", "shared/bus/relay.py"),
     ("consumer", "shared/bus/consumer.py"),
-    ("sender", "services/notifications/sender.py"),
+    ("sender", "services/notifications/loops.py"),
     ("request", "starlette/"),
     ("request", "uvicorn/protocols/"),
     ("request", "services/"),

@@ -1,4 +1,5 @@
-"""Rules of the notifications service as pure functions: retries, answers, signatures, dates, matching."""
+"""Rules of the notifications service: which mail an event asks for, retries, answers, signatures, dates,
+matching; pure functions and value objects, no I/O."""
 
 from __future__ import annotations
 
@@ -12,10 +13,94 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import idna
 from babel.dates import format_datetime
+
+from shared.bus.backoff import delay
+
+# -- what a handler works with ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cause:
+    """The event a handler reacts to, as far as the rules need it."""
+
+    event_id: UUID
+    tenant: str
+    type: str
+    #: The producer's sequence number of the event's subject (projections apply only newer ones).
+    sequence: int | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the rules need of the settings: the key of links and address hashes, and the hourly cap of mails to
+    an unconfirmed address."""
+
+    signing_secret: str
+    unconfirmed_mails_per_hour: int
+
+    def recipient_key(self, address: str) -> str:
+        return recipient_key(self.signing_secret, address)
+
+    def cap(self, address: str) -> Cap:
+        return Cap(mailbox_key(self.signing_secret, address), self.unconfirmed_mails_per_hour)
+
+
+@dataclass(frozen=True)
+class EmailDelivery:
+    """One mail to queue."""
+
+    tenant: str
+    cause_event_id: UUID
+    recipient_key: str
+    address: str
+    template: str
+    transactional: bool
+    locale: str = "de"
+    registration_id: UUID | None = None
+    subscription_id: UUID | None = None
+    meeting_id: UUID | None = None
+    survey_id: UUID | None = None
+    personal: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Cap:
+    """At most ``per_hour`` mails an hour to one inbox (``mailbox_key``) while its address is unconfirmed."""
+
+    mailbox_key: str
+    per_hour: int
+
+
+#: The answer of a mail held back by the cap.
+CAPPED = "held back: too many mails to this unconfirmed address within an hour"
+
+
+def cancelled_template(cancelled_by: str) -> str:
+    """Who cancelled decides the mail: ``citizen`` -> ``cancelled_citizen``, ``meeting_cancelled`` ->
+    ``cancelled_meeting``."""
+    return f"cancelled_{cancelled_by.removesuffix('_cancelled')}"
+
+
+#: Templates that speak of a meeting: they wait until the meeting's snapshot has arrived.
+NEEDS_MEETING = {
+    "confirmed",
+    "promoted",
+    "waitlisted",
+    "cancelled_citizen",
+    "cancelled_staff",
+    "cancelled_meeting",
+    "checked_in",
+    "reminder_registration_closes",
+    "reminder_meeting_starts",
+}
+#: Templates that carry the ticket (QR code and calendar file).
+WITH_TICKET = {"confirmed", "promoted"}
 
 # -- addresses ---------------------------------------------------------------------------------------
 
@@ -105,9 +190,8 @@ def smtp_answer(code: int | None, message: str) -> Answer:
 
 
 def email_retry_delay(attempt: int, initial: float, maximum: float, rng: random.Random | None = None) -> float:
-    """Seconds to wait after the ``attempt``-th failed try: doubling, capped, with full jitter in its upper half."""
-    ceiling = min(maximum, initial * (2 ** max(0, attempt - 1)))
-    return (rng or random).uniform(ceiling / 2, ceiling)
+    """Seconds to wait after the ``attempt``-th failed try: the bus's backoff (doubling, capped, jittered)."""
+    return delay(attempt - 1, initial, maximum, rng)
 
 
 def webhook_retry_delay(attempt: int, schedule: list[float], rng: random.Random | None = None) -> float | None:

@@ -1,27 +1,26 @@
-"""Event handlers: keep the projections and queue deliveries, in the consumer's transaction. Nothing is sent
-here; the senders (sender.py, webhooks.py) pick up what the handlers queued."""
+"""What the notifications service reacts to, and the handlers: each runs its use case in the consumer's
+transaction (a joined unit of work), so the processed-event record and what the event changed commit together.
+Nothing is sent here; the senders (loops.py) pick up what the use cases queued."""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-from uuid import UUID
-
-from services.notifications import domain, repository
-from services.notifications.repository import EmailDelivery
-from services.notifications.settings import NotificationSettings
-from shared.bus.consumer import accept_newer
+from services.notifications import use_cases
+from services.notifications.domain import Cause
+from services.notifications.settings import settings_of
+from services.notifications.store import Store
+from services.notifications.use_cases import Cancelled, Confirmed, Erased, Uow, Waitlisted
 from shared.contracts.common import DeadlineApproachingV1
 from shared.contracts.content import ContentPublishedV1, PhaseStartedV1
-from shared.contracts.notifications import PersonExportContributedV1
+from shared.contracts.envelope import Envelope
 from shared.contracts.registration import (
-    Contact,
     MeetingCancelledV1,
+    MeetingChangedV1,
+    MeetingDeadlineApproachingV1,
+    MeetingPublishedV1,
     MeetingSnapshotV1,
     PersonErasedV1,
     PersonErasedV2,
     PersonExportRequestedV1,
-    RegistrantData,
     RegistrationCancelledV1,
     RegistrationCancelledV2,
     RegistrationCheckedInV1,
@@ -32,353 +31,128 @@ from shared.contracts.registration import (
     RegistrationsAnonymisedV1,
     RegistrationWaitlistedV1,
     RegistrationWaitlistedV2,
-    registrant_context,
 )
-from shared.contracts.registry import REGISTRY, Event
-from shared.contracts.surveys import SurveyOpenedV1, SurveyPublishedV1
+from shared.contracts.registry import REGISTRY
+from shared.contracts.surveys import SurveyDeadlineApproachingV1, SurveyOpenedV1, SurveyPublishedV1
 from shared.db import Conn
-from shared.privacy import KeyGone, open_sealed, producer_key, seal
-from shared.service import ServiceContext
-
-log = logging.getLogger(__name__)
+from shared.service import ServiceContext, Subscription, on
 
 
-class Handlers:
-    def __init__(self, settings: NotificationSettings) -> None:
-        self.settings = settings
-
-    # -- projections ------------------------------------------------------------------------------------
-
-    async def meeting_snapshot(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
-        p = event.payload
-        assert isinstance(p, MeetingSnapshotV1)
-        if not await accept_newer(conn, f"meetings:{p.meeting_id}", event.envelope.aggregatesequence):
-            return
-        await repository.upsert_meeting(
-            conn,
-            event.envelope.tenant,
-            {
-                "meeting_id": p.meeting_id,
-                "process_id": p.process_id,
-                "title": p.title,
-                "starts_at": p.starts_at,
-                "ends_at": p.ends_at,
-                "timezone": p.timezone,
-                "venue": p.venue.model_dump() if p.venue else None,
-                "url": p.url,
-            },
-        )
-
-    async def meeting_cancelled(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
-        p = event.payload
-        assert isinstance(p, MeetingCancelledV1)
-        # Registrants hear of it through the RegistrationCancelled (meeting_cancelled) of each registration.
-        await conn.execute(
-            "update meetings set cancelled = true where tenant = $1 and meeting_id = $2",
-            event.envelope.tenant,
-            p.meeting_id,
-        )
-
-    async def survey_snapshot(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
-        p = event.payload
-        assert isinstance(p, SurveyPublishedV1 | SurveyOpenedV1)
-        await conn.execute(
-            "insert into surveys (tenant, survey_id, process_id, title, closes_at, url)"
-            " values ($1, $2, $3, $4, $5, $6) on conflict (survey_id) do update set"
-            " process_id = coalesce(excluded.process_id, surveys.process_id), title = excluded.title,"
-            " closes_at = excluded.closes_at, url = coalesce(excluded.url, surveys.url)"
-            " where surveys.tenant = excluded.tenant",
-            event.envelope.tenant,
-            p.survey_id,
-            p.process_id,
-            p.title,
-            p.closes_at,
-            getattr(p, "url", None),
-        )
-
-    # -- registrations ----------------------------------------------------------------------------------
-
-    async def _registrant(self, conn: Conn, event: Event) -> RegistrantData | None:
-        """The registrant's contact, ticket code and manage link: sealed in version 2 (opened with the key from
-        registration's keyring), in the clear in the retired version 1. None once the person was erased (the key
-        is gone, so an event still pending or replayed mails nobody) or when the event carries no contact."""
-        p = event.payload
-        if isinstance(p, RegistrationConfirmedV1 | RegistrationPromotedV1 | RegistrationWaitlistedV1):
-            return RegistrantData(
-                contact=p.contact, ticket_code=getattr(p, "ticket_code", None), manage_url=p.manage_url
-            )
-        if isinstance(p, RegistrationCancelledV1):
-            return RegistrantData(contact=p.contact) if p.contact else None
-        key_id, sealed = getattr(p, "key_id", None), getattr(p, "sealed", None)
-        if key_id is None or sealed is None:
-            return None
-        try:
-            key = await producer_key(conn, "registration", key_id, event.envelope.tenant)
-        except KeyGone:
-            log.info("registrant's data was erased before this event was handled", extra={"type": event.type})
-            return None
-        return RegistrantData.model_validate(open_sealed(key, sealed, context=registrant_context(key_id)))
-
-    async def _registration(
-        self, conn: Conn, event: Event, *, registration_id: UUID, meeting_id: UUID, status: str, contact: Contact | None
-    ) -> Any:
-        """Update the projection; None if the event is older than what it already shows."""
-        if not await accept_newer(conn, f"registrations:{registration_id}", event.envelope.aggregatesequence):
-            return None
-        tenant = event.envelope.tenant
-        email = contact.email if contact else None
-        await repository.upsert_registration(
-            conn,
-            tenant=tenant,
-            registration_id=registration_id,
-            meeting_id=meeting_id,
-            status=status,
-            address=email,
-            email_sha256=domain.email_sha256(email) if email else None,
-            recipient_key=domain.recipient_key(self.settings.signing_secret, email) if email else None,
-            name=contact.name if contact else None,
-            locale=contact.locale if contact else None,
-        )
-        return await repository.registration(conn, tenant, registration_id)
-
-    async def _mail_registrant(
-        self, ctx: ServiceContext, conn: Conn, event: Event, row: Any, template: str, personal: dict[str, Any]
-    ) -> None:
-        if row is None or not row["address"]:
-            return
-        await repository.enqueue_email(
-            conn,
-            EmailDelivery(
-                tenant=event.envelope.tenant,
-                cause_event_id=event.envelope.id,
-                recipient_key=row["recipient_key"],
-                address=row["address"],
-                template=template,
-                transactional=True,
-                locale=row["locale"],
-                registration_id=row["registration_id"],
-                meeting_id=row["meeting_id"],
-                personal={"name": row["name"] or "", **personal},
-            ),
-            ctx.clock.now(),
-            self._cap(row["address"]),
-        )
-
-    def _cap(self, address: str) -> repository.Cap:
-        s = self.settings
-        return repository.Cap(domain.mailbox_key(s.signing_secret, address), s.unconfirmed_mails_per_hour)
-
-    async def registration_confirmed(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
-        p = event.payload
-        assert isinstance(
-            p, RegistrationConfirmedV1 | RegistrationPromotedV1 | RegistrationConfirmedV2 | RegistrationPromotedV2
-        )
-        data = await self._registrant(conn, event)
-        if data is None:
-            return
-        row = await self._registration(
-            conn,
-            event,
-            registration_id=p.registration_id,
-            meeting_id=p.meeting_id,
-            status="confirmed",
-            contact=data.contact,
-        )
-        template = "promoted" if isinstance(p, RegistrationPromotedV1 | RegistrationPromotedV2) else "confirmed"
-        personal = {
-            "ticket_code": data.ticket_code,
-            "manage_url": data.manage_url,
-            "companions": getattr(p, "companions", 0),
-        }
-        await self._mail_registrant(ctx, conn, event, row, template, personal)
-
-    async def registration_waitlisted(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
-        p = event.payload
-        assert isinstance(p, RegistrationWaitlistedV1 | RegistrationWaitlistedV2)
-        data = await self._registrant(conn, event)
-        if data is None:
-            return
-        row = await self._registration(
-            conn,
-            event,
-            registration_id=p.registration_id,
-            meeting_id=p.meeting_id,
-            status="waitlisted",
-            contact=data.contact,
-        )
-        await self._mail_registrant(
-            ctx, conn, event, row, "waitlisted", {"position": p.position, "manage_url": data.manage_url}
-        )
-
-    async def registration_cancelled(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
-        p = event.payload
-        assert isinstance(p, RegistrationCancelledV1 | RegistrationCancelledV2)
-        data = await self._registrant(conn, event)
-        row = await self._registration(
-            conn,
-            event,
-            registration_id=p.registration_id,
-            meeting_id=p.meeting_id,
-            status="cancelled",
-            contact=data.contact if data else None,
-        )
-        await self._mail_registrant(ctx, conn, event, row, f"cancelled_{p.cancelled_by.removesuffix('_cancelled')}", {})
-
-    async def registration_checked_in(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
-        p = event.payload
-        assert isinstance(p, RegistrationCheckedInV1)
-        row = await self._registration(
-            conn, event, registration_id=p.registration_id, meeting_id=p.meeting_id, status="checked_in", contact=None
-        )
-        if self.settings.checkin_thanks:
-            await self._mail_registrant(ctx, conn, event, row, "checked_in", {})
-
-    async def person_erased(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
-        p = event.payload
-        assert isinstance(p, PersonErasedV1 | PersonErasedV2 | RegistrationsAnonymisedV1)
-        tenant = event.envelope.tenant
-        await repository.erase_registrations(conn, tenant, list(p.registration_ids))
-        # The person asked to be forgotten: their news subscriptions go too.
-        if isinstance(p, PersonErasedV2) and p.email_hmac:
-            await repository.erase_recipient(conn, tenant, p.email_hmac, column="email_hmac")
-        if isinstance(p, PersonErasedV1) and p.email_sha256:
-            await repository.erase_recipient(conn, tenant, p.email_sha256)
-
-    async def person_export_requested(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
-        """Answer a data export request with this service's records, sealed under the export's key."""
-        p = event.payload
-        assert isinstance(p, PersonExportRequestedV1)
-        tenant = event.envelope.tenant
-        try:
-            key = await producer_key(conn, "registration", p.key_id, tenant)
-        except KeyGone:
-            return  # the export expired or its person was erased before we got to it
-        subject = open_sealed(key, p.sealed, context=f"export:{p.export_id}")
-        records: dict[str, Any] = {"recipients": [], "subscriptions": [], "registrations": [], "deliveries": []}
-        email = subject.get("email")
-        if email:
-            # Phone numbers: this service keeps none.
-            records = await repository.person_records(
-                conn, tenant, email, domain.recipient_key(self.settings.signing_secret, email)
-            )
-        await ctx.outbox.record(
-            conn,
-            PersonExportContributedV1(
-                export_id=p.export_id,
-                key_id=p.key_id,
-                sealed=seal(key, {"records": records}, context=f"export:{p.export_id}:notifications"),
-            ),
-            tenant=tenant,
-            subject=f"export/{p.export_id}",
-        )
-
-    # -- reminders and news -----------------------------------------------------------------------------
-
-    async def deadline_approaching(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
-        p = event.payload
-        assert isinstance(p, DeadlineApproachingV1)
-        env = event.envelope
-        tenant, now = env.tenant, ctx.clock.now()
-        await repository.record_cause(
-            conn, env.id, tenant, env.type, {"due_at": p.due_at.isoformat(), "kind": p.kind, "title": p.title}
-        )
-        try:
-            subject = UUID(p.subject_id)
-        except ValueError:
-            log.warning("deadline subject is not an id", extra={"kind": p.kind, "subject_id": p.subject_id})
-            return
-        if p.kind == "meeting_starts":
-            await repository.fan_out_to_registrants(
-                conn,
-                tenant=tenant,
-                cause_event_id=env.id,
-                meeting_id=subject,
-                template="reminder_meeting_starts",
-                now=now,
-            )
-        elif p.kind == "registration_closes":
-            process_id = await conn.fetchval(
-                "select process_id from meetings where tenant = $1 and meeting_id = $2 and not cancelled",
-                tenant,
-                subject,
-            )
-            if process_id is not None:
-                await repository.fan_out_to_subscribers(
-                    conn,
-                    tenant=tenant,
-                    cause_event_id=env.id,
-                    process_id=process_id,
-                    template="reminder_registration_closes",
-                    preference="reminders",
-                    now=now,
-                    meeting_id=subject,
-                    skip_registered_for=subject,
-                )
-        elif p.kind == "survey_closes":
-            process_id = await conn.fetchval(
-                "select process_id from surveys where tenant = $1 and survey_id = $2", tenant, subject
-            )
-            if process_id is not None:
-                await repository.fan_out_to_subscribers(
-                    conn,
-                    tenant=tenant,
-                    cause_event_id=env.id,
-                    process_id=process_id,
-                    template="reminder_survey_closes",
-                    preference="reminders",
-                    now=now,
-                    survey_id=subject,
-                )
-
-    async def process_seen(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
-        """A process content published or started a phase of: it exists, so it can be subscribed to."""
-        p = event.payload
-        assert isinstance(p, ContentPublishedV1 | PhaseStartedV1)
-        if p.process_id is not None:
-            await repository.remember_process(conn, event.envelope.tenant, p.process_id)
-
-    async def content_published(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
-        p = event.payload
-        assert isinstance(p, ContentPublishedV1)
-        await self.process_seen(ctx, conn, event)
-        if p.kind != "news" or p.process_id is None:
-            return
-        env = event.envelope
-        await repository.record_cause(
-            conn, env.id, env.tenant, env.type, {"news": {"title": p.title, "summary": p.summary, "url": p.url}}
-        )
-        await repository.fan_out_to_subscribers(
-            conn,
-            tenant=env.tenant,
-            cause_event_id=env.id,
-            process_id=p.process_id,
-            template="news",
-            preference="news",
-            now=ctx.clock.now(),
-        )
-
-    # -- webhooks ---------------------------------------------------------------------------------------
-
-    async def webhooks(self, ctx: ServiceContext, conn: Conn, event: Event) -> None:
-        """Queue the event for every endpoint of its tenant that asked for its type, without personal data."""
-        env = event.envelope
-        endpoints = await conn.fetch(
-            "select id, event_types from webhook_endpoints where tenant = $1 and enabled", env.tenant
-        )
-        wanted = [e["id"] for e in endpoints if domain.matches(e["event_types"], env.type)]
-        if not wanted:
-            return
-        body = domain.strip_personal(env.model_dump(mode="json"), REGISTRY.get(env.type).personal_fields)
-        await conn.executemany(
-            "insert into deliveries (tenant, cause_event_id, channel, recipient_key, template, transactional,"
-            " endpoint_id, body, next_attempt_at, created_at)"
-            " values ($1, $2, 'webhook', $3, $4, true, $5, $6, $7, $7)"
-            " on conflict (cause_event_id, recipient_key, channel) do nothing",
-            [(env.tenant, env.id, f"endpoint:{eid}", env.type, eid, _json(body), ctx.clock.now()) for eid in wanted],
-        )
+def _webhooks() -> list[Subscription]:
+    """Every public event of the other services may also go to webhook endpoints (after the event's own
+    handlers above, in the same transaction); private ones (personal data, sealed) never leave civic."""
+    specs = [REGISTRY.get(t) for t in REGISTRY.public_types()]
+    return [on(s.payload, webhooks) for s in specs if s.producer != "notifications"]
 
 
-def _json(value: Any) -> str:
-    import json
+# -- the subscription list ---------------------------------------------------------------------------------
 
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+def subscriptions() -> list[Subscription]:
+    return [
+        on(MeetingPublishedV1, meeting_snapshot),
+        on(MeetingChangedV1, meeting_snapshot),
+        on(MeetingCancelledV1, meeting_cancelled),
+        on(RegistrationConfirmedV1, registration_confirmed),
+        on(RegistrationPromotedV1, registration_confirmed),
+        on(RegistrationWaitlistedV1, registration_waitlisted),
+        on(RegistrationCancelledV1, registration_cancelled),
+        on(RegistrationCheckedInV1, registration_checked_in),
+        on(RegistrationConfirmedV2, registration_confirmed),
+        on(RegistrationPromotedV2, registration_confirmed),
+        on(RegistrationWaitlistedV2, registration_waitlisted),
+        on(RegistrationCancelledV2, registration_cancelled),
+        on(PersonErasedV1, person_erased),
+        on(PersonErasedV2, person_erased),
+        on(PersonExportRequestedV1, person_export_requested),
+        on(RegistrationsAnonymisedV1, person_erased),
+        on(MeetingDeadlineApproachingV1, deadline_approaching),
+        on(SurveyPublishedV1, survey_snapshot),
+        on(SurveyOpenedV1, survey_snapshot),
+        on(SurveyDeadlineApproachingV1, deadline_approaching),
+        on(ContentPublishedV1, content_published),
+        on(PhaseStartedV1, process_seen),
+        *_webhooks(),
+    ]
+
+
+# -- the handlers ----------------------------------------------------------------------------------------------
+
+
+def _uow(ctx: ServiceContext, conn: Conn) -> Uow:
+    return ctx.uows(Store).joined(conn)
+
+
+def _cause(ctx: ServiceContext, envelope: Envelope) -> Cause:
+    return Cause(envelope.id, envelope.tenant, envelope.type, envelope.aggregatesequence, ctx.clock.now())
+
+
+async def meeting_snapshot(ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: MeetingSnapshotV1) -> None:
+    await use_cases.meeting_snapshot(_uow(ctx, conn), _cause(ctx, envelope), payload)
+
+
+async def meeting_cancelled(ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: MeetingCancelledV1) -> None:
+    await use_cases.meeting_cancelled(_uow(ctx, conn), _cause(ctx, envelope), payload)
+
+
+async def survey_snapshot(
+    ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: SurveyPublishedV1 | SurveyOpenedV1
+) -> None:
+    await use_cases.survey_snapshot(_uow(ctx, conn), _cause(ctx, envelope), payload)
+
+
+async def registration_confirmed(ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: Confirmed) -> None:
+    policy = settings_of(ctx).policy()
+    await use_cases.registration_confirmed(_uow(ctx, conn), policy, _cause(ctx, envelope), payload)
+
+
+async def registration_waitlisted(ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: Waitlisted) -> None:
+    policy = settings_of(ctx).policy()
+    await use_cases.registration_waitlisted(_uow(ctx, conn), policy, _cause(ctx, envelope), payload)
+
+
+async def registration_cancelled(ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: Cancelled) -> None:
+    policy = settings_of(ctx).policy()
+    await use_cases.registration_cancelled(_uow(ctx, conn), policy, _cause(ctx, envelope), payload)
+
+
+async def registration_checked_in(
+    ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: RegistrationCheckedInV1
+) -> None:
+    s = settings_of(ctx)
+    cause = _cause(ctx, envelope)
+    await use_cases.registration_checked_in(_uow(ctx, conn), s.policy(), cause, payload, thanks=s.checkin_thanks)
+
+
+async def person_erased(ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: Erased) -> None:
+    await use_cases.person_erased(_uow(ctx, conn), _cause(ctx, envelope), payload)
+
+
+async def person_export_requested(
+    ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: PersonExportRequestedV1
+) -> None:
+    policy = settings_of(ctx).policy()
+    await use_cases.contribute_export(_uow(ctx, conn), policy, _cause(ctx, envelope), payload)
+
+
+async def deadline_approaching(
+    ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: DeadlineApproachingV1
+) -> None:
+    await use_cases.deadline_approaching(_uow(ctx, conn), _cause(ctx, envelope), payload)
+
+
+async def process_seen(
+    ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: ContentPublishedV1 | PhaseStartedV1
+) -> None:
+    await use_cases.process_seen(_uow(ctx, conn), _cause(ctx, envelope), payload)
+
+
+async def content_published(ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: ContentPublishedV1) -> None:
+    await use_cases.content_published(_uow(ctx, conn), _cause(ctx, envelope), payload)
+
+
+async def webhooks(ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: object) -> None:
+    await use_cases.queue_webhooks(_uow(ctx, conn), _cause(ctx, envelope), envelope)
+
+
+SUBSCRIPTIONS = subscriptions()

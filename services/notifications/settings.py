@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.notifications.domain import Policy
 from shared.settings import LinkSettings, Settings
+
+if TYPE_CHECKING:
+    from shared.service import ServiceContext
 
 
 class NotificationSettings(BaseSettings):
@@ -64,3 +70,12 @@ class NotificationSettings(BaseSettings):
         if not self.public_base_url:
             self.public_base_url = Settings().public_base_url
         return self
+
+    def policy(self) -> Policy:
+        """What the rules (domain.py) need of these settings."""
+        return Policy(self.signing_secret, self.unconfirmed_mails_per_hour)
+
+
+def settings_of(ctx: ServiceContext) -> NotificationSettings:
+    """The service's settings, read when it started (``ServiceDefinition(settings=NotificationSettings)``)."""
+    return cast(NotificationSettings, ctx.own_settings)

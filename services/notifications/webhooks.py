@@ -1,28 +1,15 @@
-"""Webhook delivery: Standard Webhooks signatures, retries for about three days, and a transport that
-connects only to addresses it has checked itself, so neither a redirect nor DNS rebinding reaches inside."""
+"""The webhook transport: an HTTP transport that connects only to addresses it has checked itself, so neither
+a redirect nor DNS rebinding reaches inside, and the checks of a target URL (the sender is in loops.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import ipaddress
-import logging
 import socket
-from datetime import timedelta
 from typing import Any
 
 import httpx
-
-from services.notifications import domain, repository
-from services.notifications.domain import Answer
-from services.notifications.settings import NotificationSettings
-from shared.bus.backoff import Backoff
-from shared.bus.errors import TRANSIENT
-from shared.bus.outbox import Pending
-from shared.contracts.notifications import NotificationFailedV1, NotificationSentV1
-from shared.service import ServiceContext
-
-log = logging.getLogger(__name__)
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -147,130 +134,4 @@ def check_url(url: str, allow: list[str] | None = None) -> list[str]:
     return errors
 
 
-class WebhookSender:
-    def __init__(self, ctx: ServiceContext, settings: NotificationSettings) -> None:
-        self.ctx = ctx
-        self.settings = settings
-        self.client = httpx.AsyncClient(
-            transport=GuardedTransport(settings.allow_private_targets),
-            follow_redirects=False,
-            timeout=settings.webhook_timeout_seconds,
-            headers={"user-agent": "civic-webhooks/1"},
-        )
-        self._slots = asyncio.Semaphore(max(1, settings.webhook_concurrency))
-
-    async def run(self, stop: asyncio.Event) -> None:
-        backoff = Backoff()
-        try:
-            while not stop.is_set():
-                try:
-                    n = await self.send_due()
-                    backoff.reset()
-                except TRANSIENT as exc:
-                    log.warning("webhook sender waiting for the database", extra={"error": repr(exc)})
-                    await backoff.wait(stop)
-                    continue
-                if n == 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self.settings.sender_poll_seconds)
-        finally:
-            await self.client.aclose()
-
-    async def send_due(self) -> int:
-        s, now = self.settings, self.ctx.clock.now()
-        async with self.ctx.pool.acquire() as conn, conn.transaction():
-            rows = await repository.claim(
-                conn, "webhook", now, now + timedelta(seconds=s.lease_seconds), s.sender_batch_size
-            )
-        if not rows:
-            return 0
-        async with self.ctx.pool.acquire() as conn:
-            endpoints = {
-                e["id"]: e
-                for e in await conn.fetch(
-                    "select * from webhook_endpoints where id = any($1)", list({r["endpoint_id"] for r in rows})
-                )
-            }
-        results = await asyncio.gather(*(self._send(r, endpoints.get(r["endpoint_id"])) for r in rows))
-        await self._record(rows, results)
-        return len(rows)
-
-    async def _send(self, row: Any, endpoint: Any) -> tuple[Answer, bool]:
-        if endpoint is None or not endpoint["enabled"] or endpoint["tenant"] != row["tenant"]:
-            return Answer(False, True, "endpoint disabled or deleted"), False
-        body = (row["body"] or "{}").encode()
-        msg_id = str(row["cause_event_id"])
-        timestamp = int(self.ctx.clock.now().timestamp())
-        headers = {
-            # Structured mode of the CloudEvents HTTP binding.
-            "content-type": "application/cloudevents+json; charset=utf-8",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": domain.webhook_signature(endpoint["secret"], msg_id, timestamp, body),
-        }
-        async with self._slots:
-            try:
-                response = await self.client.post(endpoint["url"], content=body, headers=headers)
-            except BlockedTarget as exc:
-                return Answer(False, True, f"refused target: {exc}"), False
-            except httpx.HTTPError as exc:
-                return Answer(False, False, f"no answer: {type(exc).__name__}: {exc}"[:1000]), False
-        if 300 <= response.status_code < 400:
-            return Answer(False, False, f"{response.status_code} redirect not followed"), False
-        return domain.webhook_answer(response.status_code, response.reason_phrase)
-
-    async def _record(self, rows: list[Any], results: list[tuple[Answer, bool]]) -> None:
-        now = self.ctx.clock.now()
-        updates: list[tuple[Any, ...]] = []
-        events: list[Pending] = []
-        disable: list[Any] = []
-        for row, (a, gone) in zip(rows, results, strict=True):
-            common = {
-                "delivery_id": row["id"],
-                "cause_event_id": row["cause_event_id"],
-                "channel": "webhook",
-                "template": row["template"],
-            }
-            if gone:
-                disable.append(row["endpoint_id"])
-            if a.ok:
-                updates.append((row["id"], "sent", now, a.text, now))
-                events.append(Pending(NotificationSentV1(**common), row["tenant"]))
-                continue
-            delay = (
-                None
-                if a.permanent
-                else domain.webhook_retry_delay(row["attempts"], self.settings.webhook_retry_schedule)
-            )
-            state = "given_up" if delay is None else "failed"
-            updates.append((row["id"], state, now + timedelta(seconds=delay or 0), a.text, None))
-            events.append(
-                Pending(NotificationFailedV1(**common, permanent=delay is None, reason=a.text), row["tenant"])
-            )
-        async with self.ctx.pool.acquire() as conn, conn.transaction():
-            await conn.executemany(
-                "update deliveries set state = $2, next_attempt_at = $3, last_answer = $4, sent_at = $5,"
-                " lease_until = null where id = $1 and state = 'sending'",
-                updates,
-            )
-            if disable:
-                await conn.execute(
-                    "update webhook_endpoints set enabled = false, disabled_reason = '410 Gone' where id = any($1)",
-                    list(set(disable)),
-                )
-            await self.ctx.outbox.write(conn, events)
-
-
-def endpoint_json(row: Any) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "url": row["url"],
-        "event_types": list(row["event_types"]),
-        "description": row["description"],
-        "enabled": row["enabled"],
-        "disabled_reason": row["disabled_reason"],
-        "created_at": row["created_at"].isoformat(),
-    }
-
-
-__all__ = ["BlockedTarget", "GuardedTransport", "WebhookSender", "check_url", "endpoint_json", "forbidden"]
+__all__ = ["BlockedTarget", "GuardedTransport", "check_url", "forbidden", "literal_ip"]

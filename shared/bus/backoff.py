@@ -7,6 +7,14 @@ import contextlib
 import random
 
 
+def delay(step: int, initial: float, maximum: float, rng: random.Random | None = None) -> float:
+    """The wait before retry ``step`` (0 for the first): doubling from ``initial`` up to ``maximum``, with "full
+    jitter" in its upper half, so replicas that lost the same server do not come back in lockstep. The one retry
+    formula: loops back off with it, and the mail sender spaces a delivery's attempts with it."""
+    ceiling = min(maximum, initial * (2 ** max(0, step)))
+    return (rng or random).uniform(ceiling / 2, ceiling)
+
+
 class Backoff:
     def __init__(self, initial: float = 0.1, maximum: float = 5.0) -> None:
         self.initial = initial
@@ -14,18 +22,17 @@ class Backoff:
         self.attempt = 0
 
     def next_delay(self) -> float:
-        ceiling = min(self.maximum, self.initial * (2**self.attempt))
+        wait = delay(self.attempt, self.initial, self.maximum)
         self.attempt += 1
-        # "Full jitter": replicas that lost the same server do not come back in lockstep.
-        return random.uniform(ceiling / 2, ceiling)
+        return wait
 
     async def wait(self, stop: asyncio.Event | None = None) -> None:
-        delay = self.next_delay()
+        seconds = self.next_delay()
         if stop is None:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(seconds)
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
+            await asyncio.wait_for(stop.wait(), seconds)
 
     def reset(self) -> None:
         self.attempt = 0

@@ -15,7 +15,7 @@ SUFFIXES = ("_bucket", "_count", "_sum")
 
 def _exported() -> set[str]:
     # Importing the app's modules registers every metric civic defines (bus, HTTP, sender).
-    import services.notifications.sender  # noqa: F401
+    import services.notifications.loops  # noqa: F401
     import shared.http.metrics
     import shared.metrics  # noqa: F401
 

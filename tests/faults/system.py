@@ -139,7 +139,7 @@ class System:
     def mails_per_recipient(self) -> tuple[Counter[str], int]:
         """Distinct mails per address, and how many arrived more than once with the same ``Message-ID``.
 
-        The sender is at-least-once (services/notifications/sender.py): a mail whose outcome could not be
+        The sender is at-least-once (services/notifications/loops.py): a mail whose outcome could not be
         recorded (PostgreSQL went away right after the SMTP server's 250) is sent again, as the same message,
         which mail clients show once. A second *different* mail to the same person is a duplicate effect.
         """

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from civic.devservers import free_port
 from civic.mailsink import MailSink
-from services.notifications.rendering import qr_png
+from services.notifications.mails import ticket_qr
 from shared.http import problems
 from tests.qr import decode_png
 
@@ -35,7 +35,7 @@ def _ticket_mail() -> EmailMessage:
         subtype="html",
     )
     html_part = msg.get_payload()[1]
-    html_part.add_related(qr_png("TICKET-42"), "image", "png", cid="<ticket-qr@civic>", filename="ticket.png")
+    html_part.add_related(ticket_qr("TICKET-42"), "image", "png", cid="<ticket-qr@civic>", filename="ticket.png")
     msg.add_attachment(ICS, maintype="text", subtype="calendar", filename="termin.ics")
     return msg
 

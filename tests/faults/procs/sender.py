@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.notifications.service import senders
+from services.notifications.loops import loops
 from services.notifications.settings import NotificationSettings
 from shared.bus.outbox import Outbox
 from shared.bus.streams import redis_client
@@ -27,8 +27,10 @@ async def main() -> None:
     nsettings = NotificationSettings()
     pool = await create_pool(settings.database_url, "notifications", max_size=nsettings.smtp_pool_size + 2)
     redis = redis_client(settings.redis_url)
-    ctx = ServiceContext("notifications", settings, pool, redis, Outbox("notifications"), SystemClock(), keys())
-    mail_workers = senders(ctx, nsettings)[:-1]  # the last one is the webhook sender
+    ctx = ServiceContext(
+        "notifications", settings, pool, redis, Outbox("notifications"), SystemClock(), keys(), nsettings
+    )
+    mail_workers = loops(ctx)[:-1]  # the last one is the webhook sender
     say("started")
     await asyncio.gather(*(worker(stop) for worker in mail_workers))
     await redis.aclose()

@@ -4,6 +4,7 @@ the test's PostgreSQL and Redis; the real SMTP server is tests/mail.py's."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import socket
 import threading
@@ -16,7 +17,7 @@ from uuid import UUID, uuid4
 
 import httpx
 
-from services.notifications.service import build_definition
+from services.notifications.service import definition
 from services.notifications.settings import NotificationSettings
 from shared.bus.outbox import Outbox
 from shared.clock import Clock
@@ -86,7 +87,9 @@ class Running:
 async def running_service(
     settings: Settings, nsettings: NotificationSettings, *, clock: Clock | None = None
 ) -> AsyncIterator[Running]:
-    async with started(build_definition(nsettings), settings=settings, clock=clock) as service:
+    async with started(
+        dataclasses.replace(definition, settings=lambda: nsettings), settings=settings, clock=clock
+    ) as service:
         # One database per test session: start each test from empty notification tables.
         await service.ctx.pool.execute(f"truncate {TABLES}")
         yield Running(service.client, service.ctx, service.runtimes[0])

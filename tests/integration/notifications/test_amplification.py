@@ -7,7 +7,7 @@ from uuid import uuid4
 
 from prometheus_client import REGISTRY
 
-from services.notifications.repository import CAPPED
+from services.notifications.domain import CAPPED
 from shared.settings import Settings
 from tests.integration.notifications.support import envelope, mail_settings, meeting, running_service, smtp_server
 from tests.integration.notifications.test_mail import confirmed

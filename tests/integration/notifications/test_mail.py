@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-from services.notifications.repository import claim
+from services.notifications.store import Store
 from shared.contracts.registration import (
     Contact,
     RegistrationCancelledV1,
@@ -134,7 +134,7 @@ async def test_the_same_cause_three_times_yields_one_mail(settings: Settings) ->
             await eventually(lambda: svc.rows("select 1 from deliveries where state = 'sent'"), what="sent")
             # Nothing is left to send: the sender finds no due row, and the server saw one message.
             async with svc.ctx.pool.acquire() as conn, conn.transaction():
-                assert await claim(conn, "email", svc.ctx.clock.now(), svc.ctx.clock.now(), 10) == []
+                assert await Store(conn).claim("email", svc.ctx.clock.now(), svc.ctx.clock.now(), 10) == []
             assert len(smtp.sink.to("once@example.org")) == 1
             assert len(await svc.rows("select 1 from deliveries where cause_event_id = $1", env.id)) == 1
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import json
 import secrets
@@ -34,7 +35,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError
 
 from civic.devservers import free_port
-from services.notifications.service import build_definition as notifications_definition
+from services.notifications.service import definition as notifications_definition
 from services.registration.service import definition as registration_definition
 from shared.bus.acl import service_rule, subscriber_rule
 from shared.bus.streams import Keys, entry_event
@@ -221,7 +222,7 @@ async def test_no_personal_data_on_public_streams_erasure_everywhere_and_export(
 
     with smtp_server() as smtp:
         nsettings = mail_settings(smtp.port, signing_secret="privacy-test-secret")
-        ndef = notifications_definition(nsettings)
+        ndef = dataclasses.replace(notifications_definition, settings=lambda: nsettings)
         consumers = {
             "registration": registration_definition.event_types,
             "notifications": ndef.event_types,

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
-from services.notifications.rendering import UNSUBSCRIBE_SLOT as LINK
-from services.notifications.rendering import Prototype, Rendered, build_email, to_bytes
+from services.notifications.mails import UNSUBSCRIBE_SLOT as LINK
+from services.notifications.mails import Prototype, Rendered, build_email, to_bytes
 
 RENDERED = Rendered(
     "Anmeldeschluss naht: Auftaktveranstaltung Digitalstrategie",

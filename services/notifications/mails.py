@@ -1,10 +1,12 @@
-"""Turning a delivery into a mail: templates per locale (overridable per tenant), QR ticket, calendar file."""
+"""Turning a delivery into a mail: templates per locale (overridable per tenant), the context they see, the
+ticket's QR code and calendar file, the MIME message, and prototypes that fill a fan-out mail per recipient."""
 
 from __future__ import annotations
 
 import base64
 import functools
 import io
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,11 +22,17 @@ from email.utils import format_datetime as rfc2822_date
 from email.utils import formataddr
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
-import qrcode
+from cachetools import LRUCache
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, Template
 
-from shared.calendar import meeting_ics as meeting_ics  # the sender attaches it
+from services.notifications import domain
+from services.notifications.settings import NotificationSettings
+from shared import qr
+from shared.calendar import meeting_ics
+from shared.clock import Clock
+from shared.links import link
 
 BUILT_IN = Path(__file__).parent / "templates"
 LOCALES = ("de", "en")
@@ -42,7 +50,8 @@ class Templates:
 
     def __init__(self, overrides_dir: str | None = None) -> None:
         self.overrides = Path(overrides_dir) if overrides_dir else None
-        self._envs: dict[tuple[str, str], Environment] = {}
+        # Each environment caches its compiled templates: kept for the tenants mailed to most recently.
+        self._envs: LRUCache[tuple[str, str], Environment] = LRUCache(maxsize=256)
 
     def env(self, tenant: str, locale: str) -> Environment:
         locale = locale if locale in LOCALES else "de"
@@ -72,11 +81,14 @@ def _block(tpl: Template, name: str, context: dict[str, Any]) -> str:
     return "".join(tpl.blocks[name](tpl.new_context(context)))
 
 
-def qr_png(code: str) -> bytes:
-    img = qrcode.make(code, box_size=6, border=2)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+def ticket_qr(code: str) -> bytes:
+    """The ticket's QR code as a PNG for the mail: 270 pixels wide for a ticket code, with a narrow quiet zone
+    (the mail's white background continues it)."""
+    return qr.png(code, size=TICKET_QR_PIXELS, border=2)
+
+
+#: Six pixels a module for a ticket code (140 characters: a version 6 code, 41 modules, and the border).
+TICKET_QR_PIXELS = 270
 
 
 @dataclass(frozen=True)
@@ -235,4 +247,161 @@ class Prototype:
             .replace(UNSUBSCRIBE_SLOT.encode(), unsubscribe_url.encode(), 1)
             .replace(_TEXT.encode(), text, 1)
             .replace(_HTML.encode(), html, 1)
+        )
+
+
+# -- a delivery's mail ------------------------------------------------------------------------------------
+
+
+class NotReady(Exception):
+    """The delivery cannot be rendered yet (its meeting has not arrived): a temporary failure."""
+
+
+def unsubscribe_url(settings: NotificationSettings, subscription_id: UUID) -> str:
+    token = domain.sign_token(settings.signing_secret, "unsubscribe", str(subscription_id))
+    return link(settings.links, settings.public_base_url, "unsubscribe", token=token)
+
+
+def confirm_url(settings: NotificationSettings, subscription_id: UUID) -> str:
+    token = domain.sign_token(settings.signing_secret, "confirm", str(subscription_id))
+    return link(settings.links, settings.public_base_url, "subscription_confirm", token=token)
+
+
+def venue_text(venue: Any) -> str | None:
+    if not venue:
+        return None
+    v = json.loads(venue) if isinstance(venue, str) else venue
+    place = " ".join(x for x in (v.get("postal_code"), v.get("city")) if x)
+    return ", ".join(x for x in (v.get("name"), v.get("street"), place) if x)
+
+
+def personal_of(row: Any) -> dict[str, Any]:
+    return json.loads(row["personal"]) if isinstance(row["personal"], str) else dict(row["personal"] or {})
+
+
+def _fanout_key(row: Any, personal: dict[str, Any]) -> tuple[Any, ...] | None:
+    """Mails alike but for recipient and unsubscribe link (one cause, locale and template, nothing personal)
+    share a key; ``None`` for any other mail."""
+    if personal or row["transactional"] or not row["subscription_id"]:
+        return None
+    return (row["tenant"], row["locale"], row["template"], row["cause_event_id"], row["meeting_id"], row["survey_id"])
+
+
+Lookups = dict[str, dict[Any, Any]]
+
+
+class Mails:
+    """Composes the mail of a delivery row (with the meetings, surveys and causes of its batch, ``Lookups``).
+    One per process, shared by its mail workers, and so are its templates and fan-out prototypes."""
+
+    def __init__(self, settings: NotificationSettings, clock: Clock, templates: Templates | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.templates = templates or Templates(settings.template_overrides_dir)
+        #: The prototypes of the fan-outs going on: a few at a time, each filled for thousands of recipients.
+        self.prototypes: LRUCache[tuple[Any, ...], Prototype] = LRUCache(maxsize=1000)
+
+    def _context(self, row: Any, lookups: Lookups, personal: dict[str, Any]) -> dict[str, Any]:
+        """What the templates see, without the recipient's links; NotReady while the meeting or survey is unknown."""
+        tenant, locale, template = row["tenant"], row["locale"], row["template"]
+        cause = lookups["causes"].get(row["cause_event_id"], {})
+        context: dict[str, Any] = {
+            "tenant": tenant,
+            "name": "",
+            "companions": 0,
+            "manage_url": None,
+            "reason": cause.get("reason"),
+            "news": cause.get("news") or {},
+            "unsubscribe_url": None,
+            "qr_cid": None,
+            **personal,
+        }
+        tz = "Europe/Berlin"
+        meeting = lookups["meetings"].get((tenant, row["meeting_id"])) if row["meeting_id"] else None
+        if template in domain.NEEDS_MEETING and meeting is None:
+            raise NotReady("meeting not known yet")
+        if meeting is not None:
+            tz = meeting["timezone"]
+            context["meeting"] = {
+                "title": meeting["title"],
+                "when": domain.when(meeting["starts_at"], meeting["ends_at"], tz, locale),
+                "venue": venue_text(meeting["venue"]),
+                "url": meeting["url"],
+            }
+        survey = lookups["surveys"].get((tenant, row["survey_id"])) if row["survey_id"] else None
+        if template == "reminder_survey_closes":
+            if survey is None:
+                raise NotReady("survey not known yet")
+            context["survey"] = {"title": survey["title"], "url": survey["url"]}
+        if cause.get("due_at"):
+            context["deadline"] = domain.day(datetime.fromisoformat(cause["due_at"]), tz, locale)
+        return context
+
+    def message_id(self, row: Any) -> str:
+        # Stable per delivery: a resend after a crash carries the same id, so mail clients can fold duplicates.
+        return f"<{row['id']}@{self.settings.from_address.partition('@')[2] or 'civic'}>"
+
+    def compose(self, row: Any, lookups: Lookups, personal: dict[str, Any], to: str | None = None) -> Message:
+        """The mail of one delivery, built through the ``email`` package."""
+        s = self.settings
+        context = self._context(row, lookups, personal)
+        meeting = lookups["meetings"].get((row["tenant"], row["meeting_id"])) if row["meeting_id"] else None
+        unsubscribe = None
+        if not row["transactional"] and row["subscription_id"]:
+            unsubscribe = unsubscribe_url(s, row["subscription_id"])
+            context["unsubscribe_url"] = unsubscribe
+        if row["template"] == "subscription_confirm" and row["subscription_id"]:
+            context["confirm_url"] = confirm_url(s, row["subscription_id"])
+        attachments = None
+        if row["template"] in domain.WITH_TICKET and personal.get("ticket_code") and meeting is not None:
+            context["qr_cid"] = f"ticket-{row['id']}@civic"
+            attachments = Attachments(
+                qr=ticket_qr(personal["ticket_code"]),
+                qr_cid=context["qr_cid"],
+                ics=meeting_ics(
+                    uid=f"{row['registration_id'] or row['id']}@civic",
+                    title=meeting["title"],
+                    starts_at=meeting["starts_at"],
+                    ends_at=meeting["ends_at"],
+                    location=venue_text(meeting["venue"]),
+                    url=meeting["url"],
+                    stamp=self.clock.now(),
+                ),
+            )
+        rendered = self.templates.render(row["tenant"], row["locale"], row["template"], context)
+        return build_email(
+            rendered,
+            to=to or row["address"],
+            from_address=s.from_address,
+            from_name=s.from_name,
+            message_id=self.message_id(row),
+            date=self.clock.now(),
+            attachments=attachments,
+            unsubscribe_url=unsubscribe,
+        )
+
+    def wire(self, row: Any, lookups: Lookups, to: str | None = None) -> bytes:
+        """The mail as it goes over SMTP to ``to`` (the row's address written for the wire); a fan-out mail is
+        filled in from its cause's prototype."""
+        to = to or row["address"]
+        personal = personal_of(row)
+        key = _fanout_key(row, personal)
+        if key is None:
+            if to.isascii():
+                return to_bytes(self.compose(row, lookups, personal, to))
+            # An SMTPUTF8 mail carries the address in UTF-8 as it stands (RFC 6532), not as an encoded word.
+            return to_bytes(self.compose(row, lookups, personal, RECIPIENT_SLOT)).replace(
+                RECIPIENT_SLOT.encode(), to.encode(), 1
+            )
+        proto = self.prototypes.get(key)
+        if proto is None:
+            context = self._context(row, lookups, {}) | {"unsubscribe_url": UNSUBSCRIBE_SLOT}
+            rendered = self.templates.render(row["tenant"], row["locale"], row["template"], context)
+            proto = Prototype.of(rendered, from_address=self.settings.from_address, from_name=self.settings.from_name)
+            self.prototypes[key] = proto
+        return proto.fill(
+            to=to,
+            message_id=self.message_id(row),
+            date=self.clock.now(),
+            unsubscribe_url=unsubscribe_url(self.settings, row["subscription_id"]),
         )

@@ -1,0 +1,350 @@
+"""The senders: mail workers that claim a few due deliveries at a time, send them one by one and record each
+outcome with its event as soon as the SMTP server has answered; the webhook sender; the wake-up on new
+deliveries. ``loops(ctx)`` is what the service runs in the background.
+
+Delivery guarantee (the trade-off chosen): a claimed row is marked ``sending`` with a lease *before* SMTP and
+committed; right after the server's answer to that one mail, its outcome and the NotificationSent/Failed
+event are committed (outcomes of workers that finish at the same moment share one transaction), and only then
+does the worker put its next mail on the wire. If the process dies, the only rows whose mail may have been
+accepted without the outcome being recorded are the ones on the wire at that moment, at most one per SMTP
+connection; their lease runs out and they are sent again (**at least once**), with the same ``Message-ID`` so
+mail clients can fold the copy, bounded by ``email_max_attempts`` (each claim counts as an attempt). Rows
+claimed but not yet sent wait for the lease and then go out once. We prefer this to at-most-once because the
+messages that matter most (a ticket, a cancelled meeting) must not be lost silently.
+
+A failure of one delivery (a refused or undeliverable address, a template error, an unexpected exception) is
+that delivery's outcome and nobody else's: the worker records it and carries on with the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from prometheus_client import Counter, Histogram
+
+from services.notifications import domain
+from services.notifications.domain import Answer
+from services.notifications.mails import Lookups, Mails, NotReady
+from services.notifications.settings import NotificationSettings, settings_of
+from services.notifications.smtp import SmtpPool
+from services.notifications.store import DELIVERIES_CHANNEL, Store
+from services.notifications.webhooks import BlockedTarget, GuardedTransport
+from shared.bus.backoff import Backoff
+from shared.bus.outbox import Pending, notify_channel
+from shared.bus.wakeup import Wakeup
+from shared.contracts.envelope import Payload
+from shared.contracts.notifications import NotificationFailedV1, NotificationSentV1
+from shared.contracts.registry import REGISTRY
+from shared.loops import Loop, repeat
+from shared.service import ServiceContext
+from shared.unit_of_work import UnitsOfWork
+
+log = logging.getLogger(__name__)
+
+# Metrics (Prometheus): attempts by how they ended, and the time a batch spends with the SMTP server.
+MAILS = Counter("civic_mail_attempts_total", "Mail sending attempts, by outcome (sent, retry, failed)", ["outcome"])
+MAIL_BATCH_SECONDS = Histogram("civic_mail_batch_seconds", "Time to send one claimed batch of mails over SMTP")
+
+
+def loops(ctx: ServiceContext) -> list[Loop]:
+    """One mail worker per SMTP connection, sharing the pool, the recorder (group commits) and the mails
+    (templates, prototypes); the webhook sender; one LISTEN connection per process that wakes every mail
+    worker when deliveries are queued. The webhook sender comes last."""
+    s = settings_of(ctx)
+    uows = ctx.uows(Store)
+    smtp, recorder, mails = SmtpPool(s), Recorder(ctx, s), Mails(s, ctx.clock)
+    wakeup = Wakeup(ctx.settings.database_url, DELIVERIES_CHANNEL)
+    workers = [MailWorker(ctx, s, mails, smtp, recorder) for _ in range(max(1, s.smtp_pool_size))]
+
+    def mail_loop(worker: MailWorker) -> Loop:
+        async def run(stop: asyncio.Event) -> None:
+            worker.stop = stop
+            try:
+                await repeat(
+                    "mail worker",
+                    worker.send_due,
+                    stop,
+                    interval=s.sender_poll_seconds,
+                    wakeup=wakeup,
+                    backoff=Backoff(),
+                    again=lambda sent: bool(sent),
+                )
+            finally:
+                await smtp.close()
+
+        return run
+
+    async def webhook_loop(stop: asyncio.Event) -> None:
+        sender = WebhookSender(ctx, s, uows)
+        try:
+            await repeat(
+                "webhook sender",
+                sender.send_due,
+                stop,
+                interval=s.sender_poll_seconds,
+                backoff=Backoff(),
+                again=lambda sent: bool(sent),
+            )
+        finally:
+            await sender.client.aclose()
+
+    return [wakeup.run, *(mail_loop(w) for w in workers), webhook_loop]
+
+
+# -- mail ---------------------------------------------------------------------------------------------------
+
+
+class Recorder:
+    """Records outcomes for the mail workers of a process: each worker waits until its own outcome is
+    committed, and outcomes that arrive while a commit is in flight go together in the next (a group commit)."""
+
+    def __init__(self, ctx: ServiceContext, settings: NotificationSettings) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.uows = ctx.uows(Store)
+        self._waiting: list[tuple[tuple[Any, datetime, Answer], asyncio.Future[None]]] = []
+        self._lock = asyncio.Lock()
+
+    async def record(self, row: Any, lease_until: datetime, answer: Answer) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(((row, lease_until, answer), done))
+        async with self._lock:
+            if not done.done():
+                batch, self._waiting = self._waiting, []
+                try:
+                    await self._commit([item for item, _ in batch])
+                except BaseException as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    raise
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+        await done
+
+    async def _commit(self, items: list[tuple[Any, datetime, Answer]]) -> None:
+        """One statement (one round trip, atomic on its own, so no transaction around it): the outcomes, the
+        events of the rows still under their worker's lease, and the relay's wake-up."""
+        s, now, outbox = self.settings, self.ctx.clock.now(), self.ctx.outbox
+        updates: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        for row, lease_until, a in items:
+            common = {
+                "delivery_id": row["id"],
+                "cause_event_id": row["cause_event_id"],
+                "channel": "email",
+                "template": row["template"],
+            }
+            payload: Payload
+            if a.ok:
+                updates.append((row["id"], "sent", None, a.text, now, lease_until))
+                payload = NotificationSentV1(**common)
+            else:
+                give_up = a.permanent or row["attempts"] >= s.email_max_attempts
+                delay = domain.email_retry_delay(
+                    row["attempts"], s.email_retry_initial_seconds, s.email_retry_max_seconds
+                )
+                state = "given_up" if give_up else "failed"
+                updates.append((row["id"], state, now + timedelta(seconds=delay), a.text, None, lease_until))
+                payload = NotificationFailedV1(**common, permanent=give_up, reason=a.text)
+            env = outbox.envelope(payload, tenant=row["tenant"], subject=None)
+            events.append(
+                (row["id"], env.id, env.tenant, REGISTRY.get(env.type).stream, env.type, env.model_dump_json())
+            )
+        async with self.uows.reading() as store:
+            await store.record_mail_outcomes(updates, events, notify_channel(outbox.service))
+
+
+class MailWorker:
+    """One mail worker, using one connection of the SMTP pool at a time; a process runs one per connection."""
+
+    def __init__(
+        self, ctx: ServiceContext, settings: NotificationSettings, mails: Mails, smtp: SmtpPool, recorder: Recorder
+    ) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.mails = mails
+        self.smtp = smtp
+        self.recorder = recorder
+        self.uows = ctx.uows(Store)
+        #: Set while the loop runs: a batch in progress stops sending when it is.
+        self.stop = asyncio.Event()
+
+    async def _claim(self, now: datetime, lease_until: datetime) -> list[Any]:
+        """Give up the mails whose last allowed attempt ran out of its lease (this is what bounds resends after
+        crashes: their outcome is unknown, and they are not tried again), then claim a batch."""
+        s = self.settings
+        async with self.uows() as uow:
+            abandoned = await uow.store.abandon_unknown(now, s.email_max_attempts)
+            if abandoned:
+                await uow.write(
+                    [
+                        Pending(
+                            NotificationFailedV1(
+                                delivery_id=r["id"],
+                                cause_event_id=r["cause_event_id"],
+                                channel="email",
+                                template=r["template"],
+                                permanent=True,
+                                reason="outcome unknown after the last attempt",
+                            ),
+                            r["tenant"],
+                        )
+                        for r in abandoned
+                    ]
+                )
+            return await uow.store.claim("email", now, lease_until, s.sender_batch_size, s.email_max_attempts)
+
+    async def send_due(self) -> int:
+        """Claim a few deliveries and send them one after another, each outcome recorded before the next mail
+        goes out; returns the number of deliveries handled."""
+        s, now = self.settings, self.ctx.clock.now()
+        lease_until = now + timedelta(seconds=s.lease_seconds)
+        rows = await self._claim(now, lease_until)
+        if not rows:
+            return 0
+        async with self.uows.reading() as store:
+            lookups = await store.lookups(rows)
+        # A mail started this close to the lease's end might still be on the wire when another sender takes
+        # the row over: what is left then goes back to the queue instead.
+        margin = timedelta(seconds=min(2 * s.smtp_timeout_seconds, s.lease_seconds / 2))
+        recording: asyncio.Task[None] | None = None
+        sending = time.perf_counter()
+        try:
+            for i, row in enumerate(rows):
+                if self.stop.is_set() or self.ctx.clock.now() + margin >= lease_until:
+                    async with self.uows.reading() as store:
+                        await store.release([r["id"] for r in rows[i:]], lease_until)
+                    return i
+                # The next mail is rendered while the last outcome commits, and goes on the wire only after.
+                prepared = self._prepare(row, lookups)
+                if recording is not None:
+                    await recording
+                answer = await self._transmit(row, prepared)
+                MAILS.labels("sent" if answer.ok else "failed" if answer.permanent else "retry").inc()
+                recording = asyncio.create_task(self.recorder.record(row, lease_until, answer))
+        finally:
+            if recording is not None:
+                await recording
+            MAIL_BATCH_SECONDS.observe(time.perf_counter() - sending)
+        return len(rows)
+
+    def _prepare(self, row: Any, lookups: Lookups) -> Answer | tuple[domain.WireAddress, bytes]:
+        """The envelope address and the bytes of a delivery's mail, or the answer that it cannot be sent."""
+        if not row["address"]:
+            return Answer(False, True, "no address (erased)")
+        try:
+            to = domain.wire_address(row["address"])
+        except domain.Undeliverable as exc:
+            return Answer(False, True, f"undeliverable address: {exc}")
+        try:
+            return to, self.mails.wire(row, lookups, to.address)
+        except NotReady as exc:
+            return Answer(False, False, str(exc))
+        except Exception as exc:  # a template error must not stop the batch
+            log.exception("rendering failed", extra={"delivery_id": str(row["id"])})
+            return Answer(False, True, f"rendering failed: {type(exc).__name__}")
+
+    async def _transmit(self, row: Any, prepared: Answer | tuple[domain.WireAddress, bytes]) -> Answer:
+        if isinstance(prepared, Answer):
+            return prepared
+        to, data = prepared
+        try:
+            return await self.smtp.send(data, self.settings.from_address, to.address, utf8=to.utf8)
+        except Exception as exc:  # anything the SMTP client did not expect: retried, as its cause may pass
+            log.exception("sending failed unexpectedly", extra={"delivery_id": str(row["id"])})
+            return Answer(False, False, f"sending failed: {type(exc).__name__}")
+
+
+# -- webhooks -----------------------------------------------------------------------------------------------
+
+
+class WebhookSender:
+    """Sends due webhook deliveries, a batch at a time and several at once (Standard Webhooks signatures),
+    retrying on the settings' schedule (about three days)."""
+
+    def __init__(self, ctx: ServiceContext, settings: NotificationSettings, uows: UnitsOfWork[Store]) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.uows = uows
+        self.client = httpx.AsyncClient(
+            transport=GuardedTransport(settings.allow_private_targets),
+            follow_redirects=False,
+            timeout=settings.webhook_timeout_seconds,
+            headers={"user-agent": "civic-webhooks/1"},
+        )
+        self._slots = asyncio.Semaphore(max(1, settings.webhook_concurrency))
+
+    async def send_due(self) -> int:
+        s, now = self.settings, self.ctx.clock.now()
+        async with self.uows() as uow:
+            rows = await uow.store.claim("webhook", now, now + timedelta(seconds=s.lease_seconds), s.sender_batch_size)
+        if not rows:
+            return 0
+        async with self.uows.reading() as store:
+            endpoints = await store.endpoints(list({r["endpoint_id"] for r in rows}))
+        results = await asyncio.gather(*(self._send(r, endpoints.get(r["endpoint_id"])) for r in rows))
+        await self._record(rows, results)
+        return len(rows)
+
+    async def _send(self, row: Any, endpoint: Any) -> tuple[Answer, bool]:
+        if endpoint is None or not endpoint["enabled"] or endpoint["tenant"] != row["tenant"]:
+            return Answer(False, True, "endpoint disabled or deleted"), False
+        body = (row["body"] or "{}").encode()
+        msg_id = str(row["cause_event_id"])
+        timestamp = int(self.ctx.clock.now().timestamp())
+        headers = {
+            # Structured mode of the CloudEvents HTTP binding.
+            "content-type": "application/cloudevents+json; charset=utf-8",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": domain.webhook_signature(endpoint["secret"], msg_id, timestamp, body),
+        }
+        async with self._slots:
+            try:
+                response = await self.client.post(endpoint["url"], content=body, headers=headers)
+            except BlockedTarget as exc:
+                return Answer(False, True, f"refused target: {exc}"), False
+            except httpx.HTTPError as exc:
+                return Answer(False, False, f"no answer: {type(exc).__name__}: {exc}"[:1000]), False
+        if 300 <= response.status_code < 400:
+            return Answer(False, False, f"{response.status_code} redirect not followed"), False
+        return domain.webhook_answer(response.status_code, response.reason_phrase)
+
+    async def _record(self, rows: list[Any], results: list[tuple[Answer, bool]]) -> None:
+        now = self.ctx.clock.now()
+        updates: list[tuple[Any, ...]] = []
+        events: list[Pending] = []
+        disable: list[Any] = []
+        for row, (a, gone) in zip(rows, results, strict=True):
+            common = {
+                "delivery_id": row["id"],
+                "cause_event_id": row["cause_event_id"],
+                "channel": "webhook",
+                "template": row["template"],
+            }
+            if gone:
+                disable.append(row["endpoint_id"])
+            if a.ok:
+                updates.append((row["id"], "sent", now, a.text, now))
+                events.append(Pending(NotificationSentV1(**common), row["tenant"]))
+                continue
+            delay = (
+                None
+                if a.permanent
+                else domain.webhook_retry_delay(row["attempts"], self.settings.webhook_retry_schedule)
+            )
+            state = "given_up" if delay is None else "failed"
+            updates.append((row["id"], state, now + timedelta(seconds=delay or 0), a.text, None))
+            events.append(
+                Pending(NotificationFailedV1(**common, permanent=delay is None, reason=a.text), row["tenant"])
+            )
+        async with self.uows() as uow:
+            await uow.store.record_webhook_outcomes(updates, disable)
+            await uow.write(events)

@@ -1,0 +1,615 @@
+"""All SQL of the notifications service. Every statement names the tenant it works for, except the senders'
+claims and outcomes, which work through the due deliveries of all tenants (each row keeps its tenant)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from prometheus_client import Counter
+
+from services.notifications.domain import CAPPED, Cap, EmailDelivery
+from shared.bus.consumer import accept_newer
+from shared.db import Conn
+from shared.privacy import producer_key
+
+#: NOTIFY'd in the transaction that queues deliveries: wakes the senders at its commit instead of their next poll.
+DELIVERIES_CHANNEL = "civic_deliveries"
+
+MAILS_CAPPED = Counter(
+    "civic_notifications_mails_capped_total", "Mails not sent: over the hourly cap for an unconfirmed address"
+)
+
+DELIVERY_COLUMNS = (
+    "id, tenant, cause_event_id, channel, template, transactional, locale, address, registration_id, "
+    "subscription_id, endpoint_id, meeting_id, survey_id, personal, body, state, attempts, next_attempt_at, "
+    "last_answer, created_at, sent_at"
+)
+
+_FAN_OUT_SUBSCRIBERS = """
+insert into deliveries (tenant, cause_event_id, channel, recipient_key, template, transactional, locale, address,
+                        subscription_id, meeting_id, survey_id, next_attempt_at, created_at)
+select s.tenant, $2, 'email', r.recipient_key, $4, false, r.locale, r.address, s.id, $5, $6, $7, $7
+from subscriptions s join recipients r on r.id = s.recipient_id
+where s.tenant = $1 and s.process_id = $3 and s.state = 'confirmed' and r.address is not null
+  and coalesce((r.preferences ->> $8)::boolean, true)
+  {extra}
+on conflict (cause_event_id, recipient_key, channel) do nothing
+"""
+
+# The outcomes of a few mails and their events in one statement (one round trip, atomic on its own): the events
+# only of the rows still under their worker's lease (one whose lease ran out may have been taken over), written
+# through the bus's own writer, which also wakes the relay.
+_RECORD_MAILS = """
+with recorded as (
+    update deliveries d set state = u.state, next_attempt_at = coalesce(u.next_at, d.next_attempt_at),
+           last_answer = u.answer, sent_at = u.sent_at, lease_until = null
+    from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[], $6::timestamptz[])
+         as u(id, state, next_at, answer, sent_at, lease)
+    where d.id = u.id and d.state = 'sending' and d.lease_until = u.lease
+    returning d.id
+)
+select record_events(array_agg(e.id), array_agg(e.tenant), array_agg(e.stream), array_agg(e.type),
+                     array_agg(null::text), array_agg(e.envelope), $13)
+from unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[])
+     as e(delivery_id, id, tenant, stream, type, envelope)
+join recorded r on r.id = e.delivery_id
+"""
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in dict(row).items():
+        if isinstance(v, datetime):
+            v = v.isoformat()
+        elif isinstance(v, UUID):
+            v = str(v)
+        elif isinstance(v, str) and k in ("personal", "preferences") and v[:1] == "{":
+            v = json.loads(v)
+        out[k] = v
+    return out
+
+
+class Store:
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    # -- bus helpers ------------------------------------------------------------------------------------
+
+    async def accept_newer(self, subject: str, sequence: int | None) -> bool:
+        """True if ``sequence`` is newer than what the projection of ``subject`` shows (and record it)."""
+        return await accept_newer(self.conn, subject, sequence)
+
+    async def producer_key(self, producer: str, key_id: UUID, tenant: str) -> bytes:
+        """A key of another service's keyring; ``KeyGone`` once its person was erased."""
+        return await producer_key(self.conn, producer, key_id, tenant)
+
+    async def wake_senders(self) -> None:
+        await self.conn.execute("select pg_notify($1, '')", DELIVERIES_CHANNEL)
+
+    # -- queueing mails -----------------------------------------------------------------------------------
+
+    async def enqueue_email(self, d: EmailDelivery, now: datetime, cap: Cap | None = None) -> bool:
+        """Queue one mail; False if this (cause, recipient, channel) already has its row. With a ``cap``, a mail
+        beyond it to an address no confirmed subscription vouches for is stored as given up instead (and
+        counted), so nobody can fill an inbox through registrations or opt-in requests."""
+        state, answer = "queued", None
+        if cap is not None and await self._over_cap(d.recipient_key, cap, now):
+            state, answer = "given_up", CAPPED
+            MAILS_CAPPED.inc()
+        inserted = await self.conn.fetchval(
+            "insert into deliveries (tenant, cause_event_id, channel, recipient_key, template, transactional,"
+            " locale, address, registration_id, subscription_id, meeting_id, survey_id, personal, next_attempt_at,"
+            " created_at, mailbox_key, state, last_answer)"
+            " values ($1, $2, 'email', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $13, $14, $15, $16)"
+            " on conflict (cause_event_id, recipient_key, channel) do nothing returning true",
+            d.tenant,
+            d.cause_event_id,
+            d.recipient_key,
+            d.template,
+            d.transactional,
+            d.locale,
+            d.address,
+            d.registration_id,
+            d.subscription_id,
+            d.meeting_id,
+            d.survey_id,
+            json.dumps(d.personal or {}),
+            now,
+            cap.mailbox_key if cap else None,
+            state,
+            answer,
+        )
+        if inserted and state == "queued":
+            await self.wake_senders()
+        return bool(inserted)
+
+    async def _over_cap(self, recipient_key: str, cap: Cap, now: datetime) -> bool:
+        confirmed = await self.conn.fetchval(
+            "select exists (select 1 from recipients r join subscriptions s on s.recipient_id = r.id"
+            " where r.recipient_key = $1 and s.state = 'confirmed')",
+            recipient_key,
+        )
+        if confirmed:
+            return False
+        recent = await self.conn.fetchval(
+            "select count(*) from deliveries where mailbox_key = $1 and created_at > $2"
+            " and coalesce(last_answer, '') <> $3",
+            cap.mailbox_key,
+            now - timedelta(hours=1),
+            CAPPED,
+        )
+        return int(recent) >= cap.per_hour
+
+    async def fan_out_to_subscribers(
+        self,
+        *,
+        tenant: str,
+        cause_event_id: UUID,
+        process_id: UUID,
+        template: str,
+        preference: str,
+        now: datetime,
+        meeting_id: UUID | None = None,
+        survey_id: UUID | None = None,
+        skip_registered_for: UUID | None = None,
+    ) -> int:
+        """One statement queues a mail for every confirmed subscriber of a process (50,000 at once is fine)."""
+        extra = ""
+        args: list[Any] = [tenant, cause_event_id, process_id, template, meeting_id, survey_id, now, preference]
+        if skip_registered_for is not None:
+            extra = (
+                "and not exists (select 1 from registrations g where g.tenant = s.tenant and g.meeting_id = $9"
+                " and g.recipient_key = r.recipient_key and g.status <> 'cancelled')"
+            )
+            args.append(skip_registered_for)
+        status = await self.conn.execute(_FAN_OUT_SUBSCRIBERS.format(extra=extra), *args)
+        queued = int(status.split()[-1])
+        if queued:
+            await self.wake_senders()
+        return queued
+
+    async def fan_out_to_registrants(
+        self, *, tenant: str, cause_event_id: UUID, meeting_id: UUID, template: str, now: datetime
+    ) -> int:
+        status = await self.conn.execute(
+            "insert into deliveries (tenant, cause_event_id, channel, recipient_key, template, transactional,"
+            " locale, address, registration_id, meeting_id, personal, next_attempt_at, created_at)"
+            " select tenant, $2, 'email', recipient_key, $4, true, locale, address, registration_id, meeting_id,"
+            " jsonb_build_object('name', name), $5, $5"
+            " from registrations where tenant = $1 and meeting_id = $3 and status in ('confirmed', 'checked_in')"
+            " and address is not null"
+            " on conflict (cause_event_id, recipient_key, channel) do nothing",
+            tenant,
+            cause_event_id,
+            meeting_id,
+            template,
+            now,
+        )
+        queued = int(status.split()[-1])
+        if queued:
+            await self.wake_senders()
+        return queued
+
+    async def record_cause(self, event_id: UUID, tenant: str, type_: str, data: dict[str, Any]) -> None:
+        await self.conn.execute(
+            "insert into causes (event_id, tenant, type, data) values ($1, $2, $3, $4::jsonb) on conflict do nothing",
+            event_id,
+            tenant,
+            type_,
+            json.dumps(data, default=str),
+        )
+
+    # -- projections --------------------------------------------------------------------------------------
+
+    async def remember_process(self, tenant: str, process_id: UUID) -> None:
+        await self.conn.execute(
+            "insert into processes (tenant, process_id) values ($1, $2) on conflict do nothing", tenant, process_id
+        )
+
+    async def process_known(self, tenant: str, process_id: UUID) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "select exists (select 1 from processes where tenant = $1 and process_id = $2)", tenant, process_id
+            )
+        )
+
+    async def upsert_meeting(self, tenant: str, m: dict[str, Any]) -> None:
+        await self.conn.execute(
+            "insert into meetings (tenant, meeting_id, process_id, title, starts_at, ends_at, timezone, venue, url)"
+            " values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9) on conflict (meeting_id) do update set"
+            " process_id = excluded.process_id, title = excluded.title, starts_at = excluded.starts_at,"
+            " ends_at = excluded.ends_at, timezone = excluded.timezone, venue = excluded.venue, url = excluded.url"
+            " where meetings.tenant = excluded.tenant",
+            tenant,
+            m["meeting_id"],
+            m["process_id"],
+            m["title"],
+            m["starts_at"],
+            m["ends_at"],
+            m["timezone"],
+            json.dumps(m["venue"]) if m["venue"] is not None else None,
+            m["url"],
+        )
+
+    async def cancel_meeting(self, tenant: str, meeting_id: UUID) -> None:
+        await self.conn.execute(
+            "update meetings set cancelled = true where tenant = $1 and meeting_id = $2", tenant, meeting_id
+        )
+
+    async def process_of_meeting(self, tenant: str, meeting_id: UUID) -> UUID | None:
+        """The process of a meeting that is not cancelled."""
+        value: UUID | None = await self.conn.fetchval(
+            "select process_id from meetings where tenant = $1 and meeting_id = $2 and not cancelled",
+            tenant,
+            meeting_id,
+        )
+        return value
+
+    async def upsert_survey(
+        self, tenant: str, survey_id: UUID, process_id: UUID | None, title: str, closes_at: Any, url: str | None
+    ) -> None:
+        await self.conn.execute(
+            "insert into surveys (tenant, survey_id, process_id, title, closes_at, url)"
+            " values ($1, $2, $3, $4, $5, $6) on conflict (survey_id) do update set"
+            " process_id = coalesce(excluded.process_id, surveys.process_id), title = excluded.title,"
+            " closes_at = excluded.closes_at, url = coalesce(excluded.url, surveys.url)"
+            " where surveys.tenant = excluded.tenant",
+            tenant,
+            survey_id,
+            process_id,
+            title,
+            closes_at,
+            url,
+        )
+
+    async def process_of_survey(self, tenant: str, survey_id: UUID) -> UUID | None:
+        value: UUID | None = await self.conn.fetchval(
+            "select process_id from surveys where tenant = $1 and survey_id = $2", tenant, survey_id
+        )
+        return value
+
+    async def upsert_registration(
+        self,
+        *,
+        tenant: str,
+        registration_id: UUID,
+        meeting_id: UUID,
+        status: str,
+        address: str | None = None,
+        email_sha256: str | None = None,
+        recipient_key: str | None = None,
+        name: str | None = None,
+        locale: str | None = None,
+    ) -> None:
+        await self.conn.execute(
+            "insert into registrations (tenant, registration_id, meeting_id, status, address, email_sha256,"
+            " recipient_key, name, locale) values ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, 'de'))"
+            " on conflict (registration_id) do update set status = excluded.status,"
+            " address = coalesce(excluded.address, registrations.address),"
+            " email_sha256 = coalesce(excluded.email_sha256, registrations.email_sha256),"
+            " recipient_key = coalesce(excluded.recipient_key, registrations.recipient_key),"
+            " name = coalesce(excluded.name, registrations.name),"
+            " locale = coalesce($9, registrations.locale)"
+            " where registrations.tenant = excluded.tenant",
+            tenant,
+            registration_id,
+            meeting_id,
+            status,
+            address,
+            email_sha256,
+            recipient_key,
+            name,
+            locale,
+        )
+
+    async def registration(self, tenant: str, registration_id: UUID) -> Any:
+        return await self.conn.fetchrow(
+            "select * from registrations where tenant = $1 and registration_id = $2", tenant, registration_id
+        )
+
+    # -- erasure --------------------------------------------------------------------------------------------
+
+    async def erase_registrations(self, tenant: str, ids: list[UUID]) -> None:
+        await self.conn.execute(
+            "delete from registrations where tenant = $1 and registration_id = any($2)", tenant, ids
+        )
+        await self._blank_deliveries("registration_id = any($2)", tenant, ids)
+
+    async def erase_recipient(self, tenant: str, value: str, *, column: str = "email_sha256") -> None:
+        """Delete the recipient (its subscriptions with it) found by ``column`` (``email_sha256`` for
+        person.erased.v1, ``email_hmac`` for v2) and blank its deliveries."""
+        assert column in ("email_sha256", "email_hmac")
+        keys = await self.conn.fetch(
+            f"select recipient_key from recipients where tenant = $1 and {column} = $2", tenant, value
+        )
+        await self.conn.execute(f"delete from recipients where tenant = $1 and {column} = $2", tenant, value)
+        if keys:
+            await self._blank_deliveries("recipient_key = any($2)", tenant, [k["recipient_key"] for k in keys])
+
+    async def _blank_deliveries(self, where: str, tenant: str, values: list[Any]) -> None:
+        # What was not sent yet cannot be sent without its address: it is given up, not left to fail forever.
+        await self.conn.execute(
+            "update deliveries set address = null, personal = '{}'::jsonb,"
+            " state = case when state in ('queued', 'failed', 'sending') then 'given_up' else state end,"
+            " last_answer = case when state in ('queued', 'failed', 'sending') then 'erased before sending'"
+            " else last_answer end, lease_until = null"
+            f" where tenant = $1 and channel = 'email' and {where}",
+            tenant,
+            values,
+        )
+
+    async def person_records(self, tenant: str, address: str, recipient_key: str) -> dict[str, Any]:
+        """Everything this service holds about one e-mail address (GDPR Art. 15): recipient record,
+        subscriptions, registrations it keeps for reminders, and the delivery log's mails to it."""
+        recipients = await self.conn.fetch(
+            "select id, address, locale, preferences, created_at from recipients"
+            " where tenant = $1 and (lower(address) = lower($2) or recipient_key = $3) order by created_at",
+            tenant,
+            address,
+            recipient_key,
+        )
+        subscriptions = await self.conn.fetch(
+            "select s.id, s.process_id, s.state, s.created_at, s.confirmed_at from subscriptions s"
+            " join recipients r on r.id = s.recipient_id"
+            " where s.tenant = $1 and (lower(r.address) = lower($2) or r.recipient_key = $3) order by s.created_at",
+            tenant,
+            address,
+            recipient_key,
+        )
+        registrations = await self.conn.fetch(
+            "select registration_id, meeting_id, status, address, name, locale from registrations"
+            " where tenant = $1 and (lower(address) = lower($2) or recipient_key = $3) order by registration_id",
+            tenant,
+            address,
+            recipient_key,
+        )
+        deliveries = await self.conn.fetch(
+            "select id, cause_event_id, template, transactional, locale, address, registration_id, subscription_id,"
+            " meeting_id, survey_id, personal, state, attempts, created_at, sent_at from deliveries"
+            " where tenant = $1 and channel = 'email' and (lower(address) = lower($2) or recipient_key = $3)"
+            " order by created_at, id",
+            tenant,
+            address,
+            recipient_key,
+        )
+        return {
+            "recipients": [_plain(r) for r in recipients],
+            "subscriptions": [_plain(r) for r in subscriptions],
+            "registrations": [_plain(r) for r in registrations],
+            "deliveries": [_plain(r) for r in deliveries],
+        }
+
+    # -- subscriptions --------------------------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        *,
+        tenant: str,
+        address: str,
+        email_sha256: str,
+        recipient_key: str,
+        locale: str,
+        process_id: UUID,
+        now: datetime,
+        email_hmac: str | None = None,
+    ) -> tuple[UUID, str, bool]:
+        """Create or re-arm a subscription; (id, state, needs an opt-in mail)."""
+        recipient_id = await self.conn.fetchval(
+            "insert into recipients (id, tenant, address, email_sha256, recipient_key, locale, email_hmac) values"
+            " ($1, $2, $3, $4, $5, $6, $7) on conflict (tenant, email_sha256) do update set"
+            " address = excluded.address, locale = excluded.locale,"
+            " email_hmac = coalesce(excluded.email_hmac, recipients.email_hmac) returning id",
+            uuid4(),
+            tenant,
+            address,
+            email_sha256,
+            recipient_key,
+            locale,
+            email_hmac,
+        )
+        row = await self.conn.fetchrow(
+            "select id, state from subscriptions where tenant = $1 and recipient_id = $2 and process_id = $3"
+            " for update",
+            tenant,
+            recipient_id,
+            process_id,
+        )
+        if row is None:
+            sid = uuid4()
+            await self.conn.execute(
+                "insert into subscriptions (id, tenant, recipient_id, process_id, state, created_at)"
+                " values ($1, $2, $3, $4, 'pending', $5)",
+                sid,
+                tenant,
+                recipient_id,
+                process_id,
+                now,
+            )
+            return sid, "pending", True
+        if row["state"] == "unsubscribed":
+            await self.conn.execute("update subscriptions set state = 'pending' where id = $1", row["id"])
+            return row["id"], "pending", True
+        # Pending already (one opt-in mail per arming, so nobody can mail-bomb an address) or confirmed.
+        return row["id"], row["state"], False
+
+    async def subscription_state(self, subscription_id: UUID) -> str | None:
+        value: str | None = await self.conn.fetchval("select state from subscriptions where id = $1", subscription_id)
+        return value
+
+    async def set_subscription_state(self, subscription_id: UUID, state: str, now: datetime) -> Any:
+        return await self.conn.fetchrow(
+            "update subscriptions set state = $2,"
+            " confirmed_at = case when $2 = 'confirmed' then $3 else confirmed_at end"
+            " where id = $1 returning id, tenant, process_id, state",
+            subscription_id,
+            state,
+            now,
+        )
+
+    # -- the delivery log ---------------------------------------------------------------------------------
+
+    async def _deliveries_where(self, tenant: str, where: str, value: Any, limit: int = 500) -> list[Any]:
+        return list(
+            await self.conn.fetch(
+                f"select {DELIVERY_COLUMNS} from deliveries where tenant = $1 and {where}"
+                " order by created_at, id limit $3",
+                tenant,
+                value,
+                limit,
+            )
+        )
+
+    async def deliveries_of_cause(self, tenant: str, event_id: UUID) -> list[Any]:
+        return await self._deliveries_where(tenant, "cause_event_id = $2", event_id)
+
+    async def deliveries_to(self, tenant: str, recipient_key: str) -> list[Any]:
+        return await self._deliveries_where(tenant, "recipient_key = $2", recipient_key)
+
+    async def deliveries_of_registration(self, tenant: str, registration_id: UUID) -> list[Any]:
+        return await self._deliveries_where(tenant, "registration_id = $2", registration_id)
+
+    async def deliveries_of_endpoint(self, tenant: str, endpoint_id: UUID) -> list[Any]:
+        return await self._deliveries_where(tenant, "endpoint_id = $2", endpoint_id)
+
+    # -- sending --------------------------------------------------------------------------------------------
+
+    async def claim(
+        self, channel: str, now: datetime, lease_until: datetime, limit: int, max_attempts: int = 1_000_000
+    ) -> list[Any]:
+        """Take due deliveries (and ones whose sender's lease ran out) for sending: 'sending' until the lease
+        ends."""
+        return list(
+            await self.conn.fetch(
+                "update deliveries d set state = 'sending', lease_until = $3, attempts = d.attempts + 1"
+                " where d.id in (select id from deliveries where channel = $1 and ("
+                "   (state in ('queued', 'failed') and next_attempt_at <= $2)"
+                "   or (state = 'sending' and lease_until < $2 and attempts < $5))"
+                " order by next_attempt_at limit $4 for update skip locked)"
+                f" returning {', '.join('d.' + c.strip() for c in DELIVERY_COLUMNS.split(','))}",
+                channel,
+                now,
+                lease_until,
+                limit,
+                max_attempts,
+            )
+        )
+
+    async def abandon_unknown(self, now: datetime, max_attempts: int) -> list[Any]:
+        """Mails whose lease ran out on the last allowed attempt: given up, their outcome unknown."""
+        return list(
+            await self.conn.fetch(
+                "update deliveries set state = 'given_up', lease_until = null,"
+                " last_answer = 'outcome unknown: the sender stopped during the last attempt'"
+                " where id in (select id from deliveries where channel = 'email' and state = 'sending'"
+                " and lease_until < $1 and attempts >= $2 for update skip locked)"
+                " returning id, tenant, cause_event_id, template",
+                now,
+                max_attempts,
+            )
+        )
+
+    async def release(self, ids: list[UUID], lease_until: datetime) -> None:
+        """Rows claimed and not sent: due again at once, the claim's attempt not counted."""
+        await self.conn.execute(
+            "update deliveries set state = case when attempts > 1 then 'failed' else 'queued' end,"
+            " attempts = attempts - 1, lease_until = null"
+            " where id = any($1) and state = 'sending' and lease_until = $2",
+            ids,
+            lease_until,
+        )
+
+    async def lookups(self, rows: Sequence[Any]) -> dict[str, dict[Any, Any]]:
+        """The meetings, surveys and causes a claimed batch of mails refers to."""
+        meeting_ids = list({r["meeting_id"] for r in rows if r["meeting_id"]})
+        survey_ids = list({r["survey_id"] for r in rows if r["survey_id"]})
+        cause_ids = list({r["cause_event_id"] for r in rows})
+        meetings = await self.conn.fetch("select * from meetings where meeting_id = any($1)", meeting_ids)
+        surveys = await self.conn.fetch("select * from surveys where survey_id = any($1)", survey_ids)
+        causes = await self.conn.fetch("select event_id, data from causes where event_id = any($1)", cause_ids)
+        return {
+            "meetings": {(m["tenant"], m["meeting_id"]): m for m in meetings},
+            "surveys": {(v["tenant"], v["survey_id"]): v for v in surveys},
+            "causes": {c["event_id"]: json.loads(c["data"]) for c in causes},
+        }
+
+    async def record_mail_outcomes(
+        self, updates: list[tuple[Any, ...]], events: list[tuple[Any, ...]], channel: str
+    ) -> None:
+        """``updates``: (id, state, next attempt, answer, sent at, lease) per delivery; ``events``: (delivery id,
+        event id, tenant, stream, type, envelope JSON), written only for rows still under that lease."""
+        await self.conn.execute(
+            _RECORD_MAILS,
+            *[list(column) for column in zip(*updates, strict=True)],
+            *[list(column) for column in zip(*events, strict=True)],
+            channel,
+        )
+
+    # -- webhooks -----------------------------------------------------------------------------------------
+
+    async def enabled_endpoints(self, tenant: str) -> list[Any]:
+        return list(
+            await self.conn.fetch("select id, event_types from webhook_endpoints where tenant = $1 and enabled", tenant)
+        )
+
+    async def queue_webhooks(
+        self, tenant: str, cause_event_id: UUID, type_: str, body: dict[str, Any], endpoint_ids: list[UUID], now: Any
+    ) -> None:
+        await self.conn.executemany(
+            "insert into deliveries (tenant, cause_event_id, channel, recipient_key, template, transactional,"
+            " endpoint_id, body, next_attempt_at, created_at)"
+            " values ($1, $2, 'webhook', $3, $4, true, $5, $6, $7, $7)"
+            " on conflict (cause_event_id, recipient_key, channel) do nothing",
+            [(tenant, cause_event_id, f"endpoint:{eid}", type_, eid, _json(body), now) for eid in endpoint_ids],
+        )
+
+    async def endpoints(self, ids: list[UUID]) -> dict[UUID, Any]:
+        rows = await self.conn.fetch("select * from webhook_endpoints where id = any($1)", ids)
+        return {e["id"]: e for e in rows}
+
+    async def record_webhook_outcomes(self, updates: list[tuple[Any, ...]], disable: list[UUID]) -> None:
+        """``updates``: (id, state, next attempt, answer, sent at) per delivery; ``disable``: endpoints that are
+        gone (410)."""
+        await self.conn.executemany(
+            "update deliveries set state = $2, next_attempt_at = $3, last_answer = $4, sent_at = $5,"
+            " lease_until = null where id = $1 and state = 'sending'",
+            updates,
+        )
+        if disable:
+            await self.conn.execute(
+                "update webhook_endpoints set enabled = false, disabled_reason = '410 Gone' where id = any($1)",
+                list(set(disable)),
+            )
+
+    async def create_endpoint(
+        self, tenant: str, url: str, event_types: list[str], secret: str, description: str | None, now: datetime
+    ) -> Any:
+        return await self.conn.fetchrow(
+            "insert into webhook_endpoints (id, tenant, url, event_types, secret, description, created_at)"
+            " values ($1, $2, $3, $4, $5, $6, $7) returning *",
+            uuid4(),
+            tenant,
+            url,
+            event_types,
+            secret,
+            description,
+            now,
+        )
+
+    async def list_endpoints(self, tenant: str) -> list[Any]:
+        return list(
+            await self.conn.fetch("select * from webhook_endpoints where tenant = $1 order by created_at", tenant)
+        )
+
+    async def delete_endpoint(self, tenant: str, endpoint_id: UUID) -> bool:
+        status = await self.conn.execute(
+            "delete from webhook_endpoints where tenant = $1 and id = $2", tenant, endpoint_id
+        )
+        return not status.endswith(" 0")
