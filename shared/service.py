@@ -60,8 +60,6 @@ class ServiceContext:
         return UnitsOfWork(self.pool, self.outbox, store)
 
 
-ServiceHandler = Callable[[ServiceContext, db.Conn, Event], Awaitable[None]]
-
 P = TypeVar("P", bound=Payload)
 
 
@@ -84,24 +82,12 @@ def on(payload: type[P], handler: Callable[[ServiceContext, db.Conn, Envelope, P
     return Subscription(payload, handler)
 
 
-Subscriptions = Sequence[Subscription] | Mapping[str, ServiceHandler]
+Subscriptions = Sequence[Subscription]
 
 
 def bind(ctx: ServiceContext, subscriptions: Subscriptions) -> dict[str, Handler]:
     """The consumer's table (event type -> handler). Several subscriptions to one type run in list order, in
     the same transaction."""
-    if isinstance(subscriptions, Mapping):
-        # The older shape, keyed by type string: kept while services move to ``on(...)`` lists.
-        legacy: Mapping[str, ServiceHandler] = subscriptions
-
-        def bound(handler: ServiceHandler) -> Handler:
-            async def run(conn: db.Conn, event: Event) -> None:
-                await handler(ctx, conn, event)
-
-            return run
-
-        return {t: bound(h) for t, h in legacy.items()}
-
     by_type: dict[str, list[Subscription]] = {}
     for sub in subscriptions:
         by_type.setdefault(sub.type, []).append(sub)
@@ -148,8 +134,6 @@ class ServiceDefinition:
     @property
     def event_types(self) -> list[str]:
         """The event types the service subscribes to."""
-        if isinstance(self.subscriptions, Mapping):
-            return sorted(self.subscriptions)
         return sorted({s.type for s in self.subscriptions})
 
     def all_migrations(self) -> list[db.Migration]:
