@@ -14,7 +14,7 @@ import pytest
 from starlette.requests import Request
 
 from tests.console_support import Provider, csrf_of
-from tests.integration.console.conftest import BASE, Console, oidc_settings
+from tests.integration.console.conftest import BASE, oidc_settings
 from web.console import auth
 from web.console.session import cookie_name
 
@@ -195,10 +195,10 @@ async def test_an_unreachable_provider_is_a_page(make_console: Any) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    async with make_console(oidc_issuer=f"http://127.0.0.1:{port}", oidc_client_id="civic") as console:
-        async with console.browser() as browser:
-            r = await browser.get("/verwaltung/anmelden")
-            assert r.status_code == 503 and "nicht erreichbar" in r.text
+    unreachable = {"oidc_issuer": f"http://127.0.0.1:{port}", "oidc_client_id": "civic"}
+    async with make_console(**unreachable) as console, console.browser() as browser:
+        r = await browser.get("/verwaltung/anmelden")
+        assert r.status_code == 503 and "nicht erreichbar" in r.text
 
 
 async def test_the_provider_s_refusal_is_a_page(make_console: Any, provider: Provider) -> None:
