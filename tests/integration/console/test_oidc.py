@@ -19,10 +19,7 @@ from web.console import auth
 from web.console.session import cookie_name
 
 # The provider's own use of Authlib is from an older release; its warnings are not this code's.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:authlib.oidc.core.grants._legacy"),
-    pytest.mark.filterwarnings("ignore:authlib.jose module is deprecated:DeprecationWarning"),
-]
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:authlib.oidc.core.grants._legacy")
 
 
 def person(provider: Provider, **claims: Any) -> str:
