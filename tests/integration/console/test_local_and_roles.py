@@ -86,6 +86,8 @@ async def test_local_sign_in_staff_overview(make_console: Any, settings: Setting
             await sign_in_locally(browser, console.tenant, "staff", name="Robin Beispiel")
             cookie = next(c for c in browser.cookies.jar if c.name == "civic_console")
             assert cookie.has_nonstandard_attr("HttpOnly") and len(cookie.value) < 1200
+            r = await browser.get(f"/verwaltung/{console.tenant}")
+            assert r.status_code == 308 and r.headers["location"] == f"/verwaltung/{console.tenant}/"
             page = assert_page(await browser.get(f"/verwaltung/{console.tenant}/"))
             assert "Robin Beispiel" in page and "Bürgerforum Prüfland" in page
             assert "Geheimes Treffen" not in page
