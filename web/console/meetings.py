@@ -22,12 +22,12 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
-from web.console.session import StaffSession, console_session, service_token
 
 from web import i18n
 from web.client import ApiProblem
 from web.console import meeting_form as mf
 from web.console import spreadsheets
+from web.console.session import StaffSession, console_session, service_token
 from web.i18n import BERLIN
 from web.pages import registration_form as rf
 from web.pages.common import api, check_tenant, lang_of, now, see_other, settings_of
@@ -215,6 +215,11 @@ STAFF_CHANNELS = (("phone", "per Telefon"), ("email", "per E-Mail oder Brief"), 
 STATE_TEXTS = {"draft": "Entwurf", "published": "Veröffentlicht", "cancelled": "Abgesagt"}
 
 
+def stamp(value: str | None) -> str:
+    """``01.12.2026 18:04``: a time in Berlin, short, for tables and sheets."""
+    return datetime.fromisoformat(value).astimezone(BERLIN).strftime("%d.%m.%Y %H:%M") if value else ""
+
+
 # -- calling the API as the signed-in person -----------------------------------------------------------------------
 
 
@@ -246,7 +251,7 @@ class Console:
         return render(
             self.request,
             f"console/meetings/{template}",
-            {"session": self.session, "base": f"/verwaltung/{self.tenant}/veranstaltungen", **context},
+            {"session": self.session, "base": f"/verwaltung/{self.tenant}/veranstaltungen", "stamp": stamp, **context},
             status=status,
             tenant=self.tenant,
         )
@@ -478,9 +483,6 @@ def _table(
         _("Abgesagt am"),
         _("Eingecheckt am"),
     ]
-
-    def stamp(value: str | None) -> str:
-        return datetime.fromisoformat(value).astimezone(BERLIN).strftime("%d.%m.%Y %H:%M") if value else ""
 
     def answer(value: Any) -> str:
         if isinstance(value, bool):
