@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -86,9 +87,16 @@ class Provider:
 
 
 @contextmanager
-def running_provider() -> Iterator[Provider]:
-    from oidc_provider_mock import run_server_in_thread
+def running_provider(*, registered_clients: bool = True) -> Iterator[Provider]:
+    """The provider on a free port of loopback; with ``registered_clients`` only clients registered through
+    ``Provider.register_client`` (with their redirect URIs) may sign in, otherwise any client id may."""
+    with warnings.catch_warnings():
+        # The provider's own use of Authlib is from an older release; its warnings are not this code's.
+        from authlib.deprecate import AuthlibDeprecationWarning
+
+        warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+        from oidc_provider_mock import run_server_in_thread
 
     # The provider's issuer is the address it is asked at: always ask it as localhost.
-    with run_server_in_thread(port=0, require_client_registration=True, require_nonce=True) as server:
+    with run_server_in_thread(port=0, require_client_registration=registered_clients, require_nonce=True) as server:
         yield Provider(f"http://localhost:{server.server_port}")

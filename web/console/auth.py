@@ -203,12 +203,13 @@ async def finish(request: Request) -> Response:
     flows = _flows(request)
     flow = next((f for f in flows if secrets.compare_digest(f.get("s", ""), state)), None) if state else None
     rest = [f for f in flows if f is not flow]
+    if error := params.get("error"):
+        # An error answer signs nobody in, whatever its state; some providers send it without one.
+        log.info("console sign-in: the provider answered %s", error[:100])
+        return _failed_page(request, "cancelled", flows=rest)
     if flow is None:
         log.info("console sign-in refused: unknown state")
         return _failed_page(request, "state", flows=rest)
-    if error := params.get("error"):
-        log.info("console sign-in: the provider answered %s", error[:100])
-        return _failed_page(request, "cancelled", flows=rest)
     code = params.get("code")
     if not code:
         return _failed_page(request, "refused", flows=rest)

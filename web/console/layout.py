@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -13,6 +13,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from web import i18n
 from web.console.session import NoAccess, SignInNeeded, StaffSession, signed_in
 from web.rendering import render as render_page
+from web.security import CSP
+from web.settings import WebSettings
 
 i18n.english(
     {
@@ -51,7 +53,28 @@ def render(
     page = {"session": session, "signed_in": signed_in(request), **(context or {})}
     response = render_page(request, template, page, status=status, tenant=session.tenant if session else None)
     response.headers["X-Robots-Tag"] = "noindex"
+    if origins := provider_origins(request):
+        # Signing out posts here and is then sent on to the provider's end_session_endpoint; browsers apply
+        # form-action to that redirect too, so the provider's origin is allowed as a form's destination.
+        response.headers["Content-Security-Policy"] = CSP.replace("form-action 'self'", f"form-action 'self' {origins}")
     return response
+
+
+def _origin(url: str) -> str | None:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def provider_origins(request: Request) -> str:
+    """The provider's origins a sign-out may be redirected to: its issuer's, and its end-session endpoint's."""
+    settings: WebSettings = request.app.state.web_settings
+    if not settings.oidc_issuer:
+        return ""
+    found = [_origin(settings.oidc_issuer)]
+    client = getattr(request.app.state, "oidc_client", None)
+    if client is not None and client.server_metadata.get("end_session_endpoint"):
+        found.append(_origin(str(client.server_metadata["end_session_endpoint"])))
+    return " ".join(dict.fromkeys(o for o in found if o))
 
 
 def sign_in_address(next_path: str | None = None, expired: bool = False) -> str:

@@ -273,7 +273,8 @@ def service_token(session: StaffSession, settings: WebSettings) -> str:
     if settings.production and settings.token_key == _dev_key():
         raise RuntimeError("CIVIC_WEB_TOKEN_KEY must be set in production mode")
     roles = tuple(sorted(r for r in session.roles if r in CONSOLE_ROLES))
-    key = (session.subject, session.tenant, roles, settings.token_algorithm)
+    signer = hashlib.sha256(f"{settings.token_algorithm}:{settings.token_key}".encode()).hexdigest()[:16]
+    key = (session.subject, session.tenant, roles, signer)
     with _tokens_lock:
         token = _tokens.get(key)
     if token is not None:
