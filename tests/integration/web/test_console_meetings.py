@@ -225,3 +225,48 @@ async def test_a_checkin_person_is_refused_the_meeting_pages(console: Console) -
         r = await console.web.get(path)
         assert r.status_code == 403, (path, r.status_code)
         assert "Neue Veranstaltung" not in r.text
+
+
+async def test_time_slots_english_and_removing_items(console: Console) -> None:
+    await sign_in_locally(console.web, console.tenant, "staff")
+    starts = (datetime.now(UTC) + timedelta(days=3)).replace(second=0, microsecond=0)
+    created = await console.send(
+        f"{console.base}/neu",
+        {"title": "Sprechstunde", "starts_at": local(starts), "ends_at": local(starts + timedelta(hours=3))},
+    )
+    meeting = created.headers["location"].split("?")[0]
+    await console.send(f"{meeting}/bearbeiten/anmeldung", {"capacity": "10", "max_companions": "0"})
+
+    # A meeting with one capacity cannot take slots: the page says what to do first.
+    slot = {"starts_at": local(starts), "ends_at": local(starts + timedelta(hours=1)), "capacity": "4"}
+    refused = await console.send(f"{meeting}/zeitfenster", slot, status=422)
+    assert 'href="#capacity"' in refused.text and "Bitte leeren Sie zuerst" in refused.text
+    outside = await console.send(
+        f"{meeting}/zeitfenster",
+        {"starts_at": local(starts - timedelta(hours=2)), "ends_at": local(starts), "capacity": "4"},
+        status=422,
+    )
+    assert "innerhalb der Veranstaltung" in outside.text
+
+    await console.send(f"{meeting}/bearbeiten/anmeldung", {"capacity": "", "max_companions": "0"})
+    await console.send(f"{meeting}/zeitfenster", slot)
+    slots = await console.page(f"{meeting}/zeitfenster")
+    assert "Plätze: 4" in slots
+    slot_id = re.search(r'/zeitfenster/([0-9a-f-]{36})/entfernen"', slots).group(1)
+    await console.send(f"{meeting}/zeitfenster", {}, action=f"{meeting}/zeitfenster/{slot_id}/entfernen")
+    assert "Noch keine Zeitfenster." in await console.page(f"{meeting}/zeitfenster")
+
+    await console.send(f"{meeting}/bestaetigungen", {"text": "Ich bin volljährig."})
+    page = await console.page(f"{meeting}/bestaetigungen")
+    assert "Ich bin volljährig." in page
+    await console.send(
+        f"{meeting}/bestaetigungen", {}, action=f"{meeting}/bestaetigungen/ich-bin-volljaehrig/entfernen"
+    )
+    assert "Noch keine Bestätigungen." in await console.page(f"{meeting}/bestaetigungen")
+
+    # English through the language switch: the same page, its texts translated.
+    await console.web.get("/sprache?lang=en")
+    english = await console.page(f"{meeting}/bearbeiten/grunddaten")
+    assert '<html lang="en">' in english and "Title and time" in english and "Save" in english
+    empty = await console.send(f"{meeting}/bearbeiten/grunddaten", {"title": "", "starts_at": "", "ends_at": ""}, 422)
+    assert "Please enter a title." in empty.text
