@@ -778,7 +778,7 @@ async def list_remove(request: Request, tenant: str, meeting_id: UUID, slug: str
     try:
         await c.patch(f"/meetings/{meeting_id}", {key: items})
     except ApiProblem as problem:
-        errors = FormErrors(summary=mf.api_errors(problem, {}, lang_of(request)).summary or problem.title)
+        errors = mf.api_errors(problem, {}, lang_of(request))
         context = {"m": m, "values": {"kind": "text"}, "errors": errors, "kinds": mf.QUESTION_KINDS}
         return c.page(template, context, status=problem.status)
     return see_other(f"/verwaltung/{tenant}/veranstaltungen/{meeting_id}/{slug}")
