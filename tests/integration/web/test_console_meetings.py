@@ -14,6 +14,7 @@ import secrets
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,9 +22,11 @@ import httpx
 import pytest
 
 from civic.services import select
+from shared.clock import FileClock
 from shared.http.app import create_app
 from shared.settings import Settings
 from tests.console_support import sign_in_locally
+from tests.support import staff_headers
 from web.app import create_app as create_web
 from web.settings import WebSettings
 
@@ -32,9 +35,13 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 class Console:
-    def __init__(self, api: httpx.AsyncClient, web: httpx.AsyncClient, tenant: str) -> None:
-        self.api, self.web, self.tenant = api, web, tenant
+    def __init__(self, api: httpx.AsyncClient, web: httpx.AsyncClient, tenant: str, clock: Path) -> None:
+        self.api, self.web, self.tenant, self.clock = api, web, tenant, clock
         self.base = f"/verwaltung/{tenant}/veranstaltungen"
+
+    def move_clock(self, to: datetime) -> None:
+        """Services and web app both read this file: time jumps there and runs on."""
+        self.clock.write_text(to.isoformat())
 
     async def page(self, path: str, status: int = 200) -> str:
         r = await self.web.get(path)
@@ -59,19 +66,22 @@ class Console:
 
 
 @pytest.fixture
-async def console(settings: Settings) -> AsyncIterator[Console]:
-    settings = settings.model_copy(update={"public_base_url": BASE})
+async def console(settings: Settings, tmp_path: Path) -> AsyncIterator[Console]:
+    clock = tmp_path / "clock"
+    settings = settings.model_copy(update={"public_base_url": BASE, "clock_file": str(clock)})
     tenant = f"kreis-{secrets.token_hex(3)}"
-    services = create_app(select(None), settings)
+    services = create_app(select(None), settings, clock=FileClock(str(clock)))
     web = create_web(
-        WebSettings(api_base_url=BASE, public_base_url=BASE, tenants={tenant: {"name": "Kreis Test"}}),
+        WebSettings(
+            api_base_url=BASE, public_base_url=BASE, tenants={tenant: {"name": "Kreis Test"}}, clock_file=str(clock)
+        ),
         transport=httpx.ASGITransport(app=services),
     )
     async with services.router.lifespan_context(services):
         api = httpx.AsyncClient(transport=httpx.ASGITransport(app=services), base_url=BASE)
         pages = httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url=BASE)
         async with api, pages:
-            yield Console(api, pages, tenant)
+            yield Console(api, pages, tenant, clock)
         await web.state.api.close()
 
 
@@ -190,6 +200,34 @@ async def test_meeting_from_creation_to_promotion_and_exports(console: Console) 
     row = re.search(r"<tr[^>]*>\s*<th[^>]*>Jürgen Müßig.*?</tr>", after, re.S)
     assert row is not None and ">bestätigt<" in row.group(0)
 
+    # The meeting has begun: now the page counts no-shows; checked in at the door (the door page's API call),
+    # the table says so, with the time.
+    console.move_clock(starts + timedelta(minutes=10))
+    # A week later by the clock the sign-in has ended (the session ends by the app's clock): sign in again.
+    await sign_in_locally(console.web, console.tenant, "staff", name="Sachbearbeitung Test")
+    begun = await console.page(meeting_path)
+    no_shows = re.search(r"<dt>Nicht erschienen</dt>\s*<dd>(.*?)</dd>", begun, re.S)
+    assert no_shows is not None and no_shows.group(1).strip() == "1"
+    door = staff_headers(console.tenant, "checkin")
+    listing = (
+        await console.api.get(
+            f"/api/registration/staff/meetings/{meeting_id}/registrations", headers=staff_headers(console.tenant)
+        )
+    ).json()
+    ticket = next(r["ticket_code"] for r in listing if r["name"] == "Jürgen Müßig")
+    admitted = await console.api.post(
+        f"/api/registration/meetings/{meeting_id}/checkins", headers=door, json={"ticket": ticket, "nonce": "tuer-0001"}
+    )
+    assert admitted.status_code == 200, admitted.text
+    row = re.search(
+        r"<tr[^>]*>\s*<th[^>]*>Jürgen Müßig.*?</tr>", await console.page(f"{meeting_path}/anmeldungen"), re.S
+    )
+    assert row is not None and ">eingecheckt " in row.group(0) and " Uhr<" in row.group(0)
+    counted = await console.page(meeting_path)
+    assert re.search(r"<dt>Eingecheckt</dt>\s*<dd>1 ", counted) and re.search(
+        r"<dt>Nicht erschienen</dt>\s*<dd>0</dd>", counted
+    )
+
     csv_file = await console.web.get(f"{meeting_path}/anmeldungen.csv")
     assert csv_file.status_code == 200 and csv_file.headers["content-type"].startswith("text/csv")
     assert csv_file.content.startswith(b"\xef\xbb\xbf"), "a byte order mark, so Excel reads UTF-8"
@@ -198,7 +236,7 @@ async def test_meeting_from_creation_to_promotion_and_exports(console: Console) 
     rows = list(csv.reader(io.StringIO(text), delimiter=";"))
     by_name = {r[0]: r for r in rows[1:]}
     assert by_name["Jürgen Müßig"][1] == "" and by_name["Jürgen Müßig"][2].endswith("481123456"), rows
-    assert {r[0]: r[4] for r in rows[1:]} == {"Kim Online": "abgesagt", "Jürgen Müßig": "bestätigt"}
+    assert {r[0]: r[4] for r in rows[1:]} == {"Kim Online": "abgesagt", "Jürgen Müßig": "eingecheckt"}
     assert "Essen Sie vegetarisch?" in rows[0]
 
     xlsx = await console.web.get(f"{meeting_path}/anmeldungen.xlsx")
