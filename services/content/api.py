@@ -1,5 +1,6 @@
-"""HTTP API under /api/content/: staff endpoints (``Staff`` token, tenant from the token) and public reads; the
-short link ``/q/<code>`` at the root. Routes only: each parses the request, calls one use case and renders."""
+"""HTTP API under /api/content/: staff endpoints (a ``staff`` or ``editor`` token, tenant from the token) and
+public reads; the short link ``/q/<code>`` at the root. Routes only: each parses the request, calls one use case
+and renders."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from services.content import domain, schemas, use_cases
 from services.content.short_links import SIZES, SIZES_MM, PosterSize
 from services.content.store import Store
 from shared import qr
-from shared.http.auth import Staff
+from shared.http.auth import Principal, require
 from shared.http.openapi import answers, media, merge, problems
 from shared.links import link
 from shared.service import ServiceContext, context_of
@@ -32,6 +33,9 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 
 #: Short enough that a seat count is at most this stale in a shared cache; long enough to absorb bursts.
 PUBLIC_CACHE = "public, max-age=30"
+
+#: Content is edited by staff and by editors (the console's role for content only).
+Editor = Annotated[Principal, Depends(require("staff", "editor"))]
 
 Tenant = Annotated[str, Path(min_length=1, max_length=63, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")]
 LangQ = Annotated[Literal["de", "en"], Query(description="language; missing translations fall back to de")]
@@ -78,34 +82,34 @@ def cached_body(request: Request, body: Any) -> Response:
 
 
 @staff.post("/processes", status_code=201, responses=merge(answers(schemas.ProcessOut, 201), problems(409)))
-async def create_process(request: Request, data: schemas.ProcessIn, principal: Staff) -> Response:
+async def create_process(request: Request, data: schemas.ProcessIn, principal: Editor) -> Response:
     now = ctx_of(request).clock.now()
     p = await use_cases.create_process(uow(request), principal.tenant, schemas.fields(data), now)
     return json_response(p, 201)
 
 
 @staff.get("/processes", responses=answers(schemas.ProcessesOut))
-async def list_processes(request: Request, principal: Staff) -> Response:
+async def list_processes(request: Request, principal: Editor) -> Response:
     async with reading(request) as store:
         return json_response(await use_cases.processes(store, principal.tenant))
 
 
 @staff.get("/processes/{process_id}", responses=answers(schemas.ProcessFullOut))
-async def get_process(request: Request, process_id: UUID, principal: Staff) -> Response:
+async def get_process(request: Request, process_id: UUID, principal: Editor) -> Response:
     """All languages, drafts included, contact e-mail addresses in clear."""
     async with reading(request) as store:
         return json_response(await use_cases.process_for_staff(store, principal.tenant, process_id))
 
 
 @staff.patch("/processes/{process_id}", responses=merge(answers(schemas.ProcessOut), problems(409)))
-async def update_process(request: Request, process_id: UUID, data: schemas.ProcessPatch, principal: Staff) -> Response:
+async def update_process(request: Request, process_id: UUID, data: schemas.ProcessPatch, principal: Editor) -> Response:
     now = ctx_of(request).clock.now()
     changes = schemas.changes(data)
     return json_response(await use_cases.update_process(uow(request), principal.tenant, process_id, changes, now))
 
 
 @staff.delete("/processes/{process_id}", status_code=204)
-async def delete_process(request: Request, process_id: UUID, principal: Staff) -> Response:
+async def delete_process(request: Request, process_id: UUID, principal: Editor) -> Response:
     await use_cases.delete_process(uow(request), principal.tenant, process_id)
     return Response(status_code=204)
 
@@ -120,14 +124,14 @@ async def _publish(request: Request, tenant: str, what: str, id_: UUID, data: sc
 
 @staff.post("/processes/{process_id}/publish", responses=PUBLISHED)
 async def publish_process(
-    request: Request, process_id: UUID, principal: Staff, data: schemas.PublishIn | None = None
+    request: Request, process_id: UUID, principal: Editor, data: schemas.PublishIn | None = None
 ) -> Response:
     """Publish now, or at ``publish_at`` (the publishing loop does it then). Emits ContentPublishedV1."""
     return await _publish(request, principal.tenant, "process", process_id, data or schemas.PublishIn())
 
 
 @staff.post("/processes/{process_id}/unpublish", responses=answers(schemas.PublicationOut))
-async def unpublish_process(request: Request, process_id: UUID, principal: Staff) -> Response:
+async def unpublish_process(request: Request, process_id: UUID, principal: Editor) -> Response:
     now = ctx_of(request).clock.now()
     return json_response(await use_cases.unpublish(uow(request), principal.tenant, "process", process_id, now))
 
@@ -136,36 +140,36 @@ async def unpublish_process(request: Request, process_id: UUID, principal: Staff
 
 
 @staff.post("/processes/{process_id}/phases", status_code=201, responses=PART)
-async def add_phase(request: Request, process_id: UUID, data: schemas.PhaseIn, principal: Staff) -> Response:
+async def add_phase(request: Request, process_id: UUID, data: schemas.PhaseIn, principal: Editor) -> Response:
     out = await use_cases.add_phase(uow(request), principal.tenant, process_id, schemas.fields(data))
     return json_response(out, 201)
 
 
 @staff.put("/phases/{phase_id}", responses=answers(schemas.PartOut))
-async def update_phase(request: Request, phase_id: UUID, data: schemas.PhaseIn, principal: Staff) -> Response:
+async def update_phase(request: Request, phase_id: UUID, data: schemas.PhaseIn, principal: Editor) -> Response:
     return json_response(await use_cases.update_phase(uow(request), principal.tenant, phase_id, schemas.fields(data)))
 
 
 @staff.post("/processes/{process_id}/steps", status_code=201, responses=PART)
-async def add_step(request: Request, process_id: UUID, data: schemas.StepIn, principal: Staff) -> Response:
+async def add_step(request: Request, process_id: UUID, data: schemas.StepIn, principal: Editor) -> Response:
     out = await use_cases.add_step(uow(request), principal.tenant, process_id, schemas.fields(data))
     return json_response(out, 201)
 
 
 @staff.post("/processes/{process_id}/contacts", status_code=201, responses=PART)
-async def add_contact(request: Request, process_id: UUID, data: schemas.ContactIn, principal: Staff) -> Response:
+async def add_contact(request: Request, process_id: UUID, data: schemas.ContactIn, principal: Editor) -> Response:
     out = await use_cases.add_contact(uow(request), principal.tenant, process_id, schemas.fields(data))
     return json_response(out, 201)
 
 
 @staff.post("/processes/{process_id}/attachments", status_code=201, responses=PART)
-async def add_attachment(request: Request, process_id: UUID, data: schemas.AttachmentIn, principal: Staff) -> Response:
+async def add_attachment(request: Request, process_id: UUID, data: schemas.AttachmentIn, principal: Editor) -> Response:
     out = await use_cases.add_attachment(uow(request), principal.tenant, process_id, schemas.fields(data))
     return json_response(out, 201)
 
 
 @staff.post("/processes/{process_id}/references", status_code=201, responses=PART)
-async def add_reference(request: Request, process_id: UUID, data: schemas.RefIn, principal: Staff) -> Response:
+async def add_reference(request: Request, process_id: UUID, data: schemas.RefIn, principal: Editor) -> Response:
     """Refer to a meeting (registration service) or survey (surveys service) by id; its live state follows."""
     out = await use_cases.add_reference(
         uow(request), principal.tenant, process_id, data.kind, data.ref_id, data.position
@@ -174,7 +178,7 @@ async def add_reference(request: Request, process_id: UUID, data: schemas.RefIn,
 
 
 def _deleter(table: str, what: str) -> Any:
-    async def delete(request: Request, part_id: UUID, principal: Staff) -> Response:
+    async def delete(request: Request, part_id: UUID, principal: Editor) -> Response:
         await use_cases.delete_part(uow(request), principal.tenant, table, part_id)
         return Response(status_code=204)
 
@@ -202,7 +206,7 @@ for _path, _table, _what in (
     status_code=201,
     responses=merge(answers(schemas.ArticleOut, 201), problems(404, 409)),
 )
-async def create_article(request: Request, data: schemas.ArticleIn, principal: Staff) -> Response:
+async def create_article(request: Request, data: schemas.ArticleIn, principal: Editor) -> Response:
     """A page or a news item in Markdown; stored with its sanitised HTML. A draft until published."""
     now = ctx_of(request).clock.now()
     out = await use_cases.create_article(uow(request), principal.tenant, schemas.fields(data), now)
@@ -210,19 +214,19 @@ async def create_article(request: Request, data: schemas.ArticleIn, principal: S
 
 
 @staff.get("/articles", responses=answers(schemas.ArticlesOut))
-async def list_articles(request: Request, principal: Staff, kind: Literal["page", "news"] | None = None) -> Response:
+async def list_articles(request: Request, principal: Editor, kind: Literal["page", "news"] | None = None) -> Response:
     async with reading(request) as store:
         return json_response(await use_cases.articles(store, principal.tenant, kind))
 
 
 @staff.get("/articles/{article_id}", responses=answers(schemas.ArticleOut))
-async def get_article(request: Request, article_id: UUID, principal: Staff) -> Response:
+async def get_article(request: Request, article_id: UUID, principal: Editor) -> Response:
     async with reading(request) as store:
         return json_response(await use_cases.article(store, principal.tenant, article_id))
 
 
 @staff.patch("/articles/{article_id}", responses=merge(answers(schemas.ArticleOut), problems(409)))
-async def update_article(request: Request, article_id: UUID, data: schemas.ArticlePatch, principal: Staff) -> Response:
+async def update_article(request: Request, article_id: UUID, data: schemas.ArticlePatch, principal: Editor) -> Response:
     now = ctx_of(request).clock.now()
     changes = schemas.changes(data)
     return json_response(await use_cases.update_article(uow(request), principal.tenant, article_id, changes, now))
@@ -230,19 +234,19 @@ async def update_article(request: Request, article_id: UUID, data: schemas.Artic
 
 @staff.post("/articles/{article_id}/publish", responses=PUBLISHED)
 async def publish_article(
-    request: Request, article_id: UUID, principal: Staff, data: schemas.PublishIn | None = None
+    request: Request, article_id: UUID, principal: Editor, data: schemas.PublishIn | None = None
 ) -> Response:
     return await _publish(request, principal.tenant, "article", article_id, data or schemas.PublishIn())
 
 
 @staff.post("/articles/{article_id}/unpublish", responses=answers(schemas.PublicationOut))
-async def unpublish_article(request: Request, article_id: UUID, principal: Staff) -> Response:
+async def unpublish_article(request: Request, article_id: UUID, principal: Editor) -> Response:
     now = ctx_of(request).clock.now()
     return json_response(await use_cases.unpublish(uow(request), principal.tenant, "article", article_id, now))
 
 
 @staff.delete("/articles/{article_id}", status_code=204)
-async def delete_article(request: Request, article_id: UUID, principal: Staff) -> Response:
+async def delete_article(request: Request, article_id: UUID, principal: Editor) -> Response:
     await use_cases.delete_part(uow(request), principal.tenant, "articles", article_id)
     return Response(status_code=204)
 
@@ -259,7 +263,7 @@ def _qr_out(ctx: ServiceContext, rec: dict[str, Any]) -> dict[str, Any]:
 
 
 @staff.post("/qr-codes", status_code=201, responses=merge(answers(schemas.QrOut, 201), problems(503)))
-async def create_qr(request: Request, data: schemas.QrIn, principal: Staff) -> Response:
+async def create_qr(request: Request, data: schemas.QrIn, principal: Editor) -> Response:
     """A new short link ``/q/<code>`` leading to the target; print its PNG or SVG."""
     ctx = ctx_of(request)
     rec = await use_cases.create_qr(uow(request), principal.tenant, schemas.fields(data), ctx.clock.now())
@@ -267,7 +271,7 @@ async def create_qr(request: Request, data: schemas.QrIn, principal: Staff) -> R
 
 
 @staff.get("/qr-codes", responses=answers(schemas.QrListOut))
-async def list_qr(request: Request, principal: Staff) -> Response:
+async def list_qr(request: Request, principal: Editor) -> Response:
     ctx = ctx_of(request)
     async with reading(request) as store:
         items = await use_cases.qr_codes(store, principal.tenant)
@@ -275,14 +279,14 @@ async def list_qr(request: Request, principal: Staff) -> Response:
 
 
 @staff.get("/qr-codes/{code}", responses=answers(schemas.QrOut))
-async def get_qr(request: Request, code: str, principal: Staff) -> Response:
+async def get_qr(request: Request, code: str, principal: Editor) -> Response:
     ctx = ctx_of(request)
     async with reading(request) as store:
         return json_response(_qr_out(ctx, await use_cases.qr(store, principal.tenant, code)))
 
 
 @staff.patch("/qr-codes/{code}", responses=answers(schemas.QrOut))
-async def update_qr(request: Request, code: str, data: schemas.QrPatch, principal: Staff) -> Response:
+async def update_qr(request: Request, code: str, data: schemas.QrPatch, principal: Editor) -> Response:
     """Change the target after printing: the printed code keeps working and leads to the new target."""
     ctx = ctx_of(request)
     rec = await use_cases.retarget_qr(uow(request), principal.tenant, code, schemas.changes(data), ctx.clock.now())
@@ -291,7 +295,7 @@ async def update_qr(request: Request, code: str, data: schemas.QrPatch, principa
 
 @staff.get("/qr-codes/{code}/scans", responses=answers(schemas.ScansOut))
 async def qr_scans(
-    request: Request, code: str, principal: Staff, since: date | None = None, until: date | None = None
+    request: Request, code: str, principal: Editor, since: date | None = None, until: date | None = None
 ) -> Response:
     """Scans per day (Europe/Berlin) of one code."""
     async with reading(request) as store:
@@ -303,7 +307,7 @@ async def qr_image(
     request: Request,
     code: str,
     fmt: Literal["png", "svg"],
-    principal: Staff,
+    principal: Editor,
     size: Annotated[PosterSize, Query(description="poster size (PNG: 354-2362 px)")] = "l",
     ec: Annotated[
         Literal["L", "M", "Q", "H"] | None, Query(description="error correction; default: the code's")

@@ -224,6 +224,7 @@ async def test_editor_sees_content_only(make_console: Any, settings: Settings) -
         session = StaffSession("dev:ed", "Ed", (console.tenant,), frozenset({"editor"}), console.tenant)
         headers = {"Authorization": f"Bearer {service_token(session, console.web.state.web_settings)}"}
         assert (await console.api.get("/api/registration/staff/meetings", headers=headers)).status_code == 403
+        assert (await console.api.get("/api/content/staff/processes", headers=headers)).status_code == 200
 
 
 async def test_several_tenants_choose_explicitly(make_console: Any, settings: Settings) -> None:
