@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.clock import clock_from_settings
 from web import i18n
 from web.client import Api, ApiProblem, ApiUnavailable
+from web.console import checkin as console_checkin
 from web.pages import content, meetings, site, subscriptions
 from web.rendering import environment, language, render
 from web.security import CsrfFailed, SecurityHeaders
@@ -73,6 +74,7 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
     app.include_router(meetings.router)
     app.include_router(content.router)
     app.include_router(survey_pages.router)
+    app.include_router(console_checkin.router)
     app.include_router(site.tenant_router)
     install_error_pages(app)
     return app
