@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import uvicorn
 from fastapi import FastAPI
@@ -20,6 +21,9 @@ from fastapi import FastAPI
 from civic.devservers import state_dir
 from civic.mailsink import MailSink
 from civic.serving import QuietServer
+
+if TYPE_CHECKING:
+    from web.settings import WebSettings
 
 
 async def main(port: int, smtp_port: int, demo: bool) -> None:
@@ -46,6 +50,7 @@ async def main(port: int, smtp_port: int, demo: bool) -> None:
         await asyncio.sleep(0.05)
     base = f"http://127.0.0.1:{port}"
     summary = ""
+    console = console_lines(base, web.state.web_settings)
     if demo:
         from civic.demo import load_demo
 
@@ -56,6 +61,7 @@ async def main(port: int, smtp_port: int, demo: bool) -> None:
         f"  received mail      {base}/dev/mail   (SMTP sink on 127.0.0.1:{smtp_port})\n"
         f"  health / metrics   {base}/readyz  {base}/metrics\n"
         f"  staff token        .venv/bin/civic token --tenant kreis-dithmarschen --roles staff\n"
+        f"{console}"
         f"{summary}\nStop with Ctrl-C.\n",
         file=sys.stderr,
         flush=True,
@@ -65,6 +71,19 @@ async def main(port: int, smtp_port: int, demo: bool) -> None:
     finally:
         await web.state.api.close()
         sink.stop()
+
+
+def console_lines(base: str, settings: WebSettings) -> str:
+    """How to sign in to the staff console: the provider when one is set, else the local sign-in."""
+    if settings.oidc_issuer:
+        return f"  staff console      {base}/verwaltung/anmelden   (OpenID Connect: {settings.oidc_issuer})\n"
+    if settings.production:
+        return ""
+    tenants = ", ".join(sorted(settings.tenants)) or "any tenant name"
+    return (
+        f"  staff console      {base}/verwaltung/anmelden/lokal   (local sign-in, no password)\n"
+        f"                     tenants: {tenants}; roles: staff, checkin, editor\n"
+    )
 
 
 def mount_web(app: FastAPI, port: int, demo: bool) -> FastAPI:

@@ -18,7 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.clock import clock_from_settings
 from web import i18n
 from web.client import Api, ApiProblem, ApiUnavailable
+from web.console import auth as console_auth
 from web.console import checkin as console_checkin
+from web.console import layout as console_layout
+from web.console import local as console_local
+from web.console import overview as console_overview
+from web.console import tenants as console_tenants
 from web.pages import content, meetings, site, subscriptions
 from web.rendering import environment, language, render
 from web.security import CsrfFailed, SecurityHeaders
@@ -69,6 +74,11 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
     # Fixed paths first; the tenant's pages (/<tenant>/...) last, as they match any first segment.
     # Survey pages (/umfrage/<tenant>/<slug>) are a router of their own, included before site.tenant_router.
     app.include_router(site.router)
+    # The staff console under /verwaltung (web/console/): sign-in first, the tenant's pages after.
+    app.include_router(console_auth.router)
+    app.include_router(console_local.router)
+    app.include_router(console_tenants.router)
+    app.include_router(console_overview.router)
     app.include_router(subscriptions.router)
     app.include_router(meetings.manage_router)
     app.include_router(meetings.router)
@@ -77,6 +87,7 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
     app.include_router(console_checkin.router)
     app.include_router(site.tenant_router)
     install_error_pages(app)
+    console_layout.install(app)
     return app
 
 

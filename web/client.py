@@ -127,8 +127,11 @@ class Api:
         json: Any = None,
         accept: str | None = None,
         if_none_match: str | None = None,
+        token: str | None = None,
     ) -> httpx.Response:
         headers = forwarded_for(request)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         if accept:
             headers["Accept"] = accept
         if if_none_match:
@@ -146,7 +149,18 @@ class Api:
             raise ApiProblem.of(response)
         return response
 
-    async def get(self, path: str, *, request: Request | None = None, params: dict[str, Any] | None = None) -> Any:
+    async def get(
+        self,
+        path: str,
+        *,
+        request: Request | None = None,
+        params: dict[str, Any] | None = None,
+        token: str | None = None,
+    ) -> Any:
+        if token:
+            # A staff answer depends on the token (its tenant and roles), not only on the path: never kept.
+            response = await self.request("GET", path, request=request, params=params, token=token)
+            return orjson.loads(response.content) if response.content else None
         key = (path, tuple(sorted((k, str(v)) for k, v in (params or {}).items())))
         known = self._etags.get(key)
         if known is not None and time.monotonic() < known[2]:
@@ -168,10 +182,20 @@ class Api:
                 self._etags.popitem(last=False)
         return body
 
-    async def post(self, path: str, body: Any = None, *, request: Request | None = None) -> Any:
-        response = await self.request("POST", path, request=request, json=body if body is not None else {})
+    async def post(
+        self, path: str, body: Any = None, *, request: Request | None = None, token: str | None = None
+    ) -> Any:
+        response = await self.request("POST", path, request=request, json=body if body is not None else {}, token=token)
         return orjson.loads(response.content) if response.content else None
 
-    async def delete(self, path: str, *, request: Request | None = None) -> Any:
-        response = await self.request("DELETE", path, request=request)
+    async def patch(self, path: str, body: Any, *, request: Request | None = None, token: str | None = None) -> Any:
+        response = await self.request("PATCH", path, request=request, json=body, token=token)
+        return orjson.loads(response.content) if response.content else None
+
+    async def put(self, path: str, body: Any, *, request: Request | None = None, token: str | None = None) -> Any:
+        response = await self.request("PUT", path, request=request, json=body, token=token)
+        return orjson.loads(response.content) if response.content else None
+
+    async def delete(self, path: str, *, request: Request | None = None, token: str | None = None) -> Any:
+        response = await self.request("DELETE", path, request=request, token=token)
         return orjson.loads(response.content) if response.content else None

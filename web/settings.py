@@ -8,7 +8,7 @@ from typing import Self
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import LinkSettings
+from shared.settings import DEV_JWT_SECRET, LinkSettings
 from web.colours import check_on_white
 
 DEV_SECRET = "dev-only-web-secret-change-me-in-production-0123456789"
@@ -59,13 +59,60 @@ class WebSettings(BaseSettings):
     #: Tests only: the clock file the services read too (shared/clock.py), so pages and APIs agree on "now".
     clock_file: str | None = Field(None, validation_alias=AliasChoices("CIVIC_CLOCK_FILE"))
 
+    # -- the staff console (web/console/, docs/console.md) ---------------------------------------------
+    #: Hours a console sign-in lasts (checked on the server from the signed cookie); then sign in again.
+    session_hours: float = Field(8.0, gt=0, le=24)
+    #: Key the web process signs the services' staff tokens with: the services' CIVIC_JWT_SECRET (HS256), or
+    #: the private key (PEM) whose public half the services have as CIVIC_JWT_PUBLIC_KEY. CIVIC_JWT_SECRET
+    #: itself is read when this is unset (one process, or a shared secret). Outside production the
+    #: development secret of shared/settings.py.
+    token_key: str = Field(DEV_JWT_SECRET, validation_alias=AliasChoices("CIVIC_WEB_TOKEN_KEY", "CIVIC_JWT_SECRET"))
+    #: The services' CIVIC_JWT_ALGORITHM (HS256, or RS256/ES256/EdDSA with a private key above).
+    token_algorithm: str = Field(
+        "HS256",
+        validation_alias=AliasChoices("CIVIC_WEB_TOKEN_ALGORITHM", "CIVIC_JWT_ALGORITHM"),
+    )
+    #: Minutes a staff token for the services lives (minted per signed-in person and tenant, reused briefly).
+    token_minutes: float = Field(5.0, gt=0, le=60)
+    #: OpenID Connect: the provider's issuer URL (discovery at <issuer>/.well-known/openid-configuration).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    #: Confidential clients (client_secret_basic or _post, as the provider says); unset: a public client (PKCE).
+    oidc_client_secret: str | None = None
+    oidc_scopes: str = "openid profile email"
+    #: Claim naming the person's tenant: a string or a list (several tenants). A name with dots is also read
+    #: as a path (``realm_access.roles``) when no claim has the whole name.
+    oidc_tenant_claim: str = "tenant"
+    oidc_roles_claim: str = "roles"
+    #: JSON: the provider's role or group names -> civic roles (staff, checkin, editor); unset: names as they are.
+    oidc_role_map: dict[str, str] = Field(default_factory=dict)
+    #: JSON: the provider's tenant values (a group id, say) -> civic tenants; unset: values as they are.
+    oidc_tenant_map: dict[str, str] = Field(default_factory=dict)
+    #: Where the provider sends people back; unset: CIVIC_PUBLIC_BASE_URL + /verwaltung/anmelden/antwort.
+    oidc_redirect_uri: str | None = None
+    #: Seconds to allow for clocks that differ between this process and the provider (``iat``/``exp``).
+    oidc_leeway_seconds: int = Field(60, ge=0, le=600)
+
     @model_validator(mode="after")
     def _installation(self) -> Self:
         if self.cookie_secure is None:
             self.cookie_secure = self.public_base_url.startswith("https://")
         if self.production and self.secret == DEV_SECRET:
             raise ValueError("CIVIC_WEB_SECRET must be set in production mode")
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("CIVIC_WEB_OIDC_CLIENT_ID must be set with CIVIC_WEB_OIDC_ISSUER")
+        # Without a sign-in the console is closed in production (the local sign-in is refused there), so the
+        # citizens' pages need no token key; with one, staff tokens must never be signed with the public
+        # development key.
+        if self.production and self.oidc_issuer and self.token_key == DEV_JWT_SECRET:
+            raise ValueError("CIVIC_WEB_TOKEN_KEY (or CIVIC_JWT_SECRET) must be set in production mode")
+        if self.oidc_issuer and self.production and not self.oidc_issuer.startswith("https://"):
+            raise ValueError("CIVIC_WEB_OIDC_ISSUER must be an https:// address in production mode")
         return self
+
+    @property
+    def oidc_redirect(self) -> str:
+        return self.oidc_redirect_uri or self.public_base_url.rstrip("/") + "/verwaltung/anmelden/antwort"
 
     def site(self, tenant: str) -> TenantSite:
         """The tenant's settings; a tenant without any is named by its slug and has no legal links."""

@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from shared.http.problems import Problem
 from shared.settings import Settings, get_settings
 
-ROLES = ("staff", "admin", "checkin")
+ROLES = ("staff", "admin", "checkin", "editor")
 
 
 @dataclass(frozen=True)

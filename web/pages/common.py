@@ -17,7 +17,20 @@ from web.settings import WebSettings
 
 TENANT = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 #: First path segments that are not tenants (the web client's own paths and the services').
-RESERVED = {"api", "q", "static", "umfrage", "anmeldung", "abo", "kurzlink", "sprache", "lizenzen", "_tenant", "dev"}
+RESERVED = {
+    "api",
+    "q",
+    "static",
+    "umfrage",
+    "anmeldung",
+    "abo",
+    "kurzlink",
+    "sprache",
+    "lizenzen",
+    "_tenant",
+    "dev",
+    "verwaltung",
+}
 
 
 def api(request: Request) -> Api:
