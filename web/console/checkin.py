@@ -30,9 +30,10 @@ from starlette.exceptions import HTTPException
 
 from web import i18n
 from web.client import ApiProblem
+from web.console.layout import render
 from web.console.session import StaffSession, console_session, service_token
 from web.pages.common import api, check_tenant, now, settings_of
-from web.rendering import language, render
+from web.rendering import language
 from web.security import CSP, HEADERS, checked_form
 
 router = APIRouter(include_in_schema=False)
@@ -251,8 +252,7 @@ async def choose_meeting(request: Request, tenant: str) -> Response:
         "/api/registration/meetings", request=request, params={"tenant": tenant}
     )
     todays, later = door_meetings(found, now(request))
-    context = {"session": session, "todays": todays, "later": later}
-    return render(request, "console/checkin_choose.html", context, tenant=tenant)
+    return render(request, "console/checkin_choose.html", session, {"todays": todays, "later": later})
 
 
 @router.get("/verwaltung/{tenant}/einlass/{meeting_id}")
@@ -375,7 +375,6 @@ async def _door_page(
     if query and can_search:
         hits = matches(await _registrations(request, session, meeting_id), query)
     context = {
-        "session": session,
         "m": m,
         "stats": stats,
         "scan": scan,
@@ -389,6 +388,6 @@ async def _door_page(
         "as_of": now(request),
         "door_path": f"/verwaltung/{session.tenant}/einlass/{meeting_id}",
     }
-    response = render(request, "console/checkin_door.html", context, status=status, tenant=session.tenant)
+    response = render(request, "console/checkin_door.html", session, context, status=status)
     response.headers.update(DOOR_HEADERS)
     return response
