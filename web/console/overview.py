@@ -14,13 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from web import i18n
 from web.client import ApiProblem, ApiUnavailable
 from web.console.layout import render
 from web.console.session import StaffSession, console_session, service_token
-from web.pages.common import api, lang_of, now, settings_of
+from web.pages.common import api, check_tenant, lang_of, now, settings_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -95,6 +95,13 @@ def _text(texts: dict[str, str] | None, lang: str) -> str:
     if not texts:
         return ""
     return texts.get(lang) or texts.get("de") or next(iter(texts.values()), "")
+
+
+@router.get("/verwaltung/{tenant}")
+async def without_slash(request: Request, tenant: str) -> Response:
+    """``/verwaltung/<tenant>`` as typed: on to the overview. Included after the console's fixed one-segment
+    paths (``/verwaltung/mandant`` ...), which it would otherwise take."""
+    return RedirectResponse(f"/verwaltung/{check_tenant(tenant)}/", status_code=308)
 
 
 @router.get("/verwaltung/{tenant}/")

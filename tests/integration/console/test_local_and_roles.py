@@ -46,6 +46,12 @@ def assert_page(r: httpx.Response, status: int = 200) -> str:
     return r.text
 
 
+def parts_linked(page: str, tenant: str) -> set[str]:
+    """The console's parts the page links to (navigation and overview)."""
+    parts = ("veranstaltungen", "einlass", "umfragen", "inhalte", "rueckrufe", "benachrichtigungen")
+    return {part for part in parts if f'href="/verwaltung/{tenant}/{part}' in page}
+
+
 def staff_only_route(console: Console) -> None:
     """A page that needs ``staff`` (as the meeting pages do), to see the dependency refuse others."""
 
@@ -86,6 +92,8 @@ async def test_local_sign_in_staff_overview(make_console: Any, settings: Setting
             await sign_in_locally(browser, console.tenant, "staff", name="Robin Beispiel")
             cookie = next(c for c in browser.cookies.jar if c.name == "civic_console")
             assert cookie.has_nonstandard_attr("HttpOnly") and len(cookie.value) < 1200
+            r = await browser.get(f"/verwaltung/{console.tenant}")
+            assert r.status_code == 308 and r.headers["location"] == f"/verwaltung/{console.tenant}/"
             page = assert_page(await browser.get(f"/verwaltung/{console.tenant}/"))
             assert "Robin Beispiel" in page and "Bürgerforum Prüfland" in page
             assert "Geheimes Treffen" not in page
@@ -183,11 +191,7 @@ async def test_checkin_person_sees_and_does_only_check_in(make_console: Any, set
         async with console.browser() as browser:
             await sign_in_locally(browser, console.tenant, "checkin", name="Tür Eins")
             page = assert_page(await browser.get(f"/verwaltung/{console.tenant}/"))
-            links = {
-                part
-                for part in ("veranstaltungen", "einlass", "umfragen", "inhalte", "rueckrufe", "benachrichtigungen")
-                if f'href="/verwaltung/{console.tenant}/{part}' in page
-            }
+            links = parts_linked(page, console.tenant)
             assert links == {"einlass"}
             assert "Bürgerforum Prüfland" not in page and "Offene Umfragen" not in page and "Neuigkeiten" not in page
             # A staff page refuses the person ...
@@ -210,11 +214,7 @@ async def test_editor_sees_content_only(make_console: Any, settings: Settings) -
         async with console.browser() as browser:
             await sign_in_locally(browser, console.tenant, "editor", name="Redaktion")
             page = assert_page(await browser.get(f"/verwaltung/{console.tenant}/"))
-            links = {
-                part
-                for part in ("veranstaltungen", "einlass", "umfragen", "inhalte", "rueckrufe", "benachrichtigungen")
-                if f'href="/verwaltung/{console.tenant}/{part}' in page
-            }
+            links = parts_linked(page, console.tenant)
             assert links == {"inhalte"}
             assert "Neuigkeiten" in page
             assert "Bürgerforum Prüfland" not in page and "Offene Umfragen" not in page

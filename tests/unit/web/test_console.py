@@ -14,7 +14,9 @@ from shared.http.auth import verify_token
 from shared.settings import Settings
 from web.client import Api
 from web.console import auth
-from web.console.session import SignedIn, StaffSession, decode, encode, roles_of, service_token
+from web.console.layout import safe_next
+from web.console.local import landing
+from web.console.session import SignedIn, StaffSession, cookie_name, decode, encode, roles_of, service_token
 from web.settings import WebSettings
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -132,3 +134,25 @@ async def test_answers_for_a_token_are_never_kept() -> None:
         assert (await api.get("/api/x/staff/things"))["who"] == "none"
     finally:
         await api.close()
+
+
+def test_where_people_land() -> None:
+    assert safe_next("/verwaltung/kreis-a/einlass") == "/verwaltung/kreis-a/einlass"
+    for outside in (
+        "https://evil.example/verwaltung/",
+        "//evil.example/verwaltung/",
+        "/kreis-a",
+        "/verwaltung\\x",
+        None,
+    ):
+        assert safe_next(outside) is None, outside
+    one = signed_in(tenants=("kreis-a",), tenant="kreis-a")
+    assert landing(one, None) == "/verwaltung/kreis-a/"
+    assert landing(one, "/verwaltung/stadt-b/einlass") == "/verwaltung/kreis-a/"  # not the person's tenant
+    assert landing(one, "/verwaltung/kreis-a/einlass") == "/verwaltung/kreis-a/einlass"
+    assert landing(signed_in(tenant=None), None) == "/verwaltung/mandant"
+
+
+def test_cookies_are_host_prefixed_behind_https() -> None:
+    assert cookie_name(WebSettings(public_base_url="https://beteiligung.example.org")) == "__Host-civic_console"
+    assert cookie_name(WebSettings(public_base_url="http://127.0.0.1:8000")) == "civic_console"
