@@ -143,6 +143,9 @@ async def test_door_outcomes_by_typed_code(door: Door) -> None:
     elsewhere = await register(door, other_id, "Robin Anderswo")
 
     await sign_in_locally(door.web, door.tenant, "checkin", name="Einlass Nord")
+    chooser = await door.web.get(f"/verwaltung/{door.tenant}/einlass")
+    assert "wasm-unsafe-eval" not in chooser.headers["content-security-policy"], "strict everywhere but the door"
+    assert "camera=()" in chooser.headers["permissions-policy"]
     choose = await door_page(door.web, f"/verwaltung/{door.tenant}/einlass")
     path = f"/verwaltung/{door.tenant}/einlass/{meeting_id}"
     assert f'href="{path}"' in choose and "Bürgerversammlung Nord" in choose and "Workshop Süd" in choose
@@ -161,6 +164,9 @@ async def test_door_outcomes_by_typed_code(door: Door) -> None:
         "no_shows": 2,
     }
     assert "Die Suche nach Namen ist nur mit der Rolle" in page, "the API lists registrations to staff only"
+
+    english = await door_page(door.web, f"{path}?lang=en")
+    assert "Check and admit" in english and "Ticket code" in english and "Still expected" in english
 
     # Admitted: the name and companions the service gives, in words and with a mark (not colour alone).
     admitted = await scan(door.web, path, kim["ticket_code"])
