@@ -19,6 +19,7 @@ from shared.clock import clock_from_settings
 from web import i18n
 from web.client import Api, ApiProblem, ApiUnavailable
 from web.console import auth as console_auth
+from web.console import checkin as console_checkin
 from web.console import layout as console_layout
 from web.console import local as console_local
 from web.console import meetings as console_meetings
@@ -85,6 +86,7 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
     app.include_router(meetings.router)
     app.include_router(content.router)
     app.include_router(survey_pages.router)
+    app.include_router(console_checkin.router)
     app.include_router(site.tenant_router)
     install_error_pages(app)
     console_layout.install(app)
