@@ -34,6 +34,8 @@ i18n.english(
         "Teilnahme bis": "Take part until",
         "Lizenzen": "Licences",
         "Diese Seiten nutzen freie Software.": "These pages use free software.",
+        "für das Scannen mit der Kamera beim Einlass": "for scanning tickets with the camera at the door",
+        "mit dem Lesemodul von": "with the reader of",
         "QR-Code ohne Ziel": "QR code without a target",
         "Dieser QR-Code führt zu keiner Seite mehr.": "This QR code no longer leads to a page.",
         "Vielleicht ist die Umfrage oder Veranstaltung vorbei, oder der Code wurde falsch gelesen. Auf der "
