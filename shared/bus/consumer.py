@@ -31,6 +31,7 @@ from shared.bus.streams import Keys, ensure_group, entry_event
 from shared.contracts.registry import REGISTRY, Event, Registry, UnknownEventType
 from shared.db import Conn
 from shared.logs import correlation_id_var, event_id_var
+from shared.loops import repeat
 from shared.metrics import (
     EVENTS_CONSUMED,
     EVENTS_DEAD_LETTERED,
@@ -189,22 +190,28 @@ class Consumer:
         return seen
 
     async def _reclaim_loop(self, stop: asyncio.Event) -> None:
-        backoff = Backoff()
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.reclaim_interval)
-            if stop.is_set():
-                return
-            try:
-                # A claim counts as a delivery: none while the database cannot take the handling.
-                await self._database_answers()
-                await self.reclaim_once()
-                backoff.reset()
-            except ResponseError as exc:
-                if not _group_lost(exc):
-                    log.exception("reclaim failed")
-            except TRANSIENT:
-                await backoff.wait(stop)
+        # The interval comes before every pass, after an outage too: a claim counts as a delivery. An outage is
+        # retried silently (the read loop reports it); a bug crashes the consumer to the runtime's guard.
+        await repeat(
+            "consumer reclaim",
+            self._reclaim_pass,
+            stop,
+            interval=self.reclaim_interval,
+            backoff=Backoff(),
+            retry=(),
+            interval_first=True,
+            quiet=True,
+        )
+
+    async def _reclaim_pass(self) -> None:
+        try:
+            # A claim counts as a delivery: none while the database cannot take the handling.
+            await self._database_answers()
+            await self.reclaim_once()
+        except ResponseError as exc:
+            if not _group_lost(exc):
+                log.exception("reclaim failed")
+            # A lost group: the read loop recreates it, and the next pass claims again.
 
     async def reclaim_once(self) -> int:
         """Claim entries idle longer than the limit (a dead or stuck consumer's) and handle them."""
