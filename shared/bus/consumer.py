@@ -92,6 +92,7 @@ class Consumer:
         logical = sorted({registry.get(t).stream for t in handlers})
         self.stream_of: dict[str, str] = {keys.stream(s): s for s in logical}
         self._own_pending_first = True
+        self._database_first = False
         self._last_group_rebuild = 0.0
 
     # -- set-up ---------------------------------------------------------------------------------------
@@ -136,24 +137,38 @@ class Consumer:
                 await backoff.wait(stop)
 
     async def _read_loop(self, stop: asyncio.Event) -> None:
-        backoff = Backoff()
-        while not stop.is_set():
-            try:
-                await self.read_once()
-                backoff.reset()
-            except ResponseError as exc:
-                if not _group_lost(exc):
-                    log.exception("consumer read failed")
-                    await backoff.wait(stop)
-                    continue
-                await self._with_retries(stop, self._rebuild_groups)
-            except TRANSIENT as exc:
-                self._own_pending_first = True
-                log.warning("consumer cannot read, retrying", extra={"error": repr(exc)})
-                await backoff.wait(stop)
-                # Every read of our pending entries counts as a delivery in Redis: reading them again while
-                # PostgreSQL is away would spend their deliveries on the outage and dead-letter good events.
-                await self._with_retries(stop, self._database_answers)
+        # No wait between passes: the blocking XREADGROUP is the wait, and wakes the moment an entry arrives.
+        # An outage and Redis's refusals are retried here; a bug crashes the consumer to the runtime's guard.
+        self._database_first = False
+        await repeat(
+            "consumer read",
+            lambda: self._read_pass(stop),
+            stop,
+            interval=0,
+            backoff=Backoff(),
+            again=lambda _seen: True,
+            retry=(ResponseError,),
+        )
+
+    async def _read_pass(self, stop: asyncio.Event) -> int:
+        if self._database_first:
+            # Every read of our pending entries counts as a delivery in Redis: reading them again while
+            # PostgreSQL is away would spend their deliveries on the outage and dead-letter good events.
+            await self._with_retries(stop, self._database_answers)
+            self._database_first = False
+            if stop.is_set():
+                return 0
+        try:
+            return await self.read_once()
+        except TRANSIENT:
+            self._own_pending_first = True
+            self._database_first = True
+            raise
+        except ResponseError as exc:
+            if not _group_lost(exc):
+                raise
+            await self._with_retries(stop, self._rebuild_groups)
+            return 0
 
     async def _database_answers(self) -> None:
         async with self.pool.acquire() as conn:
