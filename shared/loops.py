@@ -7,10 +7,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from shared.bus.backoff import Backoff
 from shared.bus.errors import TRANSIENT
-from shared.bus.wakeup import Wakeup
+
+if TYPE_CHECKING:  # only named here: the wake-up's own reconnect loop is a ``repeat``
+    from shared.bus.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -33,29 +36,49 @@ async def repeat(
     wakeup: Wakeup | None = None,
     backoff: Backoff | None = None,
     again: Callable[[object], bool] = lambda _result: False,
+    transient: tuple[type[BaseException], ...] = TRANSIENT,
+    retry: tuple[type[BaseException], ...] = (Exception,),
+    interval_first: bool = False,
+    quiet: bool = False,
 ) -> None:
     """Run ``step`` until ``stop``: after a pass, wait ``interval`` seconds (or until ``wakeup`` fires), or go on
-    at once when ``again(result)`` says there is more to do (a full batch). A server that is down
-    (``TRANSIENT``) is retried with a growing, jittered wait and logged as a warning; any other failure is a bug,
-    logged with its traceback, and retried the same way, since a dead loop would stop its work for good, silently.
+    at once when ``again(result)`` says there is more to do (a full batch). A server that is down (``transient``)
+    is retried with a growing, jittered wait and logged as a warning; any other failure is a bug, logged with its
+    traceback, and retried the same way, since a dead loop would stop its work for good, silently.
+
+    The options a loop of the bus needs to keep its own behaviour:
+
+    - ``transient``: the errors that mean "a server is unreachable" (the bus's ``TRANSIENT`` unless told).
+    - ``retry``: the other errors that are logged and retried; any error outside both is raised, for a loop the
+      service runtime guards (it logs the crash and starts the loop afresh after a second). ``retry=()``: a bug
+      crashes the loop instead of being retried in it.
+    - ``interval_first``: wait ``interval`` before every pass, the first one too and after a failed pass's
+      backoff as well: for work that must never come back sooner than its interval (a claim counts as a
+      delivery).
+    - ``quiet``: transient failures are not logged (another loop of the same process reports the outage).
     """
     backoff = backoff or Backoff(0.5, 10)
     while not stop.is_set():
+        if interval_first:
+            await wait_or_stop(stop, interval)
+            if stop.is_set():
+                return
         since = wakeup.generation() if wakeup is not None else 0
         try:
             result = await step()
         except asyncio.CancelledError:
             raise
-        except TRANSIENT as exc:
-            log.warning("%s postponed: a server is unreachable", name, extra={"error": repr(exc)})
+        except transient as exc:
+            if not quiet:
+                log.warning("%s postponed: a server is unreachable", name, extra={"error": repr(exc)})
             await backoff.wait(stop)
             continue
-        except Exception:
+        except retry:
             log.exception("%s pass failed", name)
             await backoff.wait(stop)
             continue
         backoff.reset()
-        if again(result):
+        if again(result) or interval_first:
             continue
         if wakeup is not None:
             await wakeup.wait(since, interval, stop)

@@ -31,6 +31,7 @@ from shared.bus.streams import Keys, ensure_group, entry_event
 from shared.contracts.registry import REGISTRY, Event, Registry, UnknownEventType
 from shared.db import Conn
 from shared.logs import correlation_id_var, event_id_var
+from shared.loops import repeat
 from shared.metrics import (
     EVENTS_CONSUMED,
     EVENTS_DEAD_LETTERED,
@@ -91,6 +92,7 @@ class Consumer:
         logical = sorted({registry.get(t).stream for t in handlers})
         self.stream_of: dict[str, str] = {keys.stream(s): s for s in logical}
         self._own_pending_first = True
+        self._database_first = False
         self._last_group_rebuild = 0.0
 
     # -- set-up ---------------------------------------------------------------------------------------
@@ -135,24 +137,38 @@ class Consumer:
                 await backoff.wait(stop)
 
     async def _read_loop(self, stop: asyncio.Event) -> None:
-        backoff = Backoff()
-        while not stop.is_set():
-            try:
-                await self.read_once()
-                backoff.reset()
-            except ResponseError as exc:
-                if not _group_lost(exc):
-                    log.exception("consumer read failed")
-                    await backoff.wait(stop)
-                    continue
-                await self._with_retries(stop, self._rebuild_groups)
-            except TRANSIENT as exc:
-                self._own_pending_first = True
-                log.warning("consumer cannot read, retrying", extra={"error": repr(exc)})
-                await backoff.wait(stop)
-                # Every read of our pending entries counts as a delivery in Redis: reading them again while
-                # PostgreSQL is away would spend their deliveries on the outage and dead-letter good events.
-                await self._with_retries(stop, self._database_answers)
+        # No wait between passes: the blocking XREADGROUP is the wait, and wakes the moment an entry arrives.
+        # An outage and Redis's refusals are retried here; a bug crashes the consumer to the runtime's guard.
+        self._database_first = False
+        await repeat(
+            "consumer read",
+            lambda: self._read_pass(stop),
+            stop,
+            interval=0,
+            backoff=Backoff(),
+            again=lambda _seen: True,
+            retry=(ResponseError,),
+        )
+
+    async def _read_pass(self, stop: asyncio.Event) -> int:
+        if self._database_first:
+            # Every read of our pending entries counts as a delivery in Redis: reading them again while
+            # PostgreSQL is away would spend their deliveries on the outage and dead-letter good events.
+            await self._with_retries(stop, self._database_answers)
+            self._database_first = False
+            if stop.is_set():
+                return 0
+        try:
+            return await self.read_once()
+        except TRANSIENT:
+            self._own_pending_first = True
+            self._database_first = True
+            raise
+        except ResponseError as exc:
+            if not _group_lost(exc):
+                raise
+            await self._with_retries(stop, self._rebuild_groups)
+            return 0
 
     async def _database_answers(self) -> None:
         async with self.pool.acquire() as conn:
@@ -189,22 +205,28 @@ class Consumer:
         return seen
 
     async def _reclaim_loop(self, stop: asyncio.Event) -> None:
-        backoff = Backoff()
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.reclaim_interval)
-            if stop.is_set():
-                return
-            try:
-                # A claim counts as a delivery: none while the database cannot take the handling.
-                await self._database_answers()
-                await self.reclaim_once()
-                backoff.reset()
-            except ResponseError as exc:
-                if not _group_lost(exc):
-                    log.exception("reclaim failed")
-            except TRANSIENT:
-                await backoff.wait(stop)
+        # The interval comes before every pass, after an outage too: a claim counts as a delivery. An outage is
+        # retried silently (the read loop reports it); a bug crashes the consumer to the runtime's guard.
+        await repeat(
+            "consumer reclaim",
+            self._reclaim_pass,
+            stop,
+            interval=self.reclaim_interval,
+            backoff=Backoff(),
+            retry=(),
+            interval_first=True,
+            quiet=True,
+        )
+
+    async def _reclaim_pass(self) -> None:
+        try:
+            # A claim counts as a delivery: none while the database cannot take the handling.
+            await self._database_answers()
+            await self.reclaim_once()
+        except ResponseError as exc:
+            if not _group_lost(exc):
+                log.exception("reclaim failed")
+            # A lost group: the read loop recreates it, and the next pass claims again.
 
     async def reclaim_once(self) -> int:
         """Claim entries idle longer than the limit (a dead or stuck consumer's) and handle them."""

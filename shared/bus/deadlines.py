@@ -10,8 +10,6 @@ passed, or when a nearer reminder of the same deadline is also due (one reminder
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,16 +17,13 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from shared.bus.backoff import Backoff
-from shared.bus.errors import TRANSIENT
 from shared.bus.outbox import Outbox
 from shared.clock import Clock, SystemClock
 from shared.contracts.common import DeadlineApproachingV1, DeadlineKind
 from shared.contracts.registration import MeetingDeadlineApproachingV1
 from shared.contracts.surveys import SurveyDeadlineApproachingV1
 from shared.db import Conn
-
-log = logging.getLogger(__name__)
+from shared.loops import repeat
 
 DEFAULT_OFFSETS = (timedelta(hours=72), timedelta(hours=24))
 
@@ -97,17 +92,8 @@ class DeadlineScheduler:
         self.horizon = horizon
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = Backoff(0.5, 10)
-        while not stop.is_set():
-            try:
-                await self.tick()
-                backoff.reset()
-            except TRANSIENT as exc:
-                log.warning("deadline scheduler postponed", extra={"error": repr(exc)})
-                await backoff.wait(stop)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
+        # Only an outage is retried here; a bug reaches the runtime's guard, which logs it and starts afresh.
+        await repeat("deadline scheduler", self.tick, stop, interval=self.interval, retry=())
 
     async def tick(self) -> list[Decision]:
         now = self.clock.now()

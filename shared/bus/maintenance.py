@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,11 +20,10 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from shared.bus.backoff import Backoff
-from shared.bus.errors import TRANSIENT
 from shared.bus.streams import Keys, parse_entry_id
 from shared.clock import Clock, SystemClock
 from shared.contracts.registry import REGISTRY
+from shared.loops import repeat
 from shared.metrics import CONSUMER_LAG, CONSUMER_PENDING, OUTBOX_LAG, OUTSIDE_GROUP_OVERRUN
 
 log = logging.getLogger(__name__)
@@ -106,22 +104,9 @@ class Maintenance:
         self.streams = sorted({s.stream for s in REGISTRY if s.producer == service})
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = Backoff(0.5, 10)
-        while not stop.is_set():
-            try:
-                await self.run_once()
-                backoff.reset()
-            except TRANSIENT as exc:
-                log.warning("maintenance postponed", extra={"error": repr(exc)})
-                await backoff.wait(stop)
-                continue
-            except Exception:
-                # A dead maintenance task would stop watermarks and trimming for good, silently.
-                log.exception("maintenance pass failed")
-                await backoff.wait(stop)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
+        # A bug in one pass is logged and retried (``repeat``'s default): a dead maintenance task would stop
+        # watermarks and trimming for good, silently.
+        await repeat("maintenance", self.run_once, stop, interval=self.interval)
 
     async def run_once(self) -> None:
         for stream in self.streams:

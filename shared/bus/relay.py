@@ -20,11 +20,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from shared.bus.backoff import Backoff
-from shared.bus.errors import TRANSIENT
 from shared.bus.outbox import notify_channel
 from shared.bus.streams import EVENT_FIELD, EventField, Keys, entry_fields, parse_entry_id
 from shared.bus.wakeup import Wakeup
 from shared.db import Conn
+from shared.loops import repeat
 from shared.metrics import (
     EVENTS_PUBLISHED,
     REDIS_DATA_LOSS,
@@ -69,20 +69,19 @@ class Relay:
 
     async def run(self, stop: asyncio.Event) -> None:
         listener = asyncio.create_task(self._wake.run(stop))
-        backoff = Backoff()
         try:
-            while not stop.is_set():
-                seen = self._wake.generation()
-                try:
-                    published = await self.publish_batch()
-                    backoff.reset()
-                except TRANSIENT as exc:
-                    log.warning("relay cannot publish, retrying", extra={"error": repr(exc)})
-                    await backoff.wait(stop)
-                    continue
-                if published >= self.batch_size:
-                    continue
-                await self._wake.wait(seen, self.poll_seconds, stop)
+            # A full batch goes on at once; otherwise the next NOTIFY (or the poll) wakes the relay. Only an
+            # outage is retried here; a bug reaches the runtime's guard, which starts the relay afresh.
+            await repeat(
+                "relay",
+                self.publish_batch,
+                stop,
+                interval=self.poll_seconds,
+                wakeup=self._wake,
+                backoff=Backoff(),
+                again=lambda published: isinstance(published, int) and published >= self.batch_size,
+                retry=(),
+            )
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -9,8 +9,8 @@ import contextlib
 
 import asyncpg
 
-from shared.bus.backoff import Backoff
 from shared.db import Conn
+from shared.loops import repeat
 
 
 class Wakeup:
@@ -47,24 +47,35 @@ class Wakeup:
             stopped.cancel()
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = Backoff(0.5, 10)
-        while not stop.is_set():
-            conn: Conn | None = None
-            try:
-                conn = await asyncpg.connect(self.database_url)
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(self.channel, lambda *_: self.notify())
-                backoff.reset()
-                self.notify()  # whatever was committed while we were not listening
-                stopped = asyncio.create_task(stop.wait())
-                gone = asyncio.create_task(lost.wait())
-                await asyncio.wait({stopped, gone}, return_when=asyncio.FIRST_COMPLETED)
-                stopped.cancel()
-                gone.cancel()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                await backoff.wait(stop)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=1)
+        """Listen until ``stop``: a lost connection is opened again at once, a refused one after a backoff (not
+        logged: the loops this wakes report the outage). Any other error ends the listener; its waiters go on
+        polling."""
+        await repeat(
+            f"wake-up on {self.channel}",
+            lambda: self._listen(stop),
+            stop,
+            interval=0,
+            again=lambda _result: True,
+            transient=(OSError, asyncpg.PostgresError, asyncpg.InterfaceError),
+            retry=(),
+            quiet=True,
+        )
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """One listening connection, until it is lost or ``stop``."""
+        conn: Conn | None = None
+        try:
+            conn = await asyncpg.connect(self.database_url)
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+            await conn.add_listener(self.channel, lambda *_: self.notify())
+            self.notify()  # whatever was committed while we were not listening
+            stopped = asyncio.create_task(stop.wait())
+            gone = asyncio.create_task(lost.wait())
+            await asyncio.wait({stopped, gone}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            gone.cancel()
+        finally:
+            if conn is not None and not conn.is_closed():
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=1)

@@ -1,9 +1,11 @@
 """The fake unit of work keeps what a use case recorded only when it commits; the loop helper backs off and
-keeps going after a failing pass."""
+keeps going after a failing pass, and each of its options (what is transient, what is retried, waiting before a
+pass, quiet outages) does what the bus's loops rely on."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import date
 
 import pytest
@@ -78,6 +80,93 @@ async def test_repeat_runs_again_at_once_while_there_is_more() -> None:
     # An interval of an hour: only "again" can make the three passes happen within the timeout.
     await asyncio.wait_for(repeat("test", step, stop, interval=3600, again=lambda n: n == 100), 5)
     assert batches == []
+
+
+async def test_repeat_raises_what_it_is_not_told_to_retry() -> None:
+    # retry=(): a bug leaves the loop for the runtime's guard instead of being retried in it.
+    stop = asyncio.Event()
+    passes: list[int] = []
+
+    async def step() -> None:
+        passes.append(len(passes))
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        await asyncio.wait_for(repeat("test", step, stop, interval=0.01, retry=()), 5)
+    assert passes == [0]
+
+
+async def test_repeat_backs_off_on_its_own_transient_errors_and_raises_others() -> None:
+    class Refused(Exception):
+        pass
+
+    stop = asyncio.Event()
+    outcomes: list[BaseException | None] = [Refused(), Refused(), None, KeyError("a bug")]
+    passes: list[int] = []
+
+    async def step() -> None:
+        passes.append(len(passes))
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    with pytest.raises(KeyError):
+        await asyncio.wait_for(
+            repeat("test", step, stop, interval=0.01, backoff=Backoff(0.01, 0.02), transient=(Refused,), retry=()),
+            5,
+        )
+    assert passes == [0, 1, 2, 3]
+
+
+async def test_repeat_with_interval_first_waits_before_every_pass_even_after_a_failure() -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    started = loop.time()
+    times: list[float] = []
+
+    async def step() -> None:
+        times.append(loop.time())
+        if len(times) == 1:
+            raise ConnectionError("the server is down")
+        stop.set()
+
+    await asyncio.wait_for(
+        repeat("test", step, stop, interval=0.2, backoff=Backoff(0.01, 0.02), interval_first=True, quiet=True), 5
+    )
+    assert len(times) == 2
+    assert times[0] - started >= 0.2  # not at once: the interval comes first
+    assert times[1] - times[0] >= 0.2  # the backoff after the failure, then the interval again
+
+
+async def test_repeat_with_interval_first_stops_without_another_pass() -> None:
+    stop = asyncio.Event()
+    passes: list[int] = []
+
+    async def step() -> None:
+        passes.append(len(passes))
+        stop.set()
+
+    await asyncio.wait_for(repeat("test", step, stop, interval=0.01, interval_first=True), 5)
+    assert passes == [0]
+
+
+async def test_repeat_logs_an_outage_unless_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    async def run(quiet: bool) -> None:
+        stop = asyncio.Event()
+        failures = [ConnectionError("refused")]
+
+        async def step() -> None:
+            if failures:
+                raise failures.pop()
+            stop.set()
+
+        await asyncio.wait_for(repeat("outage", step, stop, interval=0.01, backoff=Backoff(0.01, 0.02), quiet=quiet), 5)
+
+    with caplog.at_level(logging.WARNING, logger="shared.loops"):
+        await run(quiet=True)
+        assert not [r for r in caplog.records if "outage" in r.getMessage()]
+        await run(quiet=False)
+        assert [r.levelno for r in caplog.records if "outage" in r.getMessage()] == [logging.WARNING]
 
 
 async def test_a_subscription_list_runs_every_handler_of_a_type_in_order() -> None:
