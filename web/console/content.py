@@ -63,6 +63,7 @@ i18n.english(
         "Zurückziehen": "Withdraw",
         "Vorschau": "Preview",
         "Grunddaten ändern": "Change the basics",
+        "Phase ändern": "Change the phase",
         "Zur Übersicht der Inhalte": "To the content overview",
         "Zum Verfahren": "To the process",
         "Gespeichert.": "Saved.",
@@ -148,6 +149,9 @@ class Console:
 
     async def patch(self, path: str, body: Any) -> Any:
         return await api(self.request).patch(API + path, body, request=self.request, token=self.token)
+
+    async def put(self, path: str, body: Any) -> Any:
+        return await api(self.request).put(API + path, body, request=self.request, token=self.token)
 
     async def delete(self, path: str) -> Any:
         return await api(self.request).delete(API + path, request=self.request, token=self.token)
@@ -345,6 +349,46 @@ async def add_part(request: Request, tenant: str, process_id: UUID, slug: str) -
         errors = cf.api_errors(problem, part.fields, lang, item=item)
         return c.page("part.html", _part_context(p, part, r.values, errors), status=problem.status)
     return see_other(f"{c.base}/verfahren/{process_id}/{slug}?hinweis=gespeichert")
+
+
+def _phase(p: Mapping[str, Any], phase_id: UUID) -> dict[str, Any]:
+    phase = next((ph for ph in p.get("phases") or [] if str(ph["id"]) == str(phase_id)), None)
+    if phase is None:
+        raise HTTPException(404)
+    return dict(phase)
+
+
+@router.get("/verfahren/{process_id}/phasen/{phase_id}/bearbeiten")
+async def edit_phase_form(request: Request, tenant: str, process_id: UUID, phase_id: UUID) -> Response:
+    c = await editor(request, tenant)
+    p = await c.get(f"/processes/{process_id}")
+    phase = _phase(p, phase_id)
+    fields = cf.PARTS["phasen"].fields
+    values = cf.values_of(fields, phase)
+    return c.page(
+        "phase_form.html", {"p": p, "phase": phase, "fields": fields, "values": values, "errors": FormErrors()}
+    )
+
+
+@router.post("/verfahren/{process_id}/phasen/{phase_id}/bearbeiten")
+async def edit_phase(request: Request, tenant: str, process_id: UUID, phase_id: UUID) -> Response:
+    c = await editor(request, tenant)
+    form = _form(await checked_form(request))
+    p = await c.get(f"/processes/{process_id}")
+    phase = _phase(p, phase_id)
+    fields = cf.PARTS["phasen"].fields
+    lang = lang_of(request)
+    r = cf.read(fields, form, lang, existing=phase)
+    context: dict[str, Any] = {"p": p, "phase": phase, "fields": fields, "values": r.values}
+    if r.errors:
+        return c.page("phase_form.html", {**context, "errors": r.errors}, status=422)
+    try:
+        # PUT replaces the phase: its position is kept as it was.
+        await c.put(f"/phases/{phase_id}", {**cf.present(r.body), "position": phase.get("position")})
+    except ApiProblem as problem:
+        errors = cf.api_errors(problem, fields, lang)
+        return c.page("phase_form.html", {**context, "errors": errors}, status=problem.status)
+    return see_other(f"{c.base}/verfahren/{process_id}/phasen?hinweis=gespeichert")
 
 
 @router.post("/verfahren/{process_id}/{slug}/{item_id}/entfernen")

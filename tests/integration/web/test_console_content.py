@@ -109,6 +109,11 @@ async def test_an_editor_runs_processes_news_and_short_links(console: Console) -
     assert "Das Ende darf nicht vor dem Beginn liegen." in backwards.text
     await console.send(f"{process}/phasen", {"title": "Planung", "starts_on": "2026-01-01", "ends_on": "2026-06-30"})
     await console.send(f"{process}/phasen", {"title": "Bau", "starts_on": "2026-07-01", "ends_on": ""})
+    phases = await console.page(f"{process}/phasen")
+    edit = re.findall(rf'href="({process}/phasen/[0-9a-f-]{{36}}/bearbeiten)"', phases)
+    assert len(edit) == 2 and phases.index("Planung") < phases.index("Bau"), "ordered by start"
+    await console.send(edit[1], {"title": "Bau und Eröffnung", "starts_on": "2026-07-01", "ends_on": "2027-06-30"})
+    assert "Bau und Eröffnung" in await console.page(f"{process}/phasen")
     bad_mail = await console.send(
         f"{process}/ansprechpersonen", {"name": "Erika Beispiel", "email": "nicht-gültig"}, status=422
     )
@@ -124,7 +129,10 @@ async def test_an_editor_runs_processes_news_and_short_links(console: Console) -
     assert stored == 404, "a draft is not public"
     await console.send(process, {}, action=f"{process}/veroeffentlichen")
     citizen = await console.page(f"/{console.tenant}/verfahren/radweg-nord")
-    assert "Radweg Nord" in citizen and "Planung" in citizen and "Bau" in citizen and "Erika Beispiel" in citizen
+    assert "Radweg Nord" in citizen and "Planung" in citizen and "Bau und Eröffnung" in citizen
+    assert "Erika Beispiel" in citizen
+    english = await console.page(f"{process}?lang=en")
+    assert "Participation process" in english and "Withdraw" in english and "Contact persons" in english
 
     # A news item in Markdown: previewed (nothing stored), saved, published; the citizen page shows it.
     markdown = "Der **Radweg** wird *breiter*.\n\n- Abschnitt 1\n- Abschnitt 2\n\n<script>alert(1)</script>"
