@@ -10,9 +10,10 @@ Page logic (forms to API bodies, error messages, the chart) is in ``content_form
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -541,8 +542,12 @@ async def unpublish_article(request: Request, tenant: str, article_id: UUID) -> 
 # -- QR short links ---------------------------------------------------------------------------------------------
 
 
+_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
 def _code(code: str) -> str:
-    if not code.isalnum() or len(code) > 32:
+    """A short-link code as it may appear in a path (the demo's are words: ``didi-umfrage``)."""
+    if not _CODE.match(code):
         raise HTTPException(404)
     return code
 
@@ -576,9 +581,8 @@ async def qr(request: Request, tenant: str, code: str) -> Response:
     c = await editor(request, tenant)
     q = await c.get(f"/qr-codes/{_code(code)}")
     today = now(request).astimezone(BERLIN).date()
-    chart = cf.scan_chart([], today)
-    since = chart.days[0].day.isoformat()
-    scans = await c.get(f"/qr-codes/{code}/scans", {"since": since, "until": today.isoformat()})
+    since = today - timedelta(days=cf.CHART_DAYS - 1)
+    scans = await c.get(f"/qr-codes/{code}/scans", {"since": since.isoformat(), "until": today.isoformat()})
     chart = cf.scan_chart(scans["days"], today)
     targets = dict(cf.TARGET_KINDS)
     return c.page("qr.html", {"q": q, "chart": chart, "all_scans": scans["total"], "targets": targets})

@@ -420,7 +420,11 @@ class Chart:
     baseline: float
 
 
-def scan_chart(found: Sequence[Mapping[str, Any]], today: date, n: int = 30) -> Chart:
+#: How many days the scan chart shows.
+CHART_DAYS = 30
+
+
+def scan_chart(found: Sequence[Mapping[str, Any]], today: date, n: int = CHART_DAYS) -> Chart:
     """The last ``n`` days up to ``today`` (a day without scans is 0), scaled to the highest day."""
     counts = {date.fromisoformat(str(d["day"])): int(d["scans"]) for d in found}
     days = [today - timedelta(days=n - 1 - i) for i in range(n)]

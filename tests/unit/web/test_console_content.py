@@ -71,3 +71,18 @@ def test_the_scan_chart_fills_missing_days_and_scales_to_the_highest() -> None:
     assert all(b.height == 0 for b in empty.days)
     # A day outside the window (older than shown) is not counted.
     assert cf.scan_chart([{"day": "2026-01-01", "scans": 9}], today).total == 0
+
+
+def test_short_link_codes_in_paths() -> None:
+    from starlette.exceptions import HTTPException
+
+    from web.console import content
+
+    assert content._code("e9xwegcj") == "e9xwegcj" and content._code("didi-umfrage") == "didi-umfrage"
+    for bad in ("../x", "a b", "x" * 33, ""):
+        try:
+            content._code(bad)
+        except HTTPException as exc:
+            assert exc.status_code == 404
+        else:
+            raise AssertionError(bad)
