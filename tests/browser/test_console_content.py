@@ -1,6 +1,7 @@
 """The console's content pages in a real Chromium against civic in one process: sign in locally as an editor,
 write a news item in Markdown (after a refused empty form), preview it, save and publish it and find it on the
-citizen page; create a QR short link, follow it and read its daily scans. On a desktop and a phone, axe-core
+citizen page; create a QR short link, follow it and read its daily scans; create a process with two phases
+(after the API refused its short name) and publish it. On a desktop and a phone, axe-core
 (WCAG 2.1 A/AA) on every page state. ``CIVIC_DOCS_SCREENSHOTS=1`` (or a missing image) renews the screenshot
 in docs/console.md."""
 
@@ -92,4 +93,43 @@ async def test_news_with_preview_and_a_short_link(civic: Civic, browser: Any, ph
     await page.get_by_role("link", name="Ziel ändern").click()
     await page.wait_for_load_state()
     await checked(page, "retarget form", phone)
+    await page.context.close()
+
+
+@pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
+async def test_a_process_with_phases(civic: Civic, browser: Any, phone: bool) -> None:
+    page = await new_page(browser, phone=phone)
+    await sign_in_locally_page(page, civic.base_url, TENANT, "editor")
+    await page.goto(f"{civic.base_url}/verwaltung/{TENANT}/inhalte/verfahren/neu")
+    await checked(page, "new process form", phone)
+    slug = "radweg-telefon" if phone else "radweg"
+    await page.get_by_label("Titel").fill("Radweg an der Au")
+    await page.get_by_label("Kurzname für die Adresse").fill("Radweg Au")
+    await page.get_by_role("button", name="Verfahren anlegen").click()
+    await page.wait_for_load_state()
+    assert "nur Kleinbuchstaben" in await page.get_by_role("alert").inner_text()
+    await checked(page, "new process form with the API's error", phone)
+    await page.get_by_label("Kurzname für die Adresse").fill(slug)
+    await page.get_by_role("button", name="Verfahren anlegen").click()
+    await page.wait_for_load_state()
+    await checked(page, "process (draft)", phone)
+
+    await page.get_by_role("link", name="Phase hinzufügen").click()
+    await page.wait_for_load_state()
+    for title, starts in (("Bau", "2026-07-01"), ("Planung", "2026-01-01")):
+        await page.get_by_label("Titel").fill(title)
+        await page.get_by_label("Beginn").fill(starts)
+        await page.get_by_role("button", name="Phase hinzufügen").click()
+        await page.wait_for_load_state()
+    items = page.locator(".civic-console-item")
+    assert await items.count() == 2 and "Planung" in await items.first.inner_text(), "ordered by start"
+    await checked(page, "phases", phone)
+    await page.get_by_role("link", name="Verfahren", exact=True).click()
+    await page.wait_for_load_state()
+    await page.get_by_role("button", name="Veröffentlichen").click()
+    await page.wait_for_load_state()
+    await checked(page, "process (published)", phone)
+    await page.get_by_role("link", name="Seite für Bürgerinnen und Bürger").click()
+    await page.wait_for_load_state()
+    assert "Planung" in await page.locator("main").inner_text()
     await page.context.close()
