@@ -232,6 +232,12 @@ async def update_article(request: Request, article_id: UUID, data: schemas.Artic
     return json_response(await use_cases.update_article(uow(request), principal.tenant, article_id, changes, now))
 
 
+@staff.post("/preview", responses=answers(schemas.PreviewOut))
+async def preview_markdown(data: schemas.PreviewIn, principal: Editor) -> Response:
+    """The HTML a Markdown body becomes when stored (same renderer and sanitiser); nothing is stored."""
+    return json_response(use_cases.preview(data.body))
+
+
 @staff.post("/articles/{article_id}/publish", responses=PUBLISHED)
 async def publish_article(
     request: Request, article_id: UUID, principal: Editor, data: schemas.PublishIn | None = None

@@ -149,6 +149,13 @@ class RefIn(BaseModel):
     position: int | None = Field(default=None, ge=0, le=POSITION_MAX)
 
 
+class PreviewIn(BaseModel):
+    """Markdown to render as a page or news item would be, without storing anything."""
+
+    model_config = ConfigDict(extra="forbid")
+    body: str = Field(max_length=100_000, description="Markdown")
+
+
 TargetKind = Literal["survey", "meeting", "page", "url", "app"]
 EC = Literal["L", "M", "Q", "H"]
 
@@ -263,6 +270,10 @@ class ArticleOut(BaseModel):
     published_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class PreviewOut(BaseModel):
+    html: str = Field(description="the sanitised HTML, exactly as a stored body_html would be")
 
 
 class ArticlesOut(BaseModel):

@@ -17,7 +17,7 @@ from uuid import UUID, uuid4
 from cachetools import LRUCache
 
 from services.content import domain
-from services.content.markdown import render_text
+from services.content.markdown import render_markdown, render_text
 from services.content.short_links import new_code
 from services.content.store import Store, Taken
 from shared.contracts.content import ContentPublishedV1, PhaseStartedV1, QrScannedV1
@@ -198,6 +198,11 @@ async def update_article(
         if out is None:
             raise not_found("article")
         return out
+
+
+def preview(source: str) -> dict[str, Any]:
+    """Markdown rendered and sanitised as a stored article body is, for an editor's preview; nothing is stored."""
+    return {"html": render_markdown(source)}
 
 
 async def articles(store: Store, tenant: str, kind: str | None) -> dict[str, Any]:

@@ -245,3 +245,9 @@ async def test_the_process_page_is_built_once_per_version() -> None:
     store.version = None
     with pytest.raises(NotFound):
         await use_cases.process_page(fake, pages, TENANT, "smart-city", "de", NOW, 1, 5)
+
+
+def test_preview_renders_as_a_stored_body_would() -> None:
+    out = use_cases.preview("# Termin\n\n**Mittwoch** <script>alert(1)</script>")
+    assert out["html"].startswith("<h1>Termin</h1>")
+    assert "<strong>Mittwoch</strong>" in out["html"] and "script" not in out["html"]
