@@ -13,11 +13,13 @@ import asyncio
 from typing import Any
 from uuid import UUID
 
+import phonenumbers
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from web import i18n
 from web.console.layout import render
+from web.console.meetings import stamp
 from web.console.session import console_session, service_token
 from web.pages.common import api, check_tenant, see_other, settings_of
 from web.security import checked_form
@@ -62,6 +64,17 @@ i18n.english(
 )
 
 
+def phone_text(number: str | None) -> str:
+    """``+49 481 971234``: the stored E.164 number as people read it aloud (the ``tel:`` link keeps E.164)."""
+    if not number:
+        return ""
+    try:
+        parsed = phonenumbers.parse(number, "DE")
+    except phonenumbers.NumberParseException:
+        return number
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
 @router.get("/verwaltung/{tenant}/rueckrufe")
 async def callbacks(request: Request, tenant: str) -> Response:
     check_tenant(tenant)
@@ -77,6 +90,8 @@ async def callbacks(request: Request, tenant: str) -> Response:
         "open_calls": open_calls,
         "done_calls": done_calls,
         "reasons": REASONS,
+        "phone_text": phone_text,
+        "stamp": stamp,
         "marked": next((c for c in done_calls if str(c["id"]) == marked), None),
     }
     return render(request, "console/callbacks.html", session, context)

@@ -69,7 +69,7 @@ async def test_a_promoted_phone_registrant_is_called_and_the_call_marked_done(co
     listing = await c.page(f"/verwaltung/{c.tenant}/rueckrufe")
     row = re.search(r"<tr[^>]*>\s*<th[^>]*>Hans-Jürgen Öztürk.*?</tr>", listing, re.S)
     assert row is not None, listing
-    assert 'href="tel:+49481971234"' in row.group(0) and "Ortsbeirat Süd" in row.group(0)
+    assert 'href="tel:+49481971234">+49 481 971234<' in row.group(0) and "Ortsbeirat Süd" in row.group(0)
     assert "Von der Warteliste nachgerückt: hat jetzt einen Platz" in row.group(0)
     assert "Ronja Nettelbeck" not in listing, "an address is mailed, never called"
 
