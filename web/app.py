@@ -19,6 +19,7 @@ from shared.clock import clock_from_settings
 from web import i18n
 from web.client import Api, ApiProblem, ApiUnavailable
 from web.console import auth as console_auth
+from web.console import callbacks as console_callbacks
 from web.console import checkin as console_checkin
 from web.console import content as console_content
 from web.console import layout as console_layout
@@ -83,6 +84,7 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
     app.include_router(console_overview.router)
     app.include_router(console_meetings.router)
     app.include_router(console_content.router)
+    app.include_router(console_callbacks.router)
     app.include_router(subscriptions.router)
     app.include_router(meetings.manage_router)
     app.include_router(meetings.router)

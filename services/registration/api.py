@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import orjson
@@ -17,10 +17,12 @@ from services.registration import domain, exports
 from services.registration.domain import Applicant, Channel
 from services.registration.schemas import (
     AttendanceOut,
+    CallbackOut,
     CancelIn,
     CheckinIn,
     CheckinOut,
     DataExportOut,
+    DoorHitOut,
     ErasureIn,
     ErasureOut,
     MeetingIn,
@@ -33,7 +35,7 @@ from services.registration.schemas import (
 )
 from services.registration.settings import settings_of
 from services.registration.store import Store
-from services.registration.use_cases import checkin, meetings, privacy, registrations
+from services.registration.use_cases import callbacks, checkin, meetings, privacy, registrations
 from services.registration.use_cases.common import Urls
 from services.registration.views import registration_view
 from shared.calendar import meeting_ics, venue_line
@@ -212,7 +214,24 @@ async def cancel_own(ctx: Ctx, request: Request, secret: str) -> dict[str, Any]:
 
 @router.post("/meetings/{meeting_id}/checkins", responses=merge(answers(CheckinOut), problems(409)))
 async def check_in(ctx: Ctx, who: CheckinStaff, meeting_id: UUID, body: CheckinIn) -> dict[str, Any]:
+    """A ticket (scanned or typed), or a registration found by name; the same nonce again is the same check-in.
+    Refusals ``already_checked_in`` and ``revoked`` name the registration (``registration_id``, ``name``,
+    ``companions``)."""
+    if body.registration_id is not None:
+        return await checkin.check_in_registration(
+            units(ctx)(), who.tenant, meeting_id, body.registration_id, body.nonce, now=ctx.clock.now()
+        )
+    assert body.ticket is not None
     return await checkin.check_in(units(ctx)(), who.tenant, meeting_id, body.ticket, body.nonce, now=ctx.clock.now())
+
+
+@router.get("/meetings/{meeting_id}/checkins/search", responses=answers(list[DoorHitOut]))
+async def door_search(
+    ctx: Ctx, who: CheckinStaff, meeting_id: UUID, q: Annotated[str, Query(min_length=1, max_length=100)]
+) -> list[dict[str, Any]]:
+    """Registrations by name for the door (every word in the name, case ignored; at most 50): no contact, no
+    ticket, so the ``checkin`` role may read it."""
+    return await checkin.search(units(ctx), who.tenant, meeting_id, q)
 
 
 @router.get("/meetings/{meeting_id}/revoked", responses=answers(RevokedOut))
@@ -283,10 +302,56 @@ async def cancel_meeting(ctx: Ctx, who: Staff, meeting_id: UUID, body: CancelIn)
         return await meetings.cancel(units(ctx)(), who.tenant, meeting_id, body.reason, now=ctx.clock.now())
 
 
+def staff_view(reg: dict[str, Any], position: int | None) -> dict[str, Any]:
+    return {**registration_view(reg, position=position, manage_url=None), "checked_in_at": reg.get("checked_in_at")}
+
+
 @router.get("/staff/meetings/{meeting_id}/registrations", responses=answers(list[RegistrationOut]))
-async def list_registrations(ctx: Ctx, who: Staff, meeting_id: UUID) -> list[dict[str, Any]]:
-    found = await registrations.registrations_of(units(ctx), who.tenant, meeting_id)
-    return [registration_view(reg, position=position, manage_url=None) for reg, position in found]
+async def list_registrations(
+    ctx: Ctx, who: Staff, meeting_id: UUID, q: Annotated[str | None, Query(max_length=200)] = None
+) -> list[dict[str, Any]]:
+    """The meeting's registrations in order, each with ``checked_in_at``; ``q``: those whose name contains it
+    (case ignored)."""
+    name = q.strip() if q else None
+    found = await registrations.registrations_of(units(ctx), who.tenant, meeting_id, name=name or None)
+    return [staff_view(reg, position) for reg, position in found]
+
+
+@router.get("/staff/registrations/{registration_id}", responses=answers(RegistrationOut))
+async def staff_registration(ctx: Ctx, who: Staff, registration_id: UUID) -> dict[str, Any]:
+    reg, position = await registrations.staff_registration(units(ctx), who.tenant, registration_id)
+    return staff_view(reg, position)
+
+
+@router.post(
+    "/staff/registrations/{registration_id}/promote", responses=merge(answers(RegistrationOut), problems(409, 503))
+)
+async def staff_promote(ctx: Ctx, who: Staff, registration_id: UUID) -> dict[str, Any]:
+    """Move a waiting registration up by hand, whatever its place (409 when it is not waiting or its seats are
+    not free); the same events as an automatic promotion, and a call to make when it has no e-mail address."""
+    with retry_when_busy():
+        reg = await registrations.promote_by_hand(
+            units(ctx)(), who.tenant, registration_id, now=ctx.clock.now(), urls=Urls.of(ctx.settings)
+        )
+    return registration_view(reg, position=None, manage_url=None)
+
+
+@router.get("/staff/callbacks", responses=answers(list[CallbackOut]))
+async def list_callbacks(
+    ctx: Ctx,
+    who: Staff,
+    state: Annotated[Literal["open", "done"], Query()] = "open",
+    meeting_id: Annotated[UUID | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    """The call-back list: people without an e-mail address whose registration changed by itself (promoted,
+    the meeting moved or cancelled). Open calls oldest first; done calls latest first."""
+    return await callbacks.listed(units(ctx), who.tenant, done=state == "done", meeting_id=meeting_id)
+
+
+@router.post("/staff/callbacks/{callback_id}/done", responses=answers(CallbackOut))
+async def callback_done(ctx: Ctx, who: Staff, callback_id: UUID) -> dict[str, Any]:
+    """Mark the call made; again, it keeps when and by whom it was first marked."""
+    return await callbacks.mark_done(units(ctx)(), who.tenant, callback_id, by=who.subject, now=ctx.clock.now())
 
 
 @router.post(
@@ -326,7 +391,8 @@ async def staff_cancel(ctx: Ctx, who: Staff, registration_id: UUID) -> dict[str,
 
 @router.get("/staff/meetings/{meeting_id}/stats", responses=answers(AttendanceOut))
 async def stats(ctx: Ctx, who: CheckinStaff, meeting_id: UUID) -> dict[str, Any]:
-    return await checkin.attendance(units(ctx), who.tenant, meeting_id)
+    """Seats and door figures; ``no_shows`` and ``attendance_rate`` are null until the meeting starts."""
+    return await checkin.attendance(units(ctx), who.tenant, meeting_id, now=ctx.clock.now())
 
 
 def _csv(ctx: ServiceContext, m: domain.Meeting, *, attendance: bool) -> StreamingResponse:
@@ -427,6 +493,7 @@ LINKS = {
             "export_xlsx",
             "revoked",
             "get_meeting",
+            "door_search",
         )
     },
     "registration.publish_meeting": {
@@ -437,10 +504,14 @@ LINKS = {
         "registration.own_registration": _OWN,
         "registration.cancel_own": _OWN,
         "registration.staff_cancel": _REGISTRATION,
+        "registration.staff_registration": _REGISTRATION,
+        "registration.staff_promote": _REGISTRATION,
     },
     "registration.staff_register": {
         "registration.own_registration": _OWN,
         "registration.cancel_own": _OWN,
         "registration.staff_cancel": _REGISTRATION,
+        "registration.staff_registration": _REGISTRATION,
+        "registration.staff_promote": _REGISTRATION,
     },
 }

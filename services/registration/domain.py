@@ -88,6 +88,33 @@ def promotable(capacity: int | None, confirmed_seats: int, waiting: Sequence[Wai
     return out
 
 
+def may_promote(capacity: int | None, confirmed_seats: int, seats: int) -> bool:
+    """Staff may move a waiting registration up by hand (whatever its place) only into seats that are free."""
+    left = seats_left(capacity, confirmed_seats)
+    return left is None or seats <= left
+
+
+# --- the call-back list ------------------------------------------------------------------------------------------
+
+CallbackReason = Literal["promoted", "meeting_changed", "meeting_cancelled"]
+
+
+def needs_call(reg: Mapping[str, Any]) -> bool:
+    """Nobody can mail a person without an e-mail address (registered by phone, or in person): staff call them
+    when their registration changes by itself (promoted, the meeting moved or cancelled)."""
+    return not reg.get("email") and bool(reg.get("phone"))
+
+
+def changed_for_attendees(before: Meeting, after: Meeting) -> set[UUID | None]:
+    """The seat pools whose people must hear of an edit: all (``None`` in the set) when the meeting's time or
+    place changed, else the slots whose times changed. Other edits (a description, the seats) concern nobody's
+    plans."""
+    if (before.starts_at, before.ends_at, before.venue) != (after.starts_at, after.ends_at, after.venue):
+        return {None}
+    old = {s.id: (s.starts_at, s.ends_at) for s in before.slots}
+    return {s.id for s in after.slots if s.id in old and old[s.id] != (s.starts_at, s.ends_at)}
+
+
 # --- registration window -----------------------------------------------------------------------------------------
 
 WindowState = Literal["open", "not_yet_open", "closed"]

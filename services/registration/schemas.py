@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.registration import domain
 from shared.http.email import Email
@@ -170,8 +170,17 @@ class StaffRegistrationIn(RegistrationIn):
 
 
 class CheckinIn(Strict):
-    ticket: str = Field(min_length=1, max_length=400)
+    """A scanned or typed ticket, or (found by name at the door) the registration's id; one of the two."""
+
+    ticket: str | None = Field(default=None, min_length=1, max_length=400)
+    registration_id: UUID | None = None
     nonce: str = Field(min_length=8, max_length=100)
+
+    @model_validator(mode="after")
+    def _one(self) -> CheckinIn:
+        if (self.ticket is None) == (self.registration_id is None):
+            raise ValueError("give either ticket or registration_id")
+        return self
 
 
 class ErasureIn(Strict):
@@ -273,6 +282,9 @@ class RegistrationOut(BaseModel):
     cancelled_at: datetime | None
     cancelled_by: str | None
     secret: str | None = Field(default=None, description="only in the answer to registering: the manage link's key")
+    checked_in_at: datetime | None = Field(
+        default=None, description="staff listings and a single registration for staff: when it was checked in"
+    )
     meeting: MeetingSummaryOut | None = Field(default=None, description="only when read by its secret")
 
 
@@ -301,8 +313,36 @@ class AttendanceOut(BaseModel):
     cancelled: int
     checked_in: int
     checked_in_seats: int
-    no_shows: int
-    attendance_rate: float | None
+    no_shows: int | None = Field(description="confirmed but not checked in; null until the meeting starts")
+    attendance_rate: float | None = Field(description="checked in of confirmed; null until the meeting starts")
+
+
+class DoorHitOut(BaseModel):
+    """A registration found by name at the door: no contact, no ticket."""
+
+    registration_id: UUID
+    name: str
+    status: Literal["confirmed", "waitlisted", "cancelled"]
+    companions: int
+    checked_in_at: datetime | None
+
+
+class CallbackOut(BaseModel):
+    """A call to make (or made) to a person nobody can mail."""
+
+    id: UUID
+    meeting_id: UUID
+    registration_id: UUID
+    reason: Literal["promoted", "meeting_changed", "meeting_cancelled"]
+    created_at: datetime
+    done_at: datetime | None
+    done_by: str | None = Field(description="the staff person (their subject) who marked it done")
+    name: str | None
+    phone: str | None
+    registration_status: Literal["confirmed", "waitlisted", "cancelled"]
+    meeting_title: str
+    meeting_starts_at: datetime
+    meeting_status: Literal["draft", "published", "cancelled"]
 
 
 class ErasureOut(BaseModel):

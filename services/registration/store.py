@@ -76,6 +76,19 @@ EXPORT_ROWS = (
     "where r.meeting_id = $1 and r.tenant = $2 {filter} order by r.seq"
 )
 
+#: A registration with its check-in time (staff listings), ``r`` the registration, ``c`` its check-in.
+REGISTRATION_WITH_CHECKIN = (
+    ", ".join(f"r.{c.strip()}" for c in REGISTRATION_COLUMNS.split(",")) + ", c.checked_in_at "
+    "from registrations r left join checkins c on c.registration_id = r.id"
+)
+
+CALLBACKS = (
+    "select b.id, b.meeting_id, b.registration_id, b.reason, b.created_at, b.done_at, b.done_by, r.name, r.phone, "
+    "r.status as registration_status, m.title as meeting_title, m.starts_at as meeting_starts_at, "
+    "m.status as meeting_status "
+    "from callbacks b join registrations r on r.id = b.registration_id join meetings m on m.id = b.meeting_id "
+)
+
 PERSON_RECORDS = (
     "select r.id, r.meeting_id, m.title as meeting_title, m.starts_at as meeting_starts_at, r.slot_id, r.status, "
     "r.seats, r.companions, r.channel, r.name, r.email, r.phone, r.locale, r.age, r.guardian_consent, r.answers, "
@@ -85,6 +98,11 @@ PERSON_RECORDS = (
     "where r.tenant = $1 and ((r.email is not null and r.email = $2) or (r.phone is not null and r.phone = $3)) "
     "order by r.created_at, r.id"
 )
+
+
+def like_escaped(text: str) -> str:
+    """``text`` matched literally by ``ilike ... escape '\\'`` (a ``%`` or ``_`` typed is no wildcard)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _meeting(row: Any) -> Meeting:
@@ -358,13 +376,48 @@ class Store:
         )
         return registration_dict(row) if row else None
 
-    async def registrations_of(self, meeting_id: UUID, tenant: str) -> list[dict[str, Any]]:
+    async def registrations_of(self, meeting_id: UUID, tenant: str, *, name: str | None = None) -> list[dict[str, Any]]:
+        """A meeting's registrations in order, each with ``checked_in_at``; ``name``: only those whose name
+        contains it, case ignored."""
         rows = await self.conn.fetch(
-            f"select {REGISTRATION_COLUMNS} from registrations where meeting_id = $1 and tenant = $2 order by seq",
+            f"select {REGISTRATION_WITH_CHECKIN} where r.meeting_id = $1 and r.tenant = $2 "
+            "and ($3::text is null or r.name ilike $3 escape '\\') order by r.seq",
             meeting_id,
             tenant,
+            None if name is None else f"%{like_escaped(name)}%",
         )
         return [registration_dict(r) for r in rows]
+
+    async def registration_with_checkin(self, registration_id: UUID, tenant: str) -> dict[str, Any] | None:
+        row = await self.conn.fetchrow(
+            f"select {REGISTRATION_WITH_CHECKIN} where r.id = $1 and r.tenant = $2", registration_id, tenant
+        )
+        return registration_dict(row) if row else None
+
+    async def door_search(self, meeting_id: UUID, words: Sequence[str], limit: int) -> list[dict[str, Any]]:
+        """Registrations whose name contains every word (case ignored), seat holders first, then by name."""
+        rows = await self.conn.fetch(
+            "select r.id as registration_id, r.name, r.status, r.companions, c.checked_in_at "
+            "from registrations r left join checkins c on c.registration_id = r.id "
+            "where r.meeting_id = $1 and r.name is not null "
+            "and (select bool_and(r.name ilike '%' || w || '%' escape '\\') from unnest($2::text[]) w) "
+            "order by case r.status when 'confirmed' then 0 when 'waitlisted' then 1 else 2 end, lower(r.name), r.seq "
+            "limit $3",
+            meeting_id,
+            [like_escaped(w) for w in words],
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def active_contacts(self, meeting_id: UUID) -> list[Any]:
+        """The meeting's registrations holding or waiting for a seat: id, slot, e-mail, phone."""
+        return list(
+            await self.conn.fetch(
+                "select id, slot_id, email, phone from registrations where meeting_id = $1 and status <> 'cancelled' "
+                "order by seq",
+                meeting_id,
+            )
+        )
 
     async def waitlist_position(self, reg: dict[str, Any]) -> int | None:
         if reg["status"] != "waitlisted":
@@ -423,6 +476,69 @@ class Store:
             key = new_key()
             await store_keys(self.conn, [(registration_id, tenant, key)])
         return key
+
+    # --- the call-back list --------------------------------------------------------------------------------
+
+    async def add_callbacks(
+        self, tenant: str, meeting_id: UUID, registration_ids: Sequence[UUID], reason: str, now: datetime
+    ) -> None:
+        """A call to make per registration, unless one for the same reason is still open (one call tells the
+        latest)."""
+        if not registration_ids:
+            return
+        await self.conn.execute(
+            "insert into callbacks (id, tenant, meeting_id, registration_id, reason, created_at) "
+            "select gen_random_uuid(), $1, $2, r, $4, $5 from unnest($3::uuid[]) r "
+            "where not exists (select 1 from callbacks b where b.registration_id = r and b.reason = $4 "
+            "and b.done_at is null)",
+            tenant,
+            meeting_id,
+            list(registration_ids),
+            reason,
+            now,
+        )
+
+    async def drop_open_callbacks(self, registration_ids: Sequence[UUID]) -> None:
+        """Calls not made yet that a later change made pointless (the registration cancelled, say)."""
+        await self.conn.execute(
+            "delete from callbacks where registration_id = any($1::uuid[]) and done_at is null", list(registration_ids)
+        )
+
+    async def callbacks(self, tenant: str, *, done: bool, meeting_id: UUID | None, limit: int) -> list[dict[str, Any]]:
+        """Open calls oldest first, or done calls latest first."""
+        order = "b.done_at desc, b.id" if done else "b.created_at, b.id"
+        rows = await self.conn.fetch(
+            CALLBACKS + "where b.tenant = $1 and (b.done_at is not null) = $2 "
+            f"and ($3::uuid is null or b.meeting_id = $3) order by {order} limit $4",
+            tenant,
+            done,
+            meeting_id,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def callback(self, callback_id: UUID, tenant: str) -> dict[str, Any] | None:
+        row = await self.conn.fetchrow(CALLBACKS + "where b.id = $1 and b.tenant = $2", callback_id, tenant)
+        return dict(row) if row else None
+
+    async def mark_callback_done(self, callback_id: UUID, tenant: str, now: datetime, by: str) -> bool:
+        """Done once: a second mark keeps the first time and person. False if there is no such call."""
+        found = await self.conn.fetchval(
+            "update callbacks set done_at = coalesce(done_at, $3), done_by = coalesce(done_by, $4) "
+            "where id = $1 and tenant = $2 returning id",
+            callback_id,
+            tenant,
+            now,
+            by,
+        )
+        return found is not None
+
+    async def delete_callbacks_of(self, registration_ids: Sequence[UUID]) -> None:
+        """Erasure and retention: the person's calls go with their data."""
+        if registration_ids:
+            await self.conn.execute(
+                "delete from callbacks where registration_id = any($1::uuid[])", list(registration_ids)
+            )
 
     # --- check-in --------------------------------------------------------------------------------------------
 

@@ -206,7 +206,7 @@ async def test_door_by_typed_code(civic: Civic, browser: Any, javascript: bool, 
 
     await page.goto(f"{civic.base_url}/verwaltung/{TENANT}/einlass/{meeting_id}")
     assert await figure(page, "checked_in") == 3 and await figure(page, "checked_in_seats") == 4
-    assert await figure(page, "no_shows") == 0
+    assert await figure(page, "expected") == 0
     await page.context.close()
 
 

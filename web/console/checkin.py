@@ -9,9 +9,10 @@ answers as before without counting again. Camera scanning, the live counts and t
 are JavaScript enhancements (web/static/console/checkin*.js); without JavaScript everything else works.
 
 Everything goes through the registration API with the signed-in person's token: ``POST
-/api/registration/meetings/{id}/checkins`` (ticket, nonce), ``GET /api/registration/staff/meetings/{id}/stats``
-for the counts and, for ``staff`` only (the API lists registrations to staff only), ``GET
-/api/registration/staff/meetings/{id}/registrations`` for the name search and the names of refused tickets.
+/api/registration/meetings/{id}/checkins`` (ticket or registration id, nonce; the answers and refusals name the
+person), ``GET /api/registration/staff/meetings/{id}/stats`` for the counts and ``GET
+/api/registration/meetings/{id}/checkins/search`` for the name search (names, status, companions: no contact,
+no ticket, so the ``checkin`` role may use it too).
 """
 
 from __future__ import annotations
@@ -106,7 +107,6 @@ i18n.english(
         "Plätze": "Seats",
         "Stand {time}": "As of {time}",
         "Nach Namen suchen": "Search by name",
-        "Name oder E-Mail-Adresse": "Name or e-mail address",
         "Wenn ein Ticket fehlt oder sich nicht lesen lässt.": "When a ticket is missing or cannot be read.",
         "Suchen": "Search",
         "Keine Anmeldung gefunden für „{q}“.": "No registration found for “{q}”.",
@@ -121,9 +121,7 @@ i18n.english(
         "abgesagt": "cancelled",
         "ohne Namen": "no name",
         "Einlassen": "Admit",
-        "Die Suche nach Namen ist nur mit der Rolle „staff“ möglich: Der Registrierungsdienst zeigt die Liste der "
-        "Anmeldungen nur ihr.": "Searching by name needs the “staff” role: the registration service shows the "
-        "list of registrations only to it.",
+        "eingelassen um {time}": "checked in at {time}",
         "Diese Veranstaltung wurde abgesagt.": "This event has been cancelled.",
         "Zur Auswahl der Veranstaltung": "To the choice of event",
         "{n} Scans warten auf Verbindung": "{n} scans waiting for the connection",
@@ -171,10 +169,13 @@ def scan_of_problem(problem: ApiProblem, code: str) -> Scan:
     """The service's refusal (409 ``checkin-<reason>``; 422 for what is no ticket at all) as a door result."""
     body = problem.body
     reason = body.get("reason") if problem.status == 409 else None
+    # The service names the registration it refuses (already checked in, cancelled).
+    name = body.get("name") if isinstance(body.get("name"), str) else None
+    companions = int(body.get("companions") or 0)
     if reason == "already_checked_in":
-        return Scan("already", at=_datetime(body.get("checked_in_at")), code=code)
+        return Scan("already", at=_datetime(body.get("checked_in_at")), code=code, name=name, companions=companions)
     if reason == "revoked":
-        return Scan("cancelled", code=code)
+        return Scan("cancelled", code=code, name=name, companions=companions)
     if reason == "wrong_meeting":
         other = body.get("ticket_meeting_id")
         return Scan("other_meeting", other_meeting_id=_uuid(other), code=code)
@@ -227,20 +228,6 @@ def door_meetings(meetings: list[dict[str, Any]], at: datetime) -> tuple[list[di
     return sorted(todays, key=by_start), sorted(later, key=by_start)
 
 
-def matches(registrations: list[dict[str, Any]], query: str) -> list[dict[str, Any]]:
-    """Registrations whose name or e-mail address contains every word of ``query`` (case and accents as typed)."""
-    words = query.casefold().split()
-    if not words:
-        return []
-    found = []
-    for r in registrations:
-        text = f"{r.get('name') or ''} {r.get('email') or ''}".casefold()
-        if all(w in text for w in words):
-            found.append(r)
-    order = {"confirmed": 0, "waitlisted": 1, "cancelled": 2}
-    return sorted(found, key=lambda r: (order.get(r.get("status", ""), 3), (r.get("name") or "").casefold()))
-
-
 # --- pages ----------------------------------------------------------------------------------------------------
 
 
@@ -275,12 +262,17 @@ async def check_in(request: Request, tenant: str, meeting_id: UUID) -> Response:
     if not NONCE.match(nonce):
         # No usable nonce (an old form): this one POST is still counted once, only its retry is not recognised.
         nonce = new_nonce()
+    found = _uuid(form.get("registration_id"))
+    if found is not None:
+        # A search row's button: the registration found by name (its ticket missing or unreadable).
+        scan = await _check_in(request, session, meeting_id, {"registration_id": str(found)}, nonce, code="")
+        return await _door_page(request, session, meeting_id, scan=scan, query=query)
     if not code:
         return await _door_page(request, session, meeting_id, scan=Scan("missing"), query=query, status=422)
     if len(code) > MAX_CODE:
         scan = Scan("unknown", code=code[:40])
     else:
-        scan = await _check_in(request, session, meeting_id, code, nonce)
+        scan = await _check_in(request, session, meeting_id, {"ticket": code}, nonce, code=code)
     return await _door_page(request, session, meeting_id, scan=scan, query=query)
 
 
@@ -292,7 +284,7 @@ async def figures(request: Request, tenant: str, meeting_id: UUID) -> Response:
     stats = await _stats(request, session, meeting_id)
     return JSONResponse(
         {
-            **{k: stats[k] for k in ("checked_in", "checked_in_seats", "confirmed", "confirmed_seats", "no_shows")},
+            **{k: stats[k] for k in ("checked_in", "checked_in_seats", "confirmed", "confirmed_seats", "expected")},
             "as_of": i18n.time_of(now(request), language(request)),
         },
         headers={"Cache-Control": "no-store"},
@@ -307,9 +299,12 @@ def _token(request: Request, session: StaffSession) -> str:
 
 
 async def _stats(request: Request, session: StaffSession, meeting_id: UUID) -> dict[str, Any]:
+    """The service's figures, with ``expected``: confirmed registrations not checked in yet (the service's
+    ``no_shows`` is null until the start, while the door opens before it)."""
     stats: dict[str, Any] = await api(request).get(
         f"/api/registration/staff/meetings/{meeting_id}/stats", request=request, token=_token(request, session)
     )
+    stats["expected"] = max(stats["confirmed"] - stats["checked_in"], 0)
     return stats
 
 
@@ -320,21 +315,26 @@ async def _meeting(request: Request, session: StaffSession, meeting_id: UUID) ->
     return m
 
 
-async def _registrations(request: Request, session: StaffSession, meeting_id: UUID) -> list[dict[str, Any]]:
+async def _search(request: Request, session: StaffSession, meeting_id: UUID, query: str) -> list[dict[str, Any]]:
+    """The service's door search: every word in the name, case ignored; seat holders first."""
     found: list[dict[str, Any]] = await api(request).get(
-        f"/api/registration/staff/meetings/{meeting_id}/registrations",
+        f"/api/registration/meetings/{meeting_id}/checkins/search",
         request=request,
+        params={"q": query},
         token=_token(request, session),
     )
     return found
 
 
-async def _check_in(request: Request, session: StaffSession, meeting_id: UUID, code: str, nonce: str) -> Scan:
+async def _check_in(
+    request: Request, session: StaffSession, meeting_id: UUID, what: dict[str, str], nonce: str, *, code: str
+) -> Scan:
+    """``what``: the ticket, or the registration found by name; the service's answer or refusal names the person."""
     client = api(request)
     try:
         answer = await client.post(
             f"/api/registration/meetings/{meeting_id}/checkins",
-            {"ticket": code, "nonce": nonce},
+            {**what, "nonce": nonce},
             request=request,
             token=_token(request, session),
         )
@@ -349,13 +349,6 @@ async def _check_in(request: Request, session: StaffSession, meeting_id: UUID, c
             other = None
         if other and other.get("tenant") == session.tenant:
             scan = replace(scan, other_title=other["title"], other_starts_at=datetime.fromisoformat(other["starts_at"]))
-    if scan.name is None and scan.outcome in ("admitted", "already") and session.may("staff"):
-        # The service names the person only when it admits them for the first time; staff may read the list.
-        wanted = code.upper().rstrip("=")
-        for r in await _registrations(request, session, meeting_id):
-            if (r.get("ticket_code") or "").upper().rstrip("=") == wanted:
-                scan = replace(scan, name=r.get("name"), companions=int(r.get("companions") or 0))
-                break
     return scan
 
 
@@ -370,17 +363,15 @@ async def _door_page(
 ) -> Response:
     m = await _meeting(request, session, meeting_id)
     stats = await _stats(request, session, meeting_id)
-    can_search = session.may("staff")
     hits: list[dict[str, Any]] | None = None
-    if query and can_search:
-        hits = matches(await _registrations(request, session, meeting_id), query)
+    if query:
+        hits = await _search(request, session, meeting_id, query)
     context = {
         "m": m,
         "stats": stats,
         "scan": scan,
         "nonce": new_nonce(),
         "query": query,
-        "can_search": can_search,
         "hits": hits[:MAX_HITS] if hits is not None else None,
         "more_hits": hits is not None and len(hits) > MAX_HITS,
         "max_hits": MAX_HITS,

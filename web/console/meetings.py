@@ -4,15 +4,12 @@ CSV and XLSX), the entry form for registrations taken by phone, e-mail or in per
 cancelling a registration, and the attendance figures.
 
 Everything comes from the registration API's staff routes with the signed-in person's token; the web client keeps
-nothing. What the API does not offer yet the pages say plainly (see docs/console.md): no manual promotion (the
-waiting list moves up by itself when a seat frees), no name search (the page filters the listing), no check-in
-time in the listing (read from the API's ``attendance.csv``), and no-shows only once the meeting has started.
+nothing: the name search is the API's (``?q=``), the check-in time comes with each listed registration, a single
+registration is read by its id, and staff move a waiting registration up by hand (``…/promote``).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -127,6 +124,17 @@ i18n.english(
         "Nachgerückt: {names}.": "Moved up from the waiting list: {names}.",
         "Ohne E-Mail-Adresse, bitte anrufen: {names}.": "Without an e-mail address, please call: {names}.",
         "Niemand wartet auf einen Platz.": "Nobody is waiting for a seat.",
+        "Nachrücken": "Move up",
+        "{name} ist nachgerückt und hat jetzt einen Platz.": "{name} has moved up and now has a seat.",
+        "Die Bestätigung geht per E-Mail an die Person.": "The confirmation goes to the person by e-mail.",
+        "Ohne E-Mail-Adresse: Die Person steht auf der Rückrufliste; bitte rufen Sie sie an.": "Without an e-mail "
+        "address: the person is on the call-back list; please call them.",
+        "Zur Rückrufliste": "To the call-back list",
+        "Dafür ist kein Platz frei.": "There is no free seat for this.",
+        "Diese Anmeldung steht nicht mehr auf der Warteliste.": "This registration is no longer on the waiting list.",
+        "Nachrücken war nicht möglich": "Could not move up",
+        "Freie Plätze: {n}. Mit „Nachrücken“ geben Sie einer Person einen freien Platz, auch außer der Reihe.": "Free "
+        "seats: {n}. “Move up” gives a person a free seat, also out of turn.",
         "Platz": "Number",
         "Wird ein Platz frei, rückt die erste Person der Warteliste automatisch nach; wer eine E-Mail-Adresse "
         "angegeben hat, erhält eine Nachricht. Personen ohne E-Mail-Adresse rufen Sie bitte an.": "When a seat "
@@ -242,10 +250,6 @@ class Console:
 
     async def patch(self, path: str, body: Any) -> Any:
         return await api(self.request).patch(API + path, body, request=self.request, token=self.token)
-
-    async def text(self, path: str, accept: str) -> str:
-        r = await api(self.request).request("GET", API + path, request=self.request, accept=accept, token=self.token)
-        return r.content.decode("utf-8-sig")
 
     def page(self, template: str, context: dict[str, Any], status: int = 200) -> Response:
         return render(
@@ -407,18 +411,11 @@ async def edit(request: Request, tenant: str, meeting_id: UUID, slug: str) -> Re
 # -- registrations -------------------------------------------------------------------------------------------------
 
 
-async def _registrations(c: Console, meeting_id: UUID) -> list[dict[str, Any]]:
-    """The meeting's registrations, each with ``checked_in_at`` (the listing lacks it; the attendance CSV has it)."""
-    regs: list[dict[str, Any]] = await c.get(f"/meetings/{meeting_id}/registrations")
-    attendance = await c.text(f"/meetings/{meeting_id}/attendance.csv", "text/csv")
-    checked = {row["id"]: row.get("checked_in_at") or None for row in csv.DictReader(io.StringIO(attendance))}
-    for r in regs:
-        r["checked_in_at"] = checked.get(str(r["id"]))
+async def _registrations(c: Console, meeting_id: UUID, query: str = "") -> list[dict[str, Any]]:
+    """The meeting's registrations (each with ``checked_in_at``); ``query``: those whose name contains it, searched
+    by the service."""
+    regs: list[dict[str, Any]] = await c.get(f"/meetings/{meeting_id}/registrations", {"q": query} if query else None)
     return regs
-
-
-def _matches(reg: Mapping[str, Any], query: str) -> bool:
-    return query.casefold() in (reg.get("name") or "").casefold()
 
 
 def status_text(reg: Mapping[str, Any], lang: i18n.Language) -> str:
@@ -434,17 +431,20 @@ def status_text(reg: Mapping[str, Any], lang: i18n.Language) -> str:
 async def registrations(request: Request, tenant: str, meeting_id: UUID) -> Response:
     c = await staff(request, tenant)
     m = await _meeting(c, meeting_id)
-    regs = await _registrations(c, meeting_id)
     query = request.query_params.get("suche", "").strip()[:200]
-    shown = [r for r in regs if _matches(r, query)] if query else regs
-    # After a cancellation (redirect-after-POST): whom it concerned and who moved up, named from the listing.
-    by_id = {str(r["id"]): r for r in regs}
-    cancelled = by_id.get(request.query_params.get("abgesagt", ""))
-    promoted = [by_id[i] for i in request.query_params.get("nachgerueckt", "").split(",") if i in by_id]
+    shown = await _registrations(c, meeting_id, query)
+    stats = await c.get(f"/meetings/{meeting_id}/stats")
+    # After a cancellation (redirect-after-POST): whom it concerned and who moved up, each read by its id.
+    cancelled = await _listed_one(c, meeting_id, request.query_params.get("abgesagt", ""))
+    promoted = [
+        r
+        for i in request.query_params.get("nachgerueckt", "").split(",")
+        if (r := await _listed_one(c, meeting_id, i)) is not None
+    ]
     context = {
         "m": m,
         "regs": shown,
-        "total": len(regs),
+        "total": stats["confirmed"] + stats["waitlisted"] + stats["cancelled"],
         "query": query,
         "channels": CHANNELS,
         "status_text": lambda r: status_text(r, lang_of(request)),
@@ -555,13 +555,45 @@ async def registrations_xlsx(request: Request, tenant: str, meeting_id: UUID) ->
     )
 
 
-@router.get("/{meeting_id}/warteliste")
-async def waiting_list(request: Request, tenant: str, meeting_id: UUID) -> Response:
-    c = await staff(request, tenant)
+async def _waiting_page(
+    c: Console, meeting_id: UUID, *, promoted: dict[str, Any] | None = None, refusal: str = "", status: int = 200
+) -> Response:
     m = await _meeting(c, meeting_id)
     regs: list[dict[str, Any]] = await c.get(f"/meetings/{meeting_id}/registrations")
     waiting = sorted((r for r in regs if r["status"] == "waitlisted"), key=lambda r: r.get("position") or 0)
-    return c.page("waiting_list.html", {"m": m, "waiting": waiting, "channels": CHANNELS})
+    context = {
+        "m": m,
+        "waiting": waiting,
+        "channels": CHANNELS,
+        "seats_left": m.get("seats_left"),
+        "promoted": promoted,
+        "refusal": refusal,
+    }
+    return c.page("waiting_list.html", context, status=status)
+
+
+@router.get("/{meeting_id}/warteliste")
+async def waiting_list(request: Request, tenant: str, meeting_id: UUID) -> Response:
+    c = await staff(request, tenant)
+    promoted = await _listed_one(c, meeting_id, request.query_params.get("nachgerueckt", ""))
+    return await _waiting_page(c, meeting_id, promoted=promoted)
+
+
+@router.post("/{meeting_id}/warteliste/{registration_id}/nachruecken")
+async def promote(request: Request, tenant: str, meeting_id: UUID, registration_id: UUID) -> Response:
+    """Move one waiting registration up by hand, whatever its place, into free seats (the service refuses
+    otherwise: the page then says why)."""
+    c = await staff(request, tenant)
+    await checked_form(request)
+    await _registration(c, meeting_id, registration_id)
+    try:
+        await c.post(f"/registrations/{registration_id}/promote")
+    except ApiProblem as problem:
+        if problem.status != 409:
+            raise
+        kind = str(problem.body.get("type", "")).rsplit("/", 1)[-1]
+        return await _waiting_page(c, meeting_id, refusal=kind, status=409)
+    return see_other(f"/verwaltung/{tenant}/veranstaltungen/{meeting_id}/warteliste?nachgerueckt={registration_id}")
 
 
 # -- taking a registration by phone, e-mail or in person ------------------------------------------------------------
@@ -657,11 +689,29 @@ async def entry(request: Request, tenant: str, meeting_id: UUID) -> Response:
 
 
 async def _registration(c: Console, meeting_id: UUID, registration_id: UUID) -> dict[str, Any]:
-    regs: list[dict[str, Any]] = await c.get(f"/meetings/{meeting_id}/registrations")
-    found = next((r for r in regs if str(r["id"]) == str(registration_id)), None)
-    if found is None:
+    """One registration of this meeting, read by its id (another meeting's: 404)."""
+    try:
+        found: dict[str, Any] = await c.get(f"/registrations/{registration_id}")
+    except ApiProblem as problem:
+        if problem.status == 404:
+            raise HTTPException(404) from None
+        raise
+    if str(found["meeting_id"]) != str(meeting_id):
         raise HTTPException(404)
     return found
+
+
+async def _listed_one(c: Console, meeting_id: UUID, registration_id: str) -> dict[str, Any] | None:
+    """A registration named in a page's address (after a POST), or None if the address names none of the
+    meeting's."""
+    try:
+        wanted = UUID(registration_id)
+    except ValueError:
+        return None
+    try:
+        return await _registration(c, meeting_id, wanted)
+    except HTTPException:
+        return None
 
 
 @router.get("/{meeting_id}/anmeldungen/{registration_id}/ergebnis")
@@ -689,9 +739,8 @@ async def registration_cancel(request: Request, tenant: str, meeting_id: UUID, r
     """Cancel as staff; the page then names who moved up (and whom to call: they have no e-mail address)."""
     c = await staff(request, tenant)
     await checked_form(request)
+    await _registration(c, meeting_id, registration_id)
     before = {str(r["id"]): r for r in await c.get(f"/meetings/{meeting_id}/registrations")}
-    if str(registration_id) not in before:
-        raise HTTPException(404)
     await c.post(f"/registrations/{registration_id}/cancel")
     after: list[dict[str, Any]] = await c.get(f"/meetings/{meeting_id}/registrations")
     promoted = [

@@ -1,8 +1,9 @@
 """``/verwaltung/{tenant}/``: the tenant at a glance, as far as the person's roles reach.
 
-Staff see the upcoming meetings with seats and waiting list (registration's staff API), the open surveys with
-their response counts (surveys' staff API) and the latest news (content's staff API); an editor sees the news;
-a check-in person only the way to the door page. Each part asks its service with the person's staff token, and
+Staff see how many people wait for a call (the call-back list, web/console/callbacks.py), the upcoming meetings
+with seats and waiting list (registration's staff API), the open surveys with their response counts (surveys'
+staff API) and the latest news (content's staff API); an editor sees the news; a check-in person only the way
+to the door page. Each part asks its service with the person's staff token, and
 a service that is down or refuses costs only its own part of the page, not the page.
 """
 
@@ -61,6 +62,9 @@ i18n.english(
         "brauchen einen Anruf.": "People without an e-mail address who moved up from the waiting list, or whose "
         "event changed, need a call.",
         "Zur Rückrufliste": "To the call-back list",
+        "Niemand wartet auf einen Anruf.": "Nobody is waiting for a call.",
+        "1 Person wartet auf Ihren Anruf.": "1 person is waiting for your call.",
+        "{n} Personen warten auf Ihren Anruf.": "{n} people are waiting for your call.",
         "Dieser Teil ist gerade nicht erreichbar.": "This part is not available right now.",
         "Ihre Rolle erlaubt diesen Teil nicht.": "Your role does not allow this part.",
         "Sie haben für diesen Mandanten keine Aufgaben.": "You have no tasks for this tenant.",
@@ -131,6 +135,12 @@ async def overview(request: Request, tenant: str) -> Response:
         )
         return [{**a, "title_text": _text(a.get("title"), lang)} for a in items[:NEWS_SHOWN]]
 
+    async def calls() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await client.get(
+            "/api/registration/staff/callbacks", request=request, token=token, params={"state": "open"}
+        )
+        return found
+
     async def nothing() -> list[dict[str, Any]]:
         return []
 
@@ -139,8 +149,9 @@ async def overview(request: Request, tenant: str) -> Response:
         _part(meetings() if "meetings" in shows else nothing()),
         _part(surveys() if "surveys" in shows else nothing()),
         _part(news() if "news" in shows else nothing()),
+        _part(calls() if "callbacks" in shows else nothing()),
     )
-    context = {"shows": shows, "meetings": parts[0], "surveys": parts[1], "news": parts[2]}
+    context = {"shows": shows, "meetings": parts[0], "surveys": parts[1], "news": parts[2], "callbacks": parts[3]}
     return render(request, "console/overview.html", session, context)
 
 

@@ -13,6 +13,7 @@ from services.registration import domain, tickets
 from services.registration.domain import Meeting
 from services.registration.schemas import MeetingIn
 from services.registration.store import MEETINGS, Store
+from services.registration.use_cases import callbacks
 from services.registration.use_cases.common import (
     NOT_FOUND,
     Units,
@@ -181,6 +182,7 @@ async def update(
             events: list[Payload] = []
             for slot_id in meeting.pools():
                 events += await promote(store, meeting, slot_id, now=now, urls=urls)
+            await _call_the_moved(store, before, meeting, now)
             events.append(await snapshot(store, meeting, MeetingChangedV1, urls))
             events.append(await seats_event(store, meeting))
             await uow.write(pending(meeting, events))
@@ -188,6 +190,15 @@ async def update(
         view = await _view(store, meeting)
     MEETINGS.forget(meeting_id)  # again after commit: a read meanwhile may have cached the old state
     return view
+
+
+async def _call_the_moved(store: Store, before: Meeting, after: Meeting, now: datetime) -> None:
+    """People nobody can mail hear of a new time or place by phone: on the call-back list."""
+    pools = domain.changed_for_attendees(before, after)
+    if not pools:
+        return
+    concerned = [r for r in await store.active_contacts(after.id) if None in pools or r["slot_id"] in pools]
+    await callbacks.call(store, after, concerned, "meeting_changed", now)
 
 
 async def _check_capacity(store: Store, meeting: Meeting) -> None:
@@ -237,6 +248,9 @@ async def cancel(
             events: list[Payload] = [MeetingCancelledV1(meeting_id=meeting_id, reason=reason)]
             for reg in cancelled:
                 events.append(await cancelled_event(store, reg, "meeting_cancelled", None))
+            # One call tells the cancellation; calls not made yet about this meeting are pointless now.
+            await store.drop_open_callbacks([r["id"] for r in cancelled])
+            await callbacks.call(store, meeting, cancelled, "meeting_cancelled", now)
             events.append(await seats_event(store, meeting))
             await uow.write(pending(meeting, events))
             for kind in DEADLINE_KINDS:

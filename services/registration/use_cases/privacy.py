@@ -51,6 +51,7 @@ async def erase_person(
         store = uow.store
         rows = await store.erase_person(tenant, email, phone, now)
         ids: list[UUID] = [r["id"] for r in rows]
+        await store.delete_callbacks_of(ids)
         await store.scrub_outbox(rows)
         await store.delete_keys(ids)
         # Data exports about the erased person go too (their key with them).
@@ -75,6 +76,7 @@ async def anonymise_due(uow: UnitOfWork[Store], retention_days: int, *, now: dat
             rows = await store.anonymise_meeting(m["id"], now)
             await store.scrub_outbox(rows)
             ids = [r["id"] for r in rows]
+            await store.delete_callbacks_of(ids)
             await store.delete_keys(ids)
             await uow.record(
                 RegistrationsAnonymisedV1(meeting_id=m["id"], registration_ids=ids),

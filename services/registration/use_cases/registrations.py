@@ -22,6 +22,7 @@ from services.registration import domain
 from services.registration.domain import Applicant, Meeting
 from services.registration.personal import sealed
 from services.registration.store import MEETINGS, Store
+from services.registration.use_cases import callbacks
 from services.registration.use_cases.common import (
     NOT_FOUND,
     Units,
@@ -333,8 +334,30 @@ SEATS = SeatQueue()
 # --- cancel and promote ------------------------------------------------------------------------------------------
 
 
+async def _confirm_waiting(
+    store: Store, meeting: Meeting, rid: UUID, slot_id: UUID | None, *, taken: int, now: datetime, urls: Urls
+) -> tuple[dict[str, Any], Payload]:
+    """One waiting registration given its seats (``taken``: the pool's confirmed seats before): the registration
+    and its promoted event. The caller holds the meeting's lock and adjusts the counters."""
+    code = ticket_for(meeting, rid, slot_id)
+    reg = await store.confirm(rid, now, code)
+    capacity = meeting.capacity_of(slot_id)
+    event = sealed(
+        RegistrationPromotedV2,
+        await store.registrant_key(rid, meeting.tenant),
+        registration_id=rid,
+        contact=contact_of(reg),
+        ticket_code=code,
+        manage_url=urls.manage(reg["secret"]),
+        meeting_id=meeting.id,
+        seats_left=domain.seats_left(capacity, taken + reg["seats"]),
+    )
+    return reg, event
+
+
 async def promote(store: Store, meeting: Meeting, slot_id: UUID | None, *, now: datetime, urls: Urls) -> list[Payload]:
-    """Move waiting people up, first in first out, while seats remain (caller holds the meeting lock)."""
+    """Move waiting people up, first in first out, while seats remain (caller holds the meeting lock); those
+    nobody can mail go on the call-back list."""
     if meeting.status != "published":
         return []
     capacity = meeting.capacity_of(slot_id)
@@ -342,28 +365,54 @@ async def promote(store: Store, meeting: Meeting, slot_id: UUID | None, *, now: 
     waiting = await store.waiting(meeting.id, slot_id)
     chosen = domain.promotable(capacity, c.confirmed_seats, [domain.Waiting(r["id"], r["seats"]) for r in waiting])
     events: list[Payload] = []
+    promoted: list[dict[str, Any]] = []
     taken = c.confirmed_seats
-    seats_moved = 0
     for rid in chosen:
-        code = ticket_for(meeting, rid, slot_id)
-        reg = await store.confirm(rid, now, code)
+        reg, event = await _confirm_waiting(store, meeting, rid, slot_id, taken=taken, now=now, urls=urls)
         taken += reg["seats"]
-        seats_moved += reg["seats"]
-        events.append(
-            sealed(
-                RegistrationPromotedV2,
-                await store.registrant_key(rid, meeting.tenant),
-                registration_id=rid,
-                contact=contact_of(reg),
-                ticket_code=code,
-                manage_url=urls.manage(reg["secret"]),
-                meeting_id=meeting.id,
-                seats_left=domain.seats_left(capacity, taken),
-            )
-        )
+        promoted.append(reg)
+        events.append(event)
     if chosen:
-        await store.adjust(meeting.id, slot_id, seats_moved, -len(chosen))
+        await store.adjust(meeting.id, slot_id, taken - c.confirmed_seats, -len(chosen))
+        await callbacks.call(store, meeting, promoted, "promoted", now)
     return events
+
+
+async def promote_by_hand(
+    uow: UnitOfWork[Store], tenant: str, registration_id: UUID, *, now: datetime, urls: Urls
+) -> dict[str, Any]:
+    """Staff move one waiting registration up, whatever its place, into seats that are free: the same events as
+    an automatic promotion (and a call to make when nobody can mail the person)."""
+    async with uow:
+        store = uow.store
+        found = await store.registration(registration_id, tenant=tenant)
+        if found is None:
+            raise NotFound(NOT_FOUND, detail="no such registration")
+        await store.lock_meeting(found["meeting_id"])
+        reg = await store.registration(found["id"])
+        meeting = await store.meeting(found["meeting_id"])
+        assert reg is not None and meeting is not None
+        if reg["status"] != "waitlisted":
+            raise Conflict("not-waitlisted", "Not on the waiting list", detail=f"the registration is {reg['status']}")
+        if meeting.status != "published":
+            raise not_published(meeting.status)
+        slot_id = reg["slot_id"]
+        c = await store.counts(meeting.id, slot_id)
+        capacity = meeting.capacity_of(slot_id)
+        if not domain.may_promote(capacity, c.confirmed_seats, reg["seats"]):
+            raise Conflict(
+                "no-seat-free",
+                "No seat free",
+                detail=f"the registration needs {reg['seats']} seats",
+                seats_left=domain.seats_left(capacity, c.confirmed_seats),
+            )
+        promoted, event = await _confirm_waiting(
+            store, meeting, reg["id"], slot_id, taken=c.confirmed_seats, now=now, urls=urls
+        )
+        await store.adjust(meeting.id, slot_id, reg["seats"], -1)
+        await callbacks.call(store, meeting, [promoted], "promoted", now)
+        await uow.write(pending(meeting, [event, await seats_event(store, meeting)]))
+        return promoted
 
 
 async def cancel(
@@ -394,6 +443,8 @@ async def cancel(
         meeting = await store.meeting(reg["meeting_id"])
         assert meeting is not None
         cancelled = await store.cancel_registration(reg["id"], now, by)
+        # A call not made yet (say, that the person moved up) has lost its point.
+        await store.drop_open_callbacks([reg["id"]])
         if reg["status"] == "confirmed":
             await store.adjust(meeting.id, reg["slot_id"], -reg["seats"], 0)
         else:
@@ -426,9 +477,22 @@ async def own_registration(uows: Units, secret: str) -> tuple[dict[str, Any], in
         return reg, position, m
 
 
-async def registrations_of(uows: Units, tenant: str, meeting_id: UUID) -> list[tuple[dict[str, Any], int | None]]:
-    """A meeting's registrations (staff), each with its place on the waiting list."""
+async def registrations_of(
+    uows: Units, tenant: str, meeting_id: UUID, *, name: str | None = None
+) -> list[tuple[dict[str, Any], int | None]]:
+    """A meeting's registrations (staff), each with its place on the waiting list and its check-in time;
+    ``name``: only those whose name contains it (case ignored)."""
     async with uows.reading() as store:
         if await store.meeting(meeting_id, tenant=tenant) is None:
             raise NotFound(NOT_FOUND, detail="no such meeting")
-        return [(reg, await store.waitlist_position(reg)) for reg in await store.registrations_of(meeting_id, tenant)]
+        found = await store.registrations_of(meeting_id, tenant, name=name)
+        return [(reg, await store.waitlist_position(reg)) for reg in found]
+
+
+async def staff_registration(uows: Units, tenant: str, registration_id: UUID) -> tuple[dict[str, Any], int | None]:
+    """One of the tenant's registrations with its place on the waiting list and its check-in time."""
+    async with uows.reading() as store:
+        reg = await store.registration_with_checkin(registration_id, tenant)
+        if reg is None:
+            raise NotFound(NOT_FOUND, detail="no such registration")
+        return reg, await store.waitlist_position(reg)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -63,6 +64,7 @@ class FakeStore:
         self.registrations: dict[UUID, dict[str, Any]] = {}
         self.checkins: dict[UUID, dict[str, Any]] = {}
         self.locked: list[UUID] = []
+        self.calls: list[dict[str, Any]] = []
 
     def _active(self, meeting_id: UUID, status: str) -> list[dict[str, Any]]:
         return [r for r in self.registrations.values() if r["meeting_id"] == meeting_id and r["status"] == status]
@@ -167,6 +169,18 @@ class FakeStore:
 
     async def checkin_of(self, registration_id: UUID) -> dict[str, Any] | None:
         return self.checkins.get(registration_id)
+
+    async def add_callbacks(
+        self, tenant: str, meeting_id: UUID, registration_ids: list[UUID], reason: str, now: datetime
+    ) -> None:
+        for rid in registration_ids:
+            if not any(
+                c["registration_id"] == rid and c["reason"] == reason and c["done_at"] is None for c in self.calls
+            ):
+                self.calls.append({"registration_id": rid, "meeting_id": meeting_id, "reason": reason, "done_at": None})
+
+    async def drop_open_callbacks(self, registration_ids: list[UUID]) -> None:
+        self.calls = [c for c in self.calls if not (c["registration_id"] in registration_ids and c["done_at"] is None)]
 
 
 class FakeUnits:
@@ -308,3 +322,99 @@ async def test_check_in_outcomes() -> None:
     store.checkins.clear()
     assert await refusal(seat["ticket_code"], "n7") == "revoked"
     assert len(units.uow.events) == 1
+
+
+def by_phone(n: int) -> Applicant:
+    return person(n, email=None, phone="+494819712" + f"{n:02d}", channel="phone")
+
+
+async def test_a_promoted_person_without_e_mail_goes_on_the_call_back_list() -> None:
+    m = meeting(capacity=1)
+    store = FakeStore(m)
+    units = FakeUnits(store)
+    held = (await register(units, m, person(1))).registration
+    phoned = (await register(units, m, by_phone(2))).registration
+    mailed = (await register(units, m, person(3))).registration
+    assert phoned["status"] == "waitlisted" and store.calls == []  # waiting is no news to call about
+
+    await registrations.cancel(units(), by="citizen", secret=held["secret"], now=NOW, urls=URLS)
+    assert [(c["registration_id"], c["reason"]) for c in store.calls] == [(phoned["id"], "promoted")]
+    # Cancelled before anyone called: the call has lost its point; the next one moved up has an address.
+    await registrations.cancel(units(), by="staff", registration_id=phoned["id"], tenant=m.tenant, now=NOW, urls=URLS)
+    assert store.calls == [] and store.registrations[mailed["id"]]["status"] == "confirmed"
+
+
+async def test_promotion_by_hand_takes_a_free_seat_only_with_the_events_of_a_promotion() -> None:
+    m = meeting(capacity=2)
+    store = FakeStore(m)
+    units = FakeUnits(store)
+    first = (await register(units, m, person(1, companions=1))).registration
+    group = (await register(units, m, person(2, companions=1))).registration
+    single = (await register(units, m, by_phone(3))).registration
+    with pytest.raises(Conflict) as full:
+        await registrations.promote_by_hand(units(), m.tenant, single["id"], now=NOW, urls=URLS)
+    assert full.value.code == "no-seat-free"
+    with pytest.raises(Conflict) as seated:
+        await registrations.promote_by_hand(units(), m.tenant, first["id"], now=NOW, urls=URLS)
+    assert seated.value.code == "not-waitlisted"
+    with pytest.raises(NotFound):
+        await registrations.promote_by_hand(units(), "another-tenant", single["id"], now=NOW, urls=URLS)
+
+    # One seat more (raised in the fake, without the promotion an edit would run): staff take the single person
+    # ahead of the group of two, which needs two seats.
+    m.capacity = 3
+    units.uow.events.clear()
+    promoted = await registrations.promote_by_hand(units(), m.tenant, single["id"], now=NOW, urls=URLS)
+    assert promoted["status"] == "confirmed" and promoted["ticket_code"]
+    assert units.types() == [RegistrationPromotedV2, SeatsChangedV1]
+    assert store.registrations[group["id"]]["status"] == "waitlisted"
+    assert [(c["registration_id"], c["reason"]) for c in store.calls] == [(single["id"], "promoted")]
+
+
+def test_who_needs_a_call_and_which_edits_concern_attendees() -> None:
+    assert domain.needs_call({"email": None, "phone": "+4948197120"})
+    assert not domain.needs_call({"email": "a@example.org", "phone": "+4948197120"})
+    assert not domain.needs_call({"email": None, "phone": None})
+    before = meeting()
+    assert domain.changed_for_attendees(before, replace(before, description="neu")) == set()
+    assert domain.changed_for_attendees(before, replace(before, starts_at=before.starts_at + timedelta(hours=1))) == {
+        None
+    }
+    assert domain.changed_for_attendees(before, replace(before, venue={"name": "Rathaus"})) == {None}
+    assert domain.may_promote(None, 10, 5) and domain.may_promote(3, 1, 2) and not domain.may_promote(3, 2, 2)
+
+
+async def test_attendance_counts_no_shows_only_once_the_meeting_started() -> None:
+    m = meeting(capacity=5)
+    store = FakeStore(m)
+    units = FakeUnits(store)
+    await register(units, m, person(1))
+
+    async def figures(meeting_id: UUID) -> dict[str, Any]:
+        return {"confirmed": 1, "confirmed_seats": 1, "waitlisted": 0, "cancelled": 0, "checked_in": 0,
+                "checked_in_seats": 0}  # fmt: skip
+
+    store.attendance = figures  # type: ignore[attr-defined]
+    before = await checkin.attendance(units, m.tenant, m.id, now=m.starts_at - timedelta(minutes=1))  # type: ignore[arg-type]
+    assert before["no_shows"] is None and before["attendance_rate"] is None
+    after = await checkin.attendance(units, m.tenant, m.id, now=m.starts_at)  # type: ignore[arg-type]
+    assert after["no_shows"] == 1 and after["attendance_rate"] == 0.0
+
+
+async def test_check_in_answers_name_the_person_and_check_in_by_registration() -> None:
+    m = meeting(capacity=2)
+    store = FakeStore(m)
+    units = FakeUnits(store)
+    seat = (await register(units, m, person(1, companions=1))).registration
+    at_door = datetime(2021, 10, 28, 15, 30, tzinfo=UTC)
+    first = await checkin.check_in_registration(units(), m.tenant, m.id, seat["id"], "nonce-1", now=at_door)
+    again = await checkin.check_in(units(), m.tenant, m.id, seat["ticket_code"], "nonce-1", now=at_door)
+    assert first["repeat"] is False and again["repeat"] is True
+    assert again["name"] == first["name"] == "Person 1" and again["companions"] == 1
+    with pytest.raises(Conflict) as twice:
+        await checkin.check_in(units(), m.tenant, m.id, seat["ticket_code"], "nonce-2", now=at_door)
+    assert twice.value.extensions["reason"] == "already_checked_in"
+    assert twice.value.extensions["registration_id"] == str(seat["id"]) and twice.value.extensions["name"] == "Person 1"
+    with pytest.raises(Conflict) as unknown:
+        await checkin.check_in_registration(units(), m.tenant, m.id, uuid4(), "nonce-3", now=at_door)
+    assert unknown.value.extensions["reason"] == "unknown"

@@ -1,5 +1,5 @@
 """The door page's own logic: the service's answers and refusals as door results, which meetings the door
-offers, the name search, and codes as scanners type them."""
+offers, and codes as scanners type them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from uuid import uuid4
 import pytest
 
 from web.client import ApiProblem
-from web.console.checkin import door_meetings, matches, normalised, scan_of_answer, scan_of_problem
+from web.console.checkin import door_meetings, normalised, scan_of_answer, scan_of_problem
 
 
 def refusal(reason: str, status: int = 409, **extra: Any) -> ApiProblem:
@@ -34,6 +34,8 @@ def test_refusals() -> None:
     assert already.outcome == "already" and already.at == datetime(2026, 12, 1, 17, 4, tzinfo=UTC)
     assert scan_of_problem(refusal("already_checked_in", checked_in_at=None), "C").at is None
     assert scan_of_problem(refusal("revoked"), "C").outcome == "cancelled"
+    named = scan_of_problem(refusal("revoked", registration_id=str(uuid4()), name="Kim", companions=1), "C")
+    assert (named.name, named.companions) == ("Kim", 1), "the service names whom it refuses"
     other = uuid4()
     wrong = scan_of_problem(refusal("wrong_meeting", ticket_meeting_id=str(other)), "C")
     assert wrong.outcome == "other_meeting" and wrong.other_meeting_id == other
@@ -77,19 +79,6 @@ def test_door_offers_todays_then_the_next_fortnight() -> None:
     todays, later = door_meetings(meetings, now)
     assert [x["title"] for x in todays] == ["seit gestern, mehrtägig", "heute früh, vorbei", "läuft", "heute abend"]
     assert [x["title"] for x in later] == ["morgen"]
-
-
-def test_name_search() -> None:
-    regs = [
-        {"name": "Jördis Berg", "email": "jb@example.org", "status": "cancelled"},
-        {"name": "Jördis Albers", "email": None, "status": "confirmed"},
-        {"name": None, "email": "jordis@example.org", "status": "confirmed"},
-        {"name": "Jonas Berg", "email": "jonas@example.org", "status": "waitlisted"},
-    ]
-    assert [r["name"] for r in matches(regs, "JÖRDIS")] == ["Jördis Albers", "Jördis Berg"]
-    assert [r["name"] for r in matches(regs, "berg j")] == ["Jonas Berg", "Jördis Berg"]
-    assert [r["email"] for r in matches(regs, "jordis@")] == ["jordis@example.org"]
-    assert matches(regs, "   ") == []
 
 
 def test_codes_as_scanners_type_them() -> None:
