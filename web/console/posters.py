@@ -103,17 +103,23 @@ def _fit(text: str, font: str, sizes: Sequence[float], width_mm: float, most_lin
 
 
 def _fit_link(link: str, sizes: Sequence[float], width_mm: float) -> tuple[float, list[str]]:
-    """The link on one line if it fits at a legible size, else broken after a ``/`` (never inside a word)."""
+    """The link as large as it fits: on one line, or else on two broken after a ``/`` (never inside a word)."""
+
+    def broken(size: float) -> list[str]:
+        lines = [""]
+        for piece in re.split(r"(?<=/)", link):
+            if lines[-1] and _width_mm(lines[-1] + piece, BOLD, size) > width_mm:
+                lines.append("")
+            lines[-1] += piece
+        return lines
+
     for size in sizes:
         if _width_mm(link, BOLD, size) <= width_mm:
             return size, [link]
-    size = sizes[-1]
-    lines = [""]
-    for piece in re.split(r"(?<=/)", link):
-        if lines[-1] and _width_mm(lines[-1] + piece, BOLD, size) > width_mm:
-            lines.append("")
-        lines[-1] += piece
-    return size, lines
+        lines = broken(size)
+        if len(lines) <= 2 and all(_width_mm(line, BOLD, size) <= width_mm for line in lines):
+            return size, lines
+    return sizes[-1], broken(sizes[-1])
 
 
 def qr_modules(url: str) -> tuple[tuple[bool, ...], ...]:
@@ -150,19 +156,25 @@ def layout(*, title: str, url: str, closes: str, kicker: str, how: str, organise
     lines.append(Line(closes, MARGIN, y, 20))
     rule_y = y + 7
     qr_y = rule_y + 8
-    qr_x = (WIDTH_MM - QR_EDGE) / 2
     link = short_link(url)
     link_size, link_lines = _fit_link(link, (26, 22, 18, 15, 12), inner)
-    ly = qr_y + QR_EDGE + 4 + link_size / PT_PER_MM
+    link_step = link_size / PT_PER_MM * 1.2
+    how_size, how_lines = _fit(how, REGULAR, (16, 14, 12), inner, 3)
+    how_step = how_size / PT_PER_MM * 1.3
+    # Below the code: the link, a gap, the hint at the foot of the page. The code takes what is left, up to
+    # QR_EDGE (a long title makes it smaller, never the text falling off the page).
+    below = 4 + len(link_lines) * link_step + 8 + len(how_lines) * how_step
+    edge = max(60.0, min(QR_EDGE, HEIGHT_MM - MARGIN - qr_y - below))
+    qr_x = (WIDTH_MM - edge) / 2
+    ly = qr_y + edge + 4 + link_size / PT_PER_MM
     for text in link_lines:
         lines.append(Line(text, WIDTH_MM / 2, ly, link_size, bold=True, anchor="middle"))
-        ly += link_size / PT_PER_MM * 1.2
-    how_size, how_lines = _fit(how, REGULAR, (16, 14, 12), inner, 3)
-    hy = max(ly + 6, HEIGHT_MM - MARGIN - (len(how_lines) - 1) * how_size / PT_PER_MM * 1.3)
+        ly += link_step
+    hy = max(ly + 6, HEIGHT_MM - MARGIN - (len(how_lines) - 1) * how_step)
     for text in how_lines:
         lines.append(Line(text, WIDTH_MM / 2, hy, how_size, anchor="middle"))
-        hy += how_size / PT_PER_MM * 1.3
-    return Layout(tuple(lines), qr_modules(url), qr_x, qr_y, QR_EDGE, rule_y)
+        hy += how_step
+    return Layout(tuple(lines), qr_modules(url), qr_x, qr_y, edge, rule_y)
 
 
 def pdf(poster: Layout, size: Size, *, title: str, subject: str = "") -> bytes:
