@@ -11,6 +11,7 @@ send it back.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import Mapping
@@ -251,9 +252,8 @@ async def survey_list(request: Request, tenant: str) -> Response:
     found: list[dict[str, Any]] = await c.get("")
     found.sort(key=lambda s: s["opens_at"], reverse=True)
     counted = [s for s in found if s["state"] != "draft"]
-    counts: dict[str, int] = {}
-    for s in counted:
-        counts[s["id"]] = int((await c.get(f"/{s['id']}/results"))["responses"])
+    results = await asyncio.gather(*(c.get(f"/{s['id']}/results") for s in counted))
+    counts = {s["id"]: int(r["responses"]) for s, r in zip(counted, results, strict=True)}
     return c.page("list.html", {"surveys": found, "counts": counts})
 
 
