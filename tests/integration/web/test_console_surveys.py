@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 import subprocess
 import zipfile
@@ -24,6 +25,22 @@ from tests.qr import decode_png
 from web.console import surveys as console_surveys
 
 POPPLER = shutil.which("pdftoppm") and shutil.which("pdftotext")
+
+
+class SurveyConsole(Console):
+    """The meeting test's console, whose pages here may load the question form's script file (never inline)."""
+
+    async def page(self, path: str, status: int = 200) -> str:
+        r = await self.web.get(path)
+        assert r.status_code == status, (path, r.status_code, r.text[:1500])
+        assert r.headers["content-type"].startswith("text/html")
+        assert not re.search(r"<script(?![^>]*\ssrc=)", r.text) and 'style="' not in r.text, "no inline script or style"
+        return r.text
+
+
+@pytest.fixture
+def surveys(console: Console) -> SurveyConsole:  # noqa: F811
+    return SurveyConsole(console.api, console.web, console.tenant, console.clock)
 
 
 def survey_base(c: Console) -> str:
@@ -69,11 +86,9 @@ def pdf_page_png(data: bytes, tmp: Path, dpi: int = 100) -> bytes:
 
 @pytest.mark.skipif(not POPPLER, reason="poppler-utils (pdftoppm, pdftotext) is not installed")
 async def test_survey_from_creation_to_poster_codes_results_and_export(
-    console: Console,  # noqa: F811
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    surveys: SurveyConsole, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    c = console
+    c = surveys
     base = survey_base(c)
     await sign_in_locally(c.web, c.tenant, "staff", name="Sachbearbeitung Test")
     listing = await c.page(base)
