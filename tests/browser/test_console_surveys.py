@@ -85,6 +85,9 @@ async def test_create_publish_and_print_a_survey_poster(
     await checked(page, "add question form", phone)
     await page.get_by_label("Text der Frage").fill("Wo fehlen Radwege?")
     await page.get_by_label("Freitext", exact=True).check()
+    # With script only the fields of the chosen kind are shown.
+    assert await page.get_by_label("Höchstzahl an Zeichen").is_visible()
+    assert not await page.get_by_label("Antwortmöglichkeiten").is_visible()
     await page.get_by_label("Ja", exact=True).check()
     await page.get_by_role("button", name="Speichern").click()
     await page.wait_for_load_state()
