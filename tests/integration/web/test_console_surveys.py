@@ -232,6 +232,8 @@ async def test_survey_from_creation_to_poster_codes_results_and_export(
 
     listing = await c.page(base)
     assert "Online-Dienste im Kreis" in listing and "Läuft" in listing
+    english = await c.page(f"{base}/{survey_id}?lang=en")
+    assert "Poster with QR code" in english and "Download the responses" in english and "Open" in english
     results = await c.page(f"{base}/{survey_id}/ergebnisse")
     assert "3 Personen haben teilgenommen." in results
     assert results.count('<svg class="survey-chart"') >= 4, "bars for single, multiple, yes/no and scale"
