@@ -132,6 +132,10 @@ async def test_create_publish_and_print_a_survey_poster(
     await page.wait_for_load_state()
     assert "An der Bundesstraße" in await page.locator("main").inner_text()
     await checked(page, "free texts", phone)
+    await page.get_by_role("link", name="Entfernen").click()
+    await page.wait_for_load_state()
+    assert "An der Bundesstraße" in await page.locator("blockquote").inner_text()
+    await checked(page, "remove a free text", phone)
 
     if not phone and os.environ.get("CIVIC_DOCS_SCREENSHOTS"):
         DOCS.mkdir(exist_ok=True)

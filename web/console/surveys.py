@@ -116,6 +116,19 @@ i18n.english(
         "Antworten in eigenen Worten lesen": "Read the answers in their own words",
         "Noch keine Antworten.": "No answers yet.",
         "Weitere Antworten": "More answers",
+        "Text entfernen": "Remove text",
+        "Entfernen Sie einen Text, der eine Person nennt oder erkennbar macht. Die Zahlen der Ergebnisse werden "
+        "berichtigt; festgehalten wird nur, wer wann warum entfernt hat.": "Remove a text that names a person or "
+        "makes one recognisable. The results' figures are corrected; only who removed what kind of thing, when "
+        "and why is recorded.",
+        "Was soll entfernt werden?": "What is to be removed?",
+        "Nur dieser Text": "This text only",
+        "Die ganze Antwort der Person (alle ihre Angaben)": "The person's whole response (all their answers)",
+        "Grund": "Reason",
+        "Ja, entfernen": "Yes, remove",
+        "Der Text ist entfernt.": "The text is removed.",
+        "Genau diesen Text haben mehrere Personen geschrieben: Entfernen Sie nur den Text.": "Several people wrote "
+        "exactly this text: remove the text only.",
         "Zurück zu den Ergebnissen": "Back to the results",
         "Zur Umfrage": "To the survey",
         "Zu den Umfragen": "To the surveys",
@@ -646,15 +659,68 @@ async def texts(request: Request, tenant: str, survey_id: UUID, question_id: str
     _si, _qi, q = _find(s, question_id)
     if q["kind"] != "free_text":
         raise HTTPException(404)
-    params: dict[str, Any] = {"limit": TEXTS_PER_PAGE}
     after = request.query_params.get("nach", "")
+    page = await _text_page(c, survey_id, question_id, after)
+    context = {"s": s, "q": q, "items": page["items"], "next_after": page["next_after"], "after": after}
+    return c.page("texts.html", {**context, "notice": request.query_params.get("hinweis", "")})
+
+
+async def _text_page(c: Console, survey_id: UUID, question_id: str, after: str) -> dict[str, Any]:
+    params: dict[str, Any] = {"limit": TEXTS_PER_PAGE}
     if after:
         try:
             params["after"] = str(UUID(after))
         except ValueError as bad:
             raise HTTPException(404) from bad
-    page = await c.get(f"/{survey_id}/questions/{quote(question_id, safe='')}/texts", params)
-    return c.page("texts.html", {"s": s, "q": q, "items": page["items"], "next_after": page["next_after"]})
+    page: dict[str, Any] = await c.get(f"/{survey_id}/questions/{quote(question_id, safe='')}/texts", params)
+    return page
+
+
+@router.get("/{survey_id}/ergebnisse/{question_id}/texte/{text_id}/entfernen")
+async def text_remove_confirm(
+    request: Request, tenant: str, survey_id: UUID, question_id: str, text_id: UUID
+) -> Response:
+    """What is removed, and how much: the text is looked up on the page it was listed on (``nach``), so the
+    address never carries the text itself."""
+    c = await staff(request, tenant)
+    s = await _survey(c, survey_id)
+    _si, _qi, q = _find(s, question_id)
+    after = request.query_params.get("nach", "")
+    page = await _text_page(c, survey_id, question_id, after)
+    item = next((i for i in page["items"] if i["id"] == str(text_id)), None)
+    if item is None:
+        raise HTTPException(404)
+    context = {"s": s, "q": q, "item": item, "after": after, "values": {"scope": "text"}, "errors": FormErrors()}
+    return c.page("text_remove.html", context)
+
+
+@router.post("/{survey_id}/ergebnisse/{question_id}/texte/{text_id}/entfernen")
+async def text_remove(request: Request, tenant: str, survey_id: UUID, question_id: str, text_id: UUID) -> Response:
+    c = await staff(request, tenant)
+    form = _form(await checked_form(request))
+    s = await _survey(c, survey_id)
+    _si, _qi, q = _find(s, question_id)
+    scope = (form.get("scope") or ["text"])[0]
+    reason = (form.get("reason") or [""])[0].strip()[:500]
+    after = (form.get("nach") or [""])[0]
+    try:
+        await c.post(
+            f"/{survey_id}/texts/{text_id}/removal",
+            {"scope": "response" if scope == "response" else "text", "reason": reason},
+        )
+    except ApiProblem as problem:
+        if problem.status == 404:
+            raise
+        page = await _text_page(c, survey_id, question_id, after)
+        item = next((i for i in page["items"] if i["id"] == str(text_id)), {"id": str(text_id), "text": ""})
+        errors = api_errors(problem, {"scope": "Was soll entfernt werden?"}, lang_of(request))
+        if problem.kind == "response-ambiguous":
+            _ = i18n.gettext(lang_of(request))
+            errors = FormErrors()
+            errors.add("scope", _("Genau diesen Text haben mehrere Personen geschrieben: Entfernen Sie nur den Text."))
+        context = {"s": s, "q": q, "item": item, "after": after, "values": {"scope": scope, "reason": reason}}
+        return c.page("text_remove.html", {**context, "errors": errors}, status=problem.status)
+    return see_other(f"{c.base}/{survey_id}/ergebnisse/{quote(question_id, safe='')}/texte?hinweis=entfernt")
 
 
 @router.get("/{survey_id}/antworten.csv")

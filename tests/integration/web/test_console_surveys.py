@@ -8,6 +8,7 @@ export CSV and XLSX; and a ``checkin`` person is refused every one of these page
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 import shutil
@@ -249,6 +250,19 @@ async def test_survey_from_creation_to_poster_codes_results_and_export(
     assert second_page.count('<li class="civic-console-item">') == 1 and 'rel="next"' not in second_page
     seen = first_page + second_page
     assert all(t in seen for t in ("Mehr online", "Längere Öffnungszeiten", "Weniger Papier"))
+
+    # A text that names someone is removed after a confirmation that shows it; the figures stay consistent.
+    remove_link = re.search(r'href="([^"]+/entfernen[^"]*)"', second_page)
+    assert remove_link is not None
+    confirm = await c.page(html.unescape(remove_link.group(1)))
+    assert "Nur dieser Text" in confirm and "<blockquote" in confirm
+    target = html.unescape(remove_link.group(1))
+    removed = await c.send(target, {"scope": "text", "reason": "nennt eine Person"}, action=target.split("?")[0])
+    after_removal = await c.page(removed.headers["location"])
+    assert "Der Text ist entfernt." in after_removal
+    monkeypatch.setattr(console_surveys, "TEXTS_PER_PAGE", 20)
+    assert (await c.page(texts_path)).count('<li class="civic-console-item">') == 2
+    assert "3 Personen haben teilgenommen." in await c.page(f"{base}/{survey_id}/ergebnisse")
 
     # Export: CSV as German Excel opens it, and XLSX.
     exported = await c.web.get(f"{base}/{survey_id}/antworten.csv")
