@@ -255,7 +255,11 @@ async def test_survey_from_creation_to_poster_codes_results_and_export(
     remove_link = re.search(r'href="([^"]+/entfernen[^"]*)"', second_page)
     assert remove_link is not None
     confirm = await c.page(html.unescape(remove_link.group(1)))
-    assert "Nur dieser Text" in confirm and "<blockquote" in confirm
+    quoted = re.search(r"<blockquote[^>]*>(.*?)</blockquote>", confirm, re.S)
+    assert "Nur dieser Text" in confirm and quoted is not None
+    gone = html.unescape(quoted.group(1)).strip()
+    kept = {"Mehr online", "Längere Öffnungszeiten", "Weniger Papier"} - {gone}
+    assert len(kept) == 2, gone
     target = html.unescape(remove_link.group(1))
     removed = await c.send(target, {"scope": "text", "reason": "nennt eine Person"}, action=target.split("?")[0])
     after_removal = await c.page(removed.headers["location"])
@@ -269,7 +273,8 @@ async def test_survey_from_creation_to_poster_codes_results_and_export(
     assert exported.status_code == 200 and exported.content.startswith(b"\xef\xbb\xbf")
     table = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig")), delimiter=";"))
     assert len(table) == 4 and len(table[0]) > 5
-    assert "Längere Öffnungszeiten" in exported.content.decode("utf-8-sig")
+    content = exported.content.decode("utf-8-sig")
+    assert all(text in content for text in kept) and gone not in content, "the removed text is gone from the export"
     xlsx = await c.web.get(f"{base}/{survey_id}/antworten.xlsx")
     assert xlsx.status_code == 200 and "xl/workbook.xml" in zipfile.ZipFile(io.BytesIO(xlsx.content)).namelist()
 
