@@ -26,6 +26,7 @@ from web.console import layout as console_layout
 from web.console import local as console_local
 from web.console import meetings as console_meetings
 from web.console import overview as console_overview
+from web.console import surveys as console_surveys
 from web.console import tenants as console_tenants
 from web.pages import content, meetings, site, subscriptions
 from web.rendering import environment, language, render
@@ -85,6 +86,7 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
     app.include_router(console_meetings.router)
     app.include_router(console_content.router)
     app.include_router(console_callbacks.router)
+    app.include_router(console_surveys.router)
     app.include_router(subscriptions.router)
     app.include_router(meetings.manage_router)
     app.include_router(meetings.router)

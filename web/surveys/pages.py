@@ -288,7 +288,8 @@ async def landing(request: Request, tenant: str, slug: str) -> Response:
         survey = await load_open_survey(request, tenant, slug)
     except Gone as g:
         return g.response
-    return _landing(request, survey, tenant)
+    # A letter's personal link carries its access code (``?zugangscode=``): the field is filled in already.
+    return _landing(request, survey, tenant, code=request.query_params.get("zugangscode", "").strip()[:64])
 
 
 def _access_cookie_path(tenant: str, slug: str) -> str:
