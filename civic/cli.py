@@ -28,6 +28,7 @@ import asyncpg
 
 from civic.services import ALL, consumers, select
 from shared import db
+from shared.bus import dead_letters
 from shared.bus.acl import acl_file
 from shared.bus.consumer import Consumer
 from shared.bus.maintenance import group_states
@@ -215,6 +216,7 @@ async def subscribers(
 
 
 async def dlq(action: str, service: str | None, ident: int | None, status_: str) -> Any:
+    """The dead letters of the services, with the functions their admin API uses (shared/bus/dead_letters.py)."""
     s = get_settings()
     services = select(service)
     if action == "list":
@@ -222,11 +224,7 @@ async def dlq(action: str, service: str | None, ident: int | None, status_: str)
         for d in services:
             conn = await db.connect(s.database_url, d.schema)
             try:
-                for r in await conn.fetch(
-                    "select id, stream, entry_id, type, deliveries, status, created_at, left(error, 200) as error "
-                    "from dead_letters where $1 = 'all' or status = $1 order by id",
-                    status_,
-                ):
+                for r in await dead_letters.listing(conn, status_):
                     rows.append({"service": d.name, **dict(r)})
             finally:
                 await conn.close()
@@ -234,24 +232,17 @@ async def dlq(action: str, service: str | None, ident: int | None, status_: str)
     if service is None or ident is None:
         raise SystemExit("dlq show/retry/drop need --service and an id")
     d = services[0]
-    if action == "show":
+    if action in ("show", "drop"):
         conn = await db.connect(s.database_url, d.schema)
         try:
-            row = await conn.fetchrow("select * from dead_letters where id = $1", ident)
+            row = await dead_letters.one(conn, ident, raw=True)
+            if row is None:
+                raise SystemExit(f"no dead letter {ident} in {service}")
+            if action == "show":
+                return dict(row)
+            return {"dropped": await dead_letters.drop(conn, ident)}
         finally:
             await conn.close()
-        if row is None:
-            raise SystemExit(f"no dead letter {ident} in {service}")
-        return dict(row)
-    if action == "drop":
-        conn = await db.connect(s.database_url, d.schema)
-        try:
-            done = await conn.execute(
-                "update dead_letters set status = 'dropped', resolved_at = now() where id = $1", ident
-            )
-        finally:
-            await conn.close()
-        return {"dropped": done.endswith("1")}
     if action == "retry":
         from shared.bus.outbox import Outbox
         from shared.clock import SystemClock
@@ -262,7 +253,10 @@ async def dlq(action: str, service: str | None, ident: int | None, status_: str)
         try:
             ctx = ServiceContext(d.name, s, pool, redis, Outbox(d.name), SystemClock(), keys)
             consumer = Consumer(d.name, pool, redis, bind(ctx, d.subscriptions), keys=keys, name="cli")
-            return {"retried": await consumer.retry_dead_letter(ident)}
+            try:
+                return {"retried": await dead_letters.retry(consumer, ident)}
+            except (LookupError, dead_letters.NotOpen, dead_letters.Unretryable) as exc:
+                raise SystemExit(str(exc)) from None
         finally:
             await redis.aclose()
             await pool.close()

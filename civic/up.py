@@ -82,7 +82,7 @@ def console_lines(base: str, settings: WebSettings) -> str:
     tenants = ", ".join(sorted(settings.tenants)) or "any tenant name"
     return (
         f"  staff console      {base}/verwaltung/anmelden/lokal   (local sign-in, no password)\n"
-        f"                     tenants: {tenants}; roles: staff, checkin, editor\n"
+        f"                     tenants: {tenants}; roles: staff, checkin, editor, admin (operators)\n"
     )
 
 

@@ -25,6 +25,7 @@ from web.console import content as console_content
 from web.console import layout as console_layout
 from web.console import local as console_local
 from web.console import meetings as console_meetings
+from web.console import operations as console_operations
 from web.console import overview as console_overview
 from web.console import surveys as console_surveys
 from web.console import tenants as console_tenants
@@ -82,6 +83,7 @@ def create_app(settings: WebSettings | None = None, *, transport: httpx.AsyncBas
     app.include_router(console_auth.router)
     app.include_router(console_local.router)
     app.include_router(console_tenants.router)
+    app.include_router(console_operations.router)
     app.include_router(console_overview.router)
     app.include_router(console_meetings.router)
     app.include_router(console_content.router)

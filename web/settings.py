@@ -84,7 +84,7 @@ class WebSettings(BaseSettings):
     #: as a path (``realm_access.roles``) when no claim has the whole name.
     oidc_tenant_claim: str = "tenant"
     oidc_roles_claim: str = "roles"
-    #: JSON: the provider's role or group names -> civic roles (staff, checkin, editor); unset: names as they are.
+    #: JSON: the provider's role or group names -> civic roles (staff, checkin, editor, admin); unset: as they are.
     oidc_role_map: dict[str, str] = Field(default_factory=dict)
     #: JSON: the provider's tenant values (a group id, say) -> civic tenants; unset: values as they are.
     oidc_tenant_map: dict[str, str] = Field(default_factory=dict)

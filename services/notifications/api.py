@@ -157,6 +157,15 @@ async def deliveries_of_recipient(
     return [DeliveryOut.of(r) for r in rows]
 
 
+@router.post("/deliveries/{delivery_id}/resend", status_code=202, response_model=DeliveryOut, responses=problems(409))
+async def resend_delivery(delivery_id: UUID, request: Request, staff: Staff) -> DeliveryOut:
+    """Send a webhook delivery again, now (after the receiver was fixed): the same delivery, queued with its
+    attempts counted from zero; idempotent while it is queued. 409 for mails and for disabled endpoints."""
+    ctx = _ctx(request)
+    row = await use_cases.resend_webhook_delivery(ctx.uows(Store)(), staff.tenant, delivery_id, ctx.clock.now())
+    return DeliveryOut.of(row)
+
+
 # -- staff: webhooks ---------------------------------------------------------------------------------------
 
 
@@ -201,6 +210,7 @@ LINKS = {
         "notifications.delete_webhook": {"endpoint_id": "$response.body#/id"},
         "notifications.webhook_deliveries": {"endpoint_id": "$response.body#/id"},
     },
+    "notifications.webhook_deliveries": {"notifications.resend_delivery": {"delivery_id": "$response.body#/0/id"}},
 }
 
 __all__ = ["LINKS", "router"]

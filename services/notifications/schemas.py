@@ -38,6 +38,8 @@ class DeliveryOut(BaseModel):
     address_kept: bool
     created_at: datetime
     sent_at: datetime | None
+    resends: int = Field(default=0, description="How often staff had it sent again.")
+    resent_at: datetime | None = None
 
     @classmethod
     def of(cls, row: Any) -> DeliveryOut:
@@ -56,6 +58,8 @@ class DeliveryOut(BaseModel):
             address_kept=row["address"] is not None,
             created_at=row["created_at"],
             sent_at=row["sent_at"],
+            resends=row["resends"],
+            resent_at=row["resent_at"],
         )
 
 

@@ -26,7 +26,7 @@ MAILS_CAPPED = Counter(
 DELIVERY_COLUMNS = (
     "id, tenant, cause_event_id, channel, template, transactional, locale, address, registration_id, "
     "subscription_id, endpoint_id, meeting_id, survey_id, personal, body, state, attempts, next_attempt_at, "
-    "last_answer, created_at, sent_at"
+    "last_answer, created_at, sent_at, resends, resent_at"
 )
 
 _FAN_OUT_SUBSCRIBERS = """
@@ -478,6 +478,24 @@ class Store:
 
     async def deliveries_of_endpoint(self, tenant: str, endpoint_id: UUID) -> list[Any]:
         return await self._deliveries_where(tenant, "endpoint_id = $2", endpoint_id)
+
+    async def delivery(self, tenant: str, delivery_id: UUID) -> Any:
+        return await self.conn.fetchrow(
+            f"select {DELIVERY_COLUMNS} from deliveries where tenant = $1 and id = $2", tenant, delivery_id
+        )
+
+    async def requeue(self, tenant: str, delivery_id: UUID, now: datetime) -> Any:
+        """Due again at once with a fresh count of attempts (the whole retry schedule again); the last answer
+        stays until the new outcome. Only a delivery that is not queued or being sent already."""
+        return await self.conn.fetchrow(
+            "update deliveries set state = 'queued', attempts = 0, next_attempt_at = $3, lease_until = null,"
+            " resends = resends + 1, resent_at = $3"
+            " where tenant = $1 and id = $2 and state in ('sent', 'failed', 'given_up')"
+            f" returning {DELIVERY_COLUMNS}",
+            tenant,
+            delivery_id,
+            now,
+        )
 
     # -- sending --------------------------------------------------------------------------------------------
 

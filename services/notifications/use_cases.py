@@ -152,6 +152,24 @@ async def deliveries_of_endpoint(store: Store, tenant: str, endpoint_id: UUID) -
     return await store.deliveries_of_endpoint(tenant, endpoint_id)
 
 
+async def resend_webhook_delivery(uow: Uow, tenant: str, delivery_id: UUID, now: Any) -> Any:
+    """Send a webhook delivery again: the same delivery (same ``webhook-id``, so receivers can tell a copy)
+    queued at once with its attempts counted from zero, ``resends`` and ``resent_at`` recorded. Idempotent: a
+    delivery already queued or being sent stays as it is (a second click sends nothing twice)."""
+    async with uow:
+        row = await uow.store.delivery(tenant, delivery_id)
+        if row is None:
+            raise NotFound("not-found", detail="No such delivery.")
+        if row["channel"] != "webhook":
+            raise Conflict("not-resendable", detail="Only webhook deliveries can be sent again.")
+        endpoint = (await uow.store.endpoints([row["endpoint_id"]])).get(row["endpoint_id"])
+        if endpoint is None or not endpoint["enabled"]:
+            raise Conflict("endpoint-disabled", detail="The endpoint is disabled or deleted.")
+        if row["state"] in ("queued", "sending"):
+            return row
+        return await uow.store.requeue(tenant, delivery_id, now)
+
+
 # -- webhook endpoints (staff) ---------------------------------------------------------------------------
 
 

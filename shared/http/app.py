@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from shared import db, tracing
 from shared.clock import Clock
-from shared.http import openapi, outages, problems
+from shared.http import dead_letters, openapi, outages, problems
 from shared.http.guard import InputGuard
 from shared.http.metrics import MetricsMiddleware
 from shared.http.requests import RequestIdMiddleware
@@ -69,6 +69,12 @@ def create_app(
     for d in definitions:
         ids = _operation_ids(d.name)
         app.include_router(d.router, prefix=f"/api/{d.name}", generate_unique_id_function=ids)
+        # Every service's dead letters for operators (role admin): the ``civic dlq`` commands over HTTP.
+        app.include_router(
+            dead_letters.router_for(d.name),
+            prefix=f"/api/{d.name}/admin/dead-letters",
+            generate_unique_id_function=ids,
+        )
         if d.root_router is not None:
             app.include_router(d.root_router, generate_unique_id_function=ids)
         _add_service_documents(app, d)

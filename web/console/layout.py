@@ -30,6 +30,7 @@ i18n.english(
         "Umfragen": "Surveys",
         "Inhalte": "Content",
         "Benachrichtigungen": "Notifications",
+        "Betrieb": "Operations",
         "Zu den Seiten für Bürgerinnen und Bürger": "To the public pages",
         "Kein Zugriff": "No access",
         "Mit Ihrer Anmeldung können Sie diese Seite nicht öffnen. Wenn Sie sie brauchen, wenden Sie sich an die "

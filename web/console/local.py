@@ -43,6 +43,7 @@ i18n.english(
         "Mitarbeiterin/Mitarbeiter (alles des Mandanten)": "Staff (everything of the tenant)",
         "Einlass (nur die Einlassseite)": "Check-in (the door page only)",
         "Redaktion (nur Inhalte)": "Editor (content only)",
+        "Betrieb (Fehler des Nachrichtenbusses, alle Mandanten)": "Operations (dead letters of the bus, all tenants)",
         "Anmelden": "Sign in",
         "Bitte geben Sie Ihren Namen ein.": "Please enter your name.",
         "Bitte wählen Sie mindestens einen Mandanten.": "Please choose at least one tenant.",
@@ -56,6 +57,8 @@ ROLE_TEXTS = (
     ("staff", "Mitarbeiterin/Mitarbeiter (alles des Mandanten)"),
     ("checkin", "Einlass (nur die Einlassseite)"),
     ("editor", "Redaktion (nur Inhalte)"),
+    # Operators: only here, outside production; in production the OpenID role mapping may grant it.
+    ("admin", "Betrieb (Fehler des Nachrichtenbusses, alle Mandanten)"),
 )
 
 

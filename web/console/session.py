@@ -29,8 +29,13 @@ from shared.clock import Clock
 from web.pages.common import check_tenant
 from web.settings import WebSettings
 
-#: What the console knows; the services also know ``admin`` (everything), which the console never hands out.
-CONSOLE_ROLES = ("staff", "checkin", "editor")
+#: The roles of a tenant's work; the services' tokens of ordinary pages carry only these.
+TENANT_ROLES = ("staff", "checkin", "editor")
+#: What the console knows: the tenant's roles and ``admin``, the operators' role (the dead letters of the bus,
+#: web/console/operations.py). ``admin`` is granted by the local sign-in (outside production only) or by the
+#: OpenID role mapping; it reaches the services only in the operator pages' own tokens (``operator_token``),
+#: since the services let an admin do everything.
+CONSOLE_ROLES = (*TENANT_ROLES, "admin")
 SESSION_AUDIENCE = "civic-console"
 #: An ID token longer than this is not kept for the logout hint (the cookie stays well below 4 KB).
 MAX_ID_TOKEN_HINT = 1800
@@ -45,11 +50,13 @@ class StaffSession:
     tenant: str  # the tenant currently chosen
 
     def may(self, *roles: str) -> bool:
-        """True if the person holds one of ``roles``; ``staff`` may everything of its tenant. Without roles:
-        whether the person holds any role at all."""
+        """True if the person holds one of ``roles``; ``staff`` may everything of its tenant, but not what only
+        operators may (``admin``). Without roles: whether the person holds any role at all."""
         if not roles:
             return bool(self.roles)
-        return "staff" in self.roles or bool(self.roles & set(roles))
+        if "staff" in self.roles and set(roles) - {"admin"}:
+            return True
+        return bool(self.roles & set(roles))
 
     @property
     def several_tenants(self) -> bool:
@@ -270,9 +277,19 @@ def service_token(session: StaffSession, settings: WebSettings) -> str:
     Lives CIVIC_WEB_TOKEN_MINUTES (5); the same one is reused for a minute at most, so a page's several API
     calls do not each sign one. The services verify it as any staff token (shared/http/auth.py).
     """
+    return _token(session, settings, tuple(sorted(r for r in session.roles if r in TENANT_ROLES)))
+
+
+def operator_token(session: StaffSession, settings: WebSettings) -> str:
+    """A token with only the ``admin`` role, for the operator pages (the person must hold ``admin``)."""
+    if "admin" not in session.roles:
+        raise RuntimeError("an operator token needs the admin role (the page checks it first)")
+    return _token(session, settings, ("admin",))
+
+
+def _token(session: StaffSession, settings: WebSettings, roles: tuple[str, ...]) -> str:
     if settings.production and settings.token_key == _dev_key():
         raise RuntimeError("CIVIC_WEB_TOKEN_KEY must be set in production mode")
-    roles = tuple(sorted(r for r in session.roles if r in CONSOLE_ROLES))
     signer = hashlib.sha256(f"{settings.token_algorithm}:{settings.token_key}".encode()).hexdigest()[:16]
     key = (session.subject, session.tenant, roles, signer)
     with _tokens_lock:

@@ -16,7 +16,16 @@ from web.client import Api
 from web.console import auth
 from web.console.layout import safe_next
 from web.console.local import landing
-from web.console.session import SignedIn, StaffSession, cookie_name, decode, encode, roles_of, service_token
+from web.console.session import (
+    SignedIn,
+    StaffSession,
+    cookie_name,
+    decode,
+    encode,
+    operator_token,
+    roles_of,
+    service_token,
+)
 from web.settings import WebSettings
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -55,7 +64,7 @@ def test_a_long_id_token_is_not_kept() -> None:
 
 
 def test_roles() -> None:
-    assert roles_of("staff, checkin admin") == {"staff", "checkin"}
+    assert roles_of("staff, checkin admin owner") == {"staff", "checkin", "admin"}
     assert roles_of(["editor", "owner"]) == {"editor"}
     assert roles_of(None) == frozenset()
     staff = StaffSession("s", "S", ("t",), frozenset({"staff"}), "t")
@@ -63,6 +72,18 @@ def test_roles() -> None:
     assert staff.may("editor") and staff.may("checkin") and staff.may()
     assert door.may("checkin") and not door.may("staff") and not door.may("editor")
     assert not StaffSession("n", "N", ("t",), frozenset(), "t").may()
+    # Operators' pages: staff may everything of its tenant, but not what only admins may.
+    operator = StaffSession("o", "O", ("t",), frozenset({"admin"}), "t")
+    assert not staff.may("admin") and operator.may("admin") and not operator.may("staff")
+    assert staff.may("admin", "staff")
+
+
+def test_admin_reaches_the_services_only_in_operator_tokens() -> None:
+    session = StaffSession("sub-3", "Ops", ("kreis-a",), frozenset({"staff", "admin"}), "kreis-a")
+    assert verify_token(service_token(session, WebSettings()), Settings()).roles == {"staff"}
+    assert verify_token(operator_token(session, WebSettings()), Settings()).roles == {"admin"}
+    with pytest.raises(RuntimeError):
+        operator_token(StaffSession("s", "S", ("t",), frozenset({"staff"}), "t"), WebSettings())
 
 
 def test_claim_mapping() -> None:
