@@ -24,7 +24,8 @@ from starlette.exceptions import HTTPException
 from web import i18n
 from web.client import ApiProblem
 from web.console import content_form as cf
-from web.console.session import StaffSession, console_session, service_token
+from web.console.calls import StaffCalls
+from web.console.session import console_session, service_token
 from web.i18n import BERLIN
 from web.pages.common import api, check_tenant, lang_of, now, see_other, settings_of
 from web.problems import FormErrors
@@ -128,34 +129,14 @@ NOTICES = {
 
 
 @dataclass
-class Console:
+class Console(StaffCalls):
     """One request of a signed-in staff or editor person: their session and the content API with their token."""
 
-    request: Request
-    tenant: str
-    session: StaffSession
-    token: str
+    api_base = API
 
     @property
     def base(self) -> str:
         return f"/verwaltung/{self.tenant}/inhalte"
-
-    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return await api(self.request).get(
-            API + path, request=self.request, params=dict(params or {}), token=self.token
-        )
-
-    async def post(self, path: str, body: Any = None) -> Any:
-        return await api(self.request).post(API + path, body, request=self.request, token=self.token)
-
-    async def patch(self, path: str, body: Any) -> Any:
-        return await api(self.request).patch(API + path, body, request=self.request, token=self.token)
-
-    async def put(self, path: str, body: Any) -> Any:
-        return await api(self.request).put(API + path, body, request=self.request, token=self.token)
-
-    async def delete(self, path: str) -> Any:
-        return await api(self.request).delete(API + path, request=self.request, token=self.token)
 
     def page(self, template: str, context: dict[str, Any], status: int = 200) -> Response:
         notice = NOTICES.get(self.request.query_params.get("hinweis", ""), "")

@@ -24,10 +24,11 @@ from web import i18n
 from web.client import ApiProblem
 from web.console import meeting_form as mf
 from web.console import spreadsheets
-from web.console.session import StaffSession, console_session, service_token
+from web.console.calls import StaffCalls
+from web.console.session import console_session, service_token
 from web.i18n import BERLIN
 from web.pages import registration_form as rf
-from web.pages.common import api, check_tenant, lang_of, now, see_other, settings_of
+from web.pages.common import check_tenant, lang_of, now, see_other, settings_of
 from web.problems import FormErrors, form_errors
 from web.rendering import render
 from web.security import checked_form
@@ -232,24 +233,10 @@ def stamp(value: str | None) -> str:
 
 
 @dataclass
-class Console:
+class Console(StaffCalls):
     """One request of a signed-in staff person: their session and the registration API with their token."""
 
-    request: Request
-    tenant: str
-    session: StaffSession
-    token: str
-
-    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return await api(self.request).get(
-            API + path, request=self.request, params=dict(params or {}), token=self.token
-        )
-
-    async def post(self, path: str, body: Any = None) -> Any:
-        return await api(self.request).post(API + path, body, request=self.request, token=self.token)
-
-    async def patch(self, path: str, body: Any) -> Any:
-        return await api(self.request).patch(API + path, body, request=self.request, token=self.token)
+    api_base = API
 
     def page(self, template: str, context: dict[str, Any], status: int = 200) -> Response:
         return render(

@@ -28,9 +28,10 @@ from web import i18n
 from web.client import ApiProblem
 from web.console import posters, spreadsheets
 from web.console import survey_form as sf
+from web.console.calls import StaffCalls
 from web.console.meeting_form import api_errors, slug_of
-from web.console.session import StaffSession, console_session, service_token
-from web.pages.common import api, check_tenant, lang_of, see_other, settings_of
+from web.console.session import console_session, service_token
+from web.pages.common import check_tenant, lang_of, see_other, settings_of
 from web.problems import FormErrors
 from web.rendering import render
 from web.security import checked_form
@@ -179,34 +180,14 @@ STATES = {"draft": "Entwurf", "published": "Veröffentlicht", "open": "Läuft", 
 
 
 @dataclass
-class Console:
+class Console(StaffCalls):
     """One request of a signed-in staff person: their session and the surveys API with their token."""
 
-    request: Request
-    tenant: str
-    session: StaffSession
-    token: str
+    api_base = API
 
     @property
     def base(self) -> str:
         return f"/verwaltung/{self.tenant}/umfragen"
-
-    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return await api(self.request).get(
-            API + path, request=self.request, params=dict(params or {}), token=self.token
-        )
-
-    async def post(self, path: str, body: Any = None) -> Any:
-        return await api(self.request).post(API + path, body, request=self.request, token=self.token)
-
-    async def put(self, path: str, body: Any) -> Any:
-        return await api(self.request).put(API + path, body, request=self.request, token=self.token)
-
-    async def raw(self, path: str, params: Mapping[str, Any]) -> bytes:
-        r = await api(self.request).request(
-            "GET", API + path, request=self.request, params=dict(params), token=self.token
-        )
-        return r.content
 
     def page(self, template: str, context: dict[str, Any], status: int = 200) -> Response:
         _ = i18n.gettext(lang_of(self.request))
