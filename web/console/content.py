@@ -25,6 +25,7 @@ from web import i18n
 from web.client import ApiProblem
 from web.console import content_form as cf
 from web.console.calls import StaffCalls
+from web.console.forms import Read, one
 from web.console.session import console_session, service_token
 from web.i18n import BERLIN
 from web.pages.common import api, check_tenant, lang_of, now, see_other, settings_of
@@ -424,8 +425,8 @@ async def new_article(request: Request, tenant: str, art: str = "news") -> Respo
 async def create_article(request: Request, tenant: str) -> Response:
     c = await editor(request, tenant)
     form = _form(await checked_form(request))
-    kind = _kind(cf.one(form, "kind"))
-    process_id = cf.one(form, "process_id")
+    kind = _kind(one(form, "kind"))
+    process_id = one(form, "process_id")
     lang = lang_of(request)
     r = cf.read(cf.ARTICLE_FIELDS, form, lang)
     r.values["process_id"] = process_id
@@ -437,7 +438,7 @@ async def create_article(request: Request, tenant: str) -> Response:
         "processes": await _process_choices(c),
         "preview": None,
     }
-    if cf.one(form, "aktion") == "vorschau":
+    if one(form, "aktion") == "vorschau":
         return c.page("article_form.html", {**context, **await _preview(c, r)})
     if r.errors:
         return c.page("article_form.html", {**context, "errors": r.errors}, status=422)
@@ -452,7 +453,7 @@ async def create_article(request: Request, tenant: str) -> Response:
     return see_other(f"{c.base}/artikel/{a['id']}?hinweis=angelegt")
 
 
-async def _preview(c: Console, r: cf.Read) -> dict[str, Any]:
+async def _preview(c: Console, r: Read) -> dict[str, Any]:
     """The body rendered by the content service, as it will be stored; the form stays as typed, unsaved."""
     rendered = await c.post("/preview", {"body": r.values.get("body", "")})
     return {"preview": rendered["html"], "errors": FormErrors()}
@@ -492,7 +493,7 @@ async def edit_article(request: Request, tenant: str, article_id: UUID) -> Respo
         "processes": [],
         "preview": None,
     }
-    if cf.one(form, "aktion") == "vorschau":
+    if one(form, "aktion") == "vorschau":
         return c.page("article_form.html", {**context, **await _preview(c, r)})
     if r.errors:
         return c.page("article_form.html", {**context, "errors": r.errors}, status=422)

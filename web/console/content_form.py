@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from web import i18n
 from web.client import ApiProblem
+from web.console.forms import Read, one
 from web.i18n import Language
 from web.problems import FormErrors, form_errors, pointer_field
 
@@ -284,20 +285,6 @@ SPECIFIC = {
 }
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
-
-
-@dataclass
-class Read:
-    """A read form: the API body, what to show again in the fields, and the page's own findings."""
-
-    body: dict[str, Any]
-    values: dict[str, Any]
-    errors: FormErrors = field(default_factory=FormErrors)
-
-
-def one(form: Mapping[str, Sequence[str]], name: str) -> str:
-    values = form.get(name) or []
-    return values[0].strip() if values else ""
 
 
 def labels_of(fields: Sequence[Field]) -> dict[str, str]:

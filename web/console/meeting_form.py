@@ -17,6 +17,7 @@ from typing import Any
 
 from web import i18n
 from web.client import ApiProblem
+from web.console.forms import Read, one
 from web.i18n import BERLIN, Language
 from web.problems import FormErrors, form_errors, pointer_field
 
@@ -169,20 +170,6 @@ SPECIFIC = {
 }
 
 
-@dataclass
-class Read:
-    """A read form: the API body, what to show again in the fields, and the page's own findings."""
-
-    body: dict[str, Any]
-    values: dict[str, Any]
-    errors: FormErrors = field(default_factory=FormErrors)
-
-
-def _one(form: Mapping[str, Sequence[str]], name: str) -> str:
-    values = form.get(name) or []
-    return values[0].strip() if values else ""
-
-
 def local_input(value: str | datetime | None) -> str:
     """An API time as a ``datetime-local`` field's value, in Berlin wall-clock time."""
     if not value:
@@ -243,7 +230,7 @@ def read_section(
     errors = FormErrors()
     values: dict[str, Any] = {}
     body: dict[str, Any] = {}
-    text = {name: _one(form, name) for name in section.fields}
+    text = {name: one(form, name) for name in section.fields}
     if section.slug == "grunddaten":
         values.update(text)
         if not text["title"]:
@@ -297,10 +284,10 @@ def slug_of(text: str, taken: Sequence[str]) -> str:
 def read_question(form: Mapping[str, Sequence[str]], existing: Sequence[Mapping[str, Any]], lang: Language) -> Read:
     _ = i18n.gettext(lang)
     errors = FormErrors()
-    label, kind = _one(form, "label"), _one(form, "kind")
+    label, kind = one(form, "label"), one(form, "kind")
     options_text = (form.get("options") or [""])[0]
     options = [o.strip() for o in options_text.splitlines() if o.strip()]
-    values = {"label": label, "kind": kind, "options": options_text, "required": _one(form, "required") == "on"}
+    values = {"label": label, "kind": kind, "options": options_text, "required": one(form, "required") == "on"}
     if not label:
         errors.add("label", _("Bitte geben Sie den Text der Frage an."))
     if kind not in QUESTION_KINDS:
@@ -319,7 +306,7 @@ def read_question(form: Mapping[str, Sequence[str]], existing: Sequence[Mapping[
 def read_attestation(form: Mapping[str, Sequence[str]], existing: Sequence[Mapping[str, Any]], lang: Language) -> Read:
     _ = i18n.gettext(lang)
     errors = FormErrors()
-    text = _one(form, "text")
+    text = one(form, "text")
     if not text:
         errors.add("text", _("Bitte geben Sie den Text der Bestätigung an."))
     attestation = {"id": slug_of(text, [a["id"] for a in existing]), "text": text}
@@ -329,7 +316,7 @@ def read_attestation(form: Mapping[str, Sequence[str]], existing: Sequence[Mappi
 def read_slot(form: Mapping[str, Sequence[str]], lang: Language) -> Read:
     _ = i18n.gettext(lang)
     errors = FormErrors()
-    text = {name: _one(form, name) for name in SLOT_LABELS}
+    text = {name: one(form, name) for name in SLOT_LABELS}
     slot: dict[str, Any] = {}
     for name in ("starts_at", "ends_at"):
         slot[name] = _time(text[name], name, SLOT_LABELS[name], errors, _)

@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from web import i18n
-from web.console.meeting_form import Read, local_input, slug_of
+from web.console.forms import Read, one
+from web.console.meeting_form import local_input, slug_of
 from web.i18n import BERLIN, Language
 from web.problems import FormErrors
 
@@ -131,11 +132,6 @@ QUESTION_FIELDS = tuple(QUESTION_LABELS)
 NEW_SECTION = "neu"
 
 
-def _one(form: Mapping[str, Sequence[str]], name: str) -> str:
-    values = form.get(name) or []
-    return values[0].strip() if values else ""
-
-
 def _time(raw: str, name: str, label: str, errors: FormErrors, _: Any) -> str | None:
     try:
         dt = datetime.fromisoformat(raw) if raw else None
@@ -185,7 +181,7 @@ def read_basics(form: Mapping[str, Sequence[str]], lang: Language) -> Read:
     """The survey's own fields as a part of ``SurveyIn``."""
     _ = i18n.gettext(lang)
     errors = FormErrors()
-    values: dict[str, Any] = {name: _one(form, name) for name in BASIC_LABELS}
+    values: dict[str, Any] = {name: one(form, name) for name in BASIC_LABELS}
     values["results_public"] = values["results_public"] == "on"
     if values["access"] not in ("public", "token"):
         values["access"] = "public"
@@ -322,7 +318,7 @@ def read_question(
     condition may look at, ``old`` the question as it was (its id and option ids are kept)."""
     _ = i18n.gettext(lang)
     errors = FormErrors()
-    values: dict[str, Any] = {name: _one(form, name) for name in QUESTION_LABELS if name != "condition"}
+    values: dict[str, Any] = {name: one(form, name) for name in QUESTION_LABELS if name != "condition"}
     values["options"] = (form.get("options") or [""])[0]
     values["rows"] = (form.get("rows") or [""])[0]
     values["required"] = values["required"] == "on"
