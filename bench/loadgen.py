@@ -61,7 +61,8 @@ def parse(body: bytes) -> Any:
         return body.decode(errors="replace")
 
 
-Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+#: A connection's reader and writer; a list, so a connection the server closed can be replaced in place.
+Stream = list[Any]
 
 
 async def run(host: str, port: int, connections: int, requests: list[bytes], rate: float | None) -> dict[str, Any]:
@@ -70,11 +71,18 @@ async def run(host: str, port: int, connections: int, requests: list[bytes], rat
     answered = [0.0] * n
     statuses = [0] * n
     bodies: list[bytes] = [b""] * n
-    streams = [await asyncio.open_connection(host, port) for _ in range(max(1, min(connections, n)))]
+    streams: list[Stream] = [
+        list(await asyncio.open_connection(host, port)) for _ in range(max(1, min(connections, n)))
+    ]
     cpu0 = time.process_time()
     t0 = time.monotonic()
 
     async def exchange(stream: Stream, i: int, wanted: float) -> None:
+        if stream[0].at_eof():
+            # The server closed the connection while it was idle (uvicorn does after 5 s of keep-alive): a new
+            # one, as any HTTP client would, so a slow start of many connections does not fail the run.
+            stream[1].close()
+            stream[:] = await asyncio.open_connection(host, port)
         reader, writer = stream
         writer.write(requests[i])
         statuses[i], bodies[i] = await read_response(reader)

@@ -256,7 +256,8 @@ def profiler(pid: int, out: str) -> subprocess.Popen[bytes] | None:
     exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(exe).exists():
         return None
-    cmd = [exe, "record", "--format", "raw", "--rate", "50", "--nonblocking", "-o", out, "-p", str(pid)]
+    cmd = [exe, "record", "--format", "raw", "--rate", "50", "--nonblocking", "--subprocesses", "-o", out]
+    cmd += ["-p", str(pid)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -286,6 +287,14 @@ def breakdown_lines(process: str, counts: dict[tuple[str, str], int], registrati
     return lines
 
 
+class Report(list[str]):
+    """The figures so far; each also goes to stderr at once, so a long run shows how far it has got."""
+
+    def append(self, line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+        super().append(line)
+
+
 # -- the run ---------------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def deployment(db_url: str, prefix: str, reg_port: int, notif_port: int, smtp_port: int, args: Any) -> Iterator[Any]:
@@ -298,7 +307,9 @@ def deployment(db_url: str, prefix: str, reg_port: int, notif_port: int, smtp_po
     }
     with (
         server(db_url, prefix, reg_port, "registration", env=common, workers=args.workers) as reg,
-        server(db_url, prefix, notif_port, "notifications", env=notifications) as notif,
+        server(
+            db_url, prefix, notif_port, "notifications", env=notifications, workers=args.notification_processes
+        ) as notif,
     ):
         yield reg, notif
 
@@ -325,7 +336,7 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
     headers = {"Authorization": f"Bearer {mint_token(tenant=TENANT, roles=['staff'], settings=settings)}"}
     sink = Sink(smtp_port)
     await sink.start()
-    lines: list[str] = []
+    lines = Report()
     try:
         with deployment(db_url, prefix, reg_port, notif_port, smtp_port, args) as (reg, notif):
             await wait_ready(base)
@@ -385,7 +396,8 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
             rate = args.rush / rush["elapsed"]
             counts = outcome(rush)
             ok = counts == {"confirmed": args.seats, "waitlisted": args.rush - args.seats}
-            plain = await smtp_plain_seconds(smtp_port, args.rush, args.smtp_connections)
+            connections = args.smtp_connections * args.notification_processes
+            plain = await smtp_plain_seconds(smtp_port, args.rush, connections)
             lines.append(
                 f"healthz rushed ({args.rush} from {args.clients} connections): "
                 f"{args.rush / health_rush['elapsed']:.0f} req/s, {ms(health_rush['latencies'])}, "
@@ -402,7 +414,7 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
                 f"{cpu_reg / args.rush * 1e6:.0f} us, notifications process {cpu_notif / args.rush * 1e6:.0f} us"
             )
             lines.append(
-                f"smtp_sink_plain ({args.rush} mails, plain aiosmtplib over {args.smtp_connections} connections): "
+                f"smtp_sink_plain ({args.rush} mails, plain aiosmtplib over {connections} connections): "
                 f"{plain:.2f} s ({args.rush / plain:.0f} mails/s)"
             )
 
@@ -451,7 +463,10 @@ async def main() -> None:
     ap.add_argument("--idle-rate", type=float, default=4.0)
     ap.add_argument("--half-seconds", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--smtp-connections", type=int, default=4)
+    ap.add_argument("--smtp-connections", type=int, default=4, help="per notifications process")
+    ap.add_argument(
+        "--notification-processes", type=int, default=2, help="notifications processes (deploy/k8s runs two replicas)"
+    )
     ap.add_argument("--warm", type=int, default=100, help="warm-up registrations (and mails)")
     ap.add_argument("--mail-timeout", type=float, default=600.0)
     ap.add_argument("--profile", help="a folder: sample both services with py-spy during the rush, print a breakdown")
@@ -472,7 +487,8 @@ async def main() -> None:
         await drop_scratch(name, prefix)
     print(
         f"setup: registration ({args.workers} uvicorn worker{'s' if args.workers > 1 else ''}) and notifications "
-        f"(relay, consumer, {args.smtp_connections} mail senders) as separate processes, aiosmtpd and "
+        f"({args.notification_processes} processes, each with relay, consumer and {args.smtp_connections} mail "
+        "senders) as separate processes, aiosmtpd and "
         f"bench.loadgen in processes of their own, {os.cpu_count()} cores, load average "
         f"{os.getloadavg()[0]:.1f}; scratch database {name} (dropped)"
     )

@@ -40,6 +40,30 @@ where s.tenant = $1 and s.process_id = $3 and s.state = 'confirmed' and r.addres
 on conflict (cause_event_id, recipient_key, channel) do nothing
 """
 
+# One mail queued (Store.enqueue_email): given up instead when its mailbox is over the hourly cap ($14, $15: none
+# without a cap) and no confirmed subscription vouches for the recipient; the senders are woken (at commit) only
+# for a row that was inserted to be sent. Answers the new row's state, or null when the row existed already.
+_ENQUEUE_EMAIL = """
+with capped as (
+    select $14::text is not null
+       and not exists (select 1 from recipients r join subscriptions s on s.recipient_id = r.id
+                       where r.recipient_key = $3 and s.state = 'confirmed')
+       and (select count(*) from deliveries
+            where mailbox_key = $14 and created_at > $16 and coalesce(last_answer, '') <> $17) >= $15 as over
+), inserted as (
+    insert into deliveries (tenant, cause_event_id, channel, recipient_key, template, transactional, locale,
+                            address, registration_id, subscription_id, meeting_id, survey_id, personal,
+                            next_attempt_at, created_at, mailbox_key, state, last_answer)
+    select $1, $2, 'email', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $13, $14,
+           case when over then 'given_up' else 'queued' end, case when over then $17 end
+    from capped
+    on conflict (cause_event_id, recipient_key, channel) do nothing
+    returning state
+)
+select (select state from inserted),
+       (select pg_notify($18, '') from inserted where state = 'queued')
+"""
+
 # The outcomes of a few mails and their events in one statement (one round trip, atomic on its own): the events
 # only of the rows still under their worker's lease (one whose lease ran out may have been taken over), written
 # through the bus's own writer, which also wakes the relay.
@@ -99,17 +123,10 @@ class Store:
     async def enqueue_email(self, d: EmailDelivery, now: datetime, cap: Cap | None = None) -> bool:
         """Queue one mail; False if this (cause, recipient, channel) already has its row. With a ``cap``, a mail
         beyond it to an address no confirmed subscription vouches for is stored as given up instead (and
-        counted), so nobody can fill an inbox through registrations or opt-in requests."""
-        state, answer = "queued", None
-        if cap is not None and await self._over_cap(d.recipient_key, cap, now):
-            state, answer = "given_up", CAPPED
-            MAILS_CAPPED.inc()
-        inserted = await self.conn.fetchval(
-            "insert into deliveries (tenant, cause_event_id, channel, recipient_key, template, transactional,"
-            " locale, address, registration_id, subscription_id, meeting_id, survey_id, personal, next_attempt_at,"
-            " created_at, mailbox_key, state, last_answer)"
-            " values ($1, $2, 'email', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $13, $14, $15, $16)"
-            " on conflict (cause_event_id, recipient_key, channel) do nothing returning true",
+        counted), so nobody can fill an inbox through registrations or opt-in requests. One statement (the cap,
+        the row and the senders' wake-up): a rush queues one of these per registration."""
+        state = await self.conn.fetchval(
+            _ENQUEUE_EMAIL,
             d.tenant,
             d.cause_event_id,
             d.recipient_key,
@@ -124,29 +141,14 @@ class Store:
             json.dumps(d.personal or {}),
             now,
             cap.mailbox_key if cap else None,
-            state,
-            answer,
-        )
-        if inserted and state == "queued":
-            await self.wake_senders()
-        return bool(inserted)
-
-    async def _over_cap(self, recipient_key: str, cap: Cap, now: datetime) -> bool:
-        confirmed = await self.conn.fetchval(
-            "select exists (select 1 from recipients r join subscriptions s on s.recipient_id = r.id"
-            " where r.recipient_key = $1 and s.state = 'confirmed')",
-            recipient_key,
-        )
-        if confirmed:
-            return False
-        recent = await self.conn.fetchval(
-            "select count(*) from deliveries where mailbox_key = $1 and created_at > $2"
-            " and coalesce(last_answer, '') <> $3",
-            cap.mailbox_key,
+            cap.per_hour if cap else None,
             now - timedelta(hours=1),
             CAPPED,
+            DELIVERIES_CHANNEL,
         )
-        return int(recent) >= cap.per_hour
+        if state == "given_up":
+            MAILS_CAPPED.inc()
+        return state is not None
 
     async def fan_out_to_subscribers(
         self,
@@ -288,8 +290,9 @@ class Store:
         recipient_key: str | None = None,
         name: str | None = None,
         locale: str | None = None,
-    ) -> None:
-        await self.conn.execute(
+    ) -> Any:
+        """The projection's row after the change; None if the registration belongs to another tenant."""
+        return await self.conn.fetchrow(
             "insert into registrations (tenant, registration_id, meeting_id, status, address, email_sha256,"
             " recipient_key, name, locale) values ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, 'de'))"
             " on conflict (registration_id) do update set status = excluded.status,"
@@ -298,7 +301,7 @@ class Store:
             " recipient_key = coalesce(excluded.recipient_key, registrations.recipient_key),"
             " name = coalesce(excluded.name, registrations.name),"
             " locale = coalesce($9, registrations.locale)"
-            " where registrations.tenant = excluded.tenant",
+            " where registrations.tenant = excluded.tenant returning *",
             tenant,
             registration_id,
             meeting_id,
@@ -308,11 +311,6 @@ class Store:
             recipient_key,
             name,
             locale,
-        )
-
-    async def registration(self, tenant: str, registration_id: UUID) -> Any:
-        return await self.conn.fetchrow(
-            "select * from registrations where tenant = $1 and registration_id = $2", tenant, registration_id
         )
 
     # -- erasure --------------------------------------------------------------------------------------------
@@ -549,8 +547,15 @@ class Store:
         meeting_ids = list({r["meeting_id"] for r in rows if r["meeting_id"]})
         survey_ids = list({r["survey_id"] for r in rows if r["survey_id"]})
         cause_ids = list({r["cause_event_id"] for r in rows})
-        meetings = await self.conn.fetch("select * from meetings where meeting_id = any($1)", meeting_ids)
-        surveys = await self.conn.fetch("select * from surveys where survey_id = any($1)", survey_ids)
+        # A batch refers to few of these, often to none of one kind: no round trip for a kind it lacks.
+        meetings = (
+            await self.conn.fetch("select * from meetings where meeting_id = any($1)", meeting_ids)
+            if meeting_ids
+            else []
+        )
+        surveys = (
+            await self.conn.fetch("select * from surveys where survey_id = any($1)", survey_ids) if survey_ids else []
+        )
         causes = await self.conn.fetch("select event_id, data from causes where event_id = any($1)", cause_ids)
         return {
             "meetings": {(m["tenant"], m["meeting_id"]): m for m in meetings},

@@ -291,7 +291,7 @@ async def _registration(
     if not await uow.store.accept_newer(f"registrations:{registration_id}", cause.sequence):
         return None
     email = contact.email if contact else None
-    await uow.store.upsert_registration(
+    return await uow.store.upsert_registration(
         tenant=cause.tenant,
         registration_id=registration_id,
         meeting_id=meeting_id,
@@ -302,7 +302,6 @@ async def _registration(
         name=contact.name if contact else None,
         locale=contact.locale if contact else None,
     )
-    return await uow.store.registration(cause.tenant, registration_id)
 
 
 async def _mail_registrant(

@@ -86,13 +86,10 @@ class FakeStore:
         if subscription_id in self.subscriptions:
             self.subscriptions[subscription_id]["state"] = state
 
-    async def upsert_registration(self, *, registration_id: UUID, **values: Any) -> None:
+    async def upsert_registration(self, *, registration_id: UUID, **values: Any) -> Any:
         row = self.registrations.setdefault(registration_id, {"registration_id": registration_id})
         row.update({k: v for k, v in values.items() if v is not None or k not in row})
-
-    async def registration(self, tenant: str, registration_id: UUID) -> Any:
-        row = self.registrations.get(registration_id)
-        return None if row is None else {"locale": "de", **row}
+        return {"locale": "de", **row}
 
     async def erase_registrations(self, tenant: str, ids: list[UUID]) -> None:
         self.erased_registrations.extend(ids)
