@@ -1,10 +1,15 @@
 """Benchmark: reminder mails fanned out from one "deadline approaching" event to a local SMTP sink.
 
-The sink (aiosmtpd) runs in a subprocess so it does not share our event loop. In the same run, a plain
-aiosmtplib loop sends the same number of similar messages straight to the sink over as many connections: that
-is the sink's own acceptance rate, the ceiling for the service. Last line: ``mail_vs_smtp_sink: <ratio>``.
+The sink (aiosmtpd) runs in a process of its own. The notifications service runs as ``civic serve`` runs it
+(uvicorn, ``--processes`` worker processes, default two as deploy/k8s runs two replicas, each with its
+consumer, relay and ``--connections`` SMTP connections); the reminder event is written to its stream as the
+registration service's relay writes it, and the clock runs from then to the last mail recorded as sent. In the
+same run, a plain aiosmtplib loop in one process sends as many similar messages straight to the sink over
+``--connections`` connections: the baseline. The sink's own CPU share during it is printed, so a reader can
+see whether the sink or the plain client was the limit. Last line: ``mail_vs_smtp_sink: <ratio>``.
 
     DATABASE_URL=... REDIS_URL=... python -m bench.notifications [--count 50000] [--connections 8]
+        [--processes 2]
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import os
 import secrets
 import subprocess
@@ -26,16 +30,15 @@ import aiosmtplib
 import asyncpg
 import uvloop
 from aiosmtplib.email import flatten_message
+from redis.asyncio import Redis
 
-from bench.common import ADMIN_URL, REDIS_URL, free_port, with_database
-from services.notifications.service import definition as notifications
-from services.notifications.settings import NotificationSettings
-from shared import db
+from bench.common import ADMIN_URL, REDIS_URL, cpu_seconds, drop_scratch, free_port, server, wait_ready, with_database
 from shared.bus.outbox import Outbox
+from shared.bus.streams import Keys, entry_fields
 from shared.contracts.common import DeadlineKind
+from shared.contracts.envelope import Envelope
 from shared.contracts.registration import MeetingDeadlineApproachingV1, MeetingPublishedV1, Venue
-from shared.service import ServiceRuntime
-from shared.settings import Settings
+from shared.contracts.registry import REGISTRY
 
 TENANT = "kreis-bench"
 
@@ -93,117 +96,113 @@ async def sink_rate(port: int, count: int, connections: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-async def start_runtime(database_url: str, redis_url: str, prefix: str, port: int, pool_size: int) -> ServiceRuntime:
-    """The notifications service as ``civic serve`` runs it (consumer, senders, relay), in this process."""
-    settings = Settings(
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        stream_prefix=prefix,
-        log_json=False,
-        consumer_block_ms=100,
-        relay_poll_seconds=0.2,
-    )
-    nsettings = NotificationSettings(
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_pool_size=pool_size,
-        sender_poll_seconds=0.05,
-        signing_secret="bench-secret",
-    )
-    definition = dataclasses.replace(notifications, settings=lambda: nsettings)
-    await db.migrate(database_url, definition.schema, definition.all_migrations())
-    runtime = ServiceRuntime(definition, settings)
-    await runtime.start()
-    return runtime
-
-
-async def service_rate(database_url: str, redis_url: str, port: int, count: int, connections: int) -> float:
-    runtime = await start_runtime(database_url, redis_url, f"bench{secrets.token_hex(4)}", port, connections)
-    ctx = runtime.ctx
-    assert ctx is not None
-    try:
-        process, meeting_id = uuid4(), uuid4()
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            # count subscribers of one process, confirmed, with keys and addresses as the API would store them.
-            await conn.execute(
-                "insert into recipients (id, tenant, address, email_sha256, recipient_key, locale)"
-                " select gen_random_uuid(), $1, 'person' || i || '@example.org', md5(i::text), md5('k' || i),"
-                " case when i % 5 = 0 then 'en' else 'de' end from generate_series(1, $2) i",
-                TENANT,
-                count,
-            )
-            await conn.execute(
-                "insert into subscriptions (id, tenant, recipient_id, process_id, state, created_at, confirmed_at)"
-                " select gen_random_uuid(), tenant, id, $2, 'confirmed', now(), now() from recipients"
-                " where tenant = $1",
-                TENANT,
-                process,
-            )
-        outbox = Outbox("registration")
-        starts = datetime(2021, 10, 28, 16, 0, tzinfo=UTC)
-        meeting = MeetingPublishedV1(
-            meeting_id=meeting_id,
-            title="Auftaktveranstaltung Digitalstrategie",
-            starts_at=starts,
-            ends_at=starts + timedelta(hours=2),
-            venue=Venue(name="Berufsbildungszentrum", city="Heide"),
-            process_id=process,
-            url="https://beteiligung.example.org/termine/auftakt",
-        )
-        reminder = MeetingDeadlineApproachingV1(
-            deadline_id=uuid4(),
-            kind=DeadlineKind.REGISTRATION_CLOSES,
-            subject_id=str(meeting_id),
-            due_at=starts - timedelta(days=3),
-            offset_seconds=86400,
-        )
-        consumer = runtime.consumer
-        assert consumer is not None
-        key = ctx.keys.stream("registration")
-        await consumer.handle_entries(
-            key,
-            [
-                (
-                    b"0-1",
-                    {
-                        b"__data__": outbox.envelope(meeting, tenant=TENANT, subject="m", sequence=1)
-                        .model_dump_json()
-                        .encode()
-                    },
+async def service_rate(
+    database_url: str, redis_url: str, prefix: str, smtp_port: int, count: int, connections: int, processes: int
+) -> tuple[float, float]:
+    """Mails per second of the notifications service, run as ``civic serve`` runs it (uvicorn, ``processes``
+    worker processes sharing the consumer group and the queue, ``connections`` SMTP connections each), from the
+    reminder event's arrival in its stream to the last mail recorded as sent; and the share of a core those
+    processes used meanwhile."""
+    http_port = free_port()
+    env = {
+        "CIVIC_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+        "CIVIC_NOTIFICATIONS_SMTP_PORT": str(smtp_port),
+        "CIVIC_NOTIFICATIONS_SMTP_POOL_SIZE": str(connections),
+        "CIVIC_NOTIFICATIONS_SIGNING_SECRET": "bench-secret",
+    }
+    keys = Keys(prefix)
+    outbox = Outbox("registration")
+    redis = Redis.from_url(redis_url)
+    with server(
+        database_url, prefix, http_port, "notifications", redis_url=redis_url, env=env, workers=processes
+    ) as proc:
+        await wait_ready(f"http://127.0.0.1:{http_port}")
+        conn = await asyncpg.connect(database_url, server_settings={"search_path": "notifications"})
+        try:
+            process, meeting_id = uuid4(), uuid4()
+            async with conn.transaction():
+                # count subscribers of one process, confirmed, with keys and addresses as the API would store them.
+                await conn.execute(
+                    "insert into recipients (id, tenant, address, email_sha256, recipient_key, locale)"
+                    " select gen_random_uuid(), $1, 'person' || i || '@example.org', md5(i::text), md5('k' || i),"
+                    " case when i % 5 = 0 then 'en' else 'de' end from generate_series(1, $2) i",
+                    TENANT,
+                    count,
                 )
-            ],
-        )
-        started = time.perf_counter()
-        env = outbox.envelope(reminder, tenant=TENANT, subject=None)
-        await consumer.handle_entries(key, [(b"0-2", {b"__data__": env.model_dump_json().encode()})])
-        fanned = time.perf_counter() - started
-        while True:
-            # Asked through the partial indexes of the rows still to send, so that watching costs next to
-            # nothing (counting all 50,000 rows five times a second took CPU from the service being measured).
-            left = await ctx.pool.fetchval(
-                "select (select count(*) from deliveries where state in ('queued', 'failed'))"
-                " + (select count(*) from deliveries where state = 'sending')"
+                await conn.execute(
+                    "insert into subscriptions (id, tenant, recipient_id, process_id, state, created_at,"
+                    " confirmed_at) select gen_random_uuid(), tenant, id, $2, 'confirmed', now(), now()"
+                    " from recipients where tenant = $1",
+                    TENANT,
+                    process,
+                )
+            starts = datetime(2021, 10, 28, 16, 0, tzinfo=UTC)
+            meeting = MeetingPublishedV1(
+                meeting_id=meeting_id,
+                title="Auftaktveranstaltung Digitalstrategie",
+                starts_at=starts,
+                ends_at=starts + timedelta(hours=2),
+                venue=Venue(name="Berufsbildungszentrum", city="Heide"),
+                process_id=process,
+                url="https://beteiligung.example.org/termine/auftakt",
             )
-            if left == 0:
-                break
-            if await ctx.pool.fetchval("select exists (select 1 from deliveries where state = 'failed')"):
-                raise SystemExit("a delivery failed: the benchmark is void")
-            await asyncio.sleep(0.2)
-        elapsed = time.perf_counter() - started
-        sent = await ctx.pool.fetchval("select count(*) from deliveries where state = 'sent'")
-        if sent != count:
-            raise SystemExit(f"{sent} of {count} mails sent: the benchmark is void")
-        print(f"fan-out of {count} deliveries in the consumer's transaction: {fanned:.2f} s")
-        print(f"service: {count} mails in {elapsed:.1f} s")
-        return count / elapsed
-    finally:
-        await runtime.stop()
+            reminder = MeetingDeadlineApproachingV1(
+                deadline_id=uuid4(),
+                kind=DeadlineKind.REGISTRATION_CLOSES,
+                subject_id=str(meeting_id),
+                due_at=starts - timedelta(days=3),
+                offset_seconds=86400,
+            )
+
+            async def publish(position: int, env: Envelope) -> None:
+                # What the registration service's relay writes, where it writes it.
+                stream = keys.stream(REGISTRY.get(env.type).stream)
+                await redis.xadd(stream, entry_fields(env.model_dump_json(), position))  # type: ignore[arg-type]
+
+            await publish(1, outbox.envelope(meeting, tenant=TENANT, subject="m", sequence=1))
+            known = "select exists (select 1 from meetings where meeting_id = $1)"
+            for _ in range(1200):
+                if await conn.fetchval(known, meeting_id):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise SystemExit("the notifications service did not hear of the meeting")
+            cpu0, started = cpu_seconds(proc.pid), time.perf_counter()
+            await publish(2, outbox.envelope(reminder, tenant=TENANT, subject=None))
+            while True:
+                # Asked through the partial indexes of the rows still to send, so that watching costs next to
+                # nothing (counting all 50,000 rows five times a second took CPU from the service being measured).
+                queued = await conn.fetchval("select count(*) from deliveries")
+                left = await conn.fetchval(
+                    "select (select count(*) from deliveries where state in ('queued', 'failed'))"
+                    " + (select count(*) from deliveries where state = 'sending')"
+                )
+                if queued and left == 0:
+                    break
+                if await conn.fetchval("select exists (select 1 from deliveries where state = 'failed')"):
+                    raise SystemExit("a delivery failed: the benchmark is void")
+                await asyncio.sleep(0.2)
+            elapsed = time.perf_counter() - started
+            cpu = cpu_seconds(proc.pid) - cpu0
+            sent = await conn.fetchval("select count(*) from deliveries where state = 'sent'")
+            if sent != count:
+                raise SystemExit(f"{sent} of {count} mails sent: the benchmark is void")
+            print(
+                f"service: {count} mails in {elapsed:.1f} s, its processes used {cpu / elapsed * 100:.0f} % of a core"
+            )
+            return count / elapsed, cpu / elapsed
+        finally:
+            await conn.close()
+            await redis.aclose()
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=50_000)
-    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=8, help="SMTP connections per process")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="notifications processes (deploy/k8s runs two replicas)"
+    )
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--skip-baseline", action="store_true", help="for profiling the service alone")
     args = parser.parse_args()
@@ -215,7 +214,7 @@ async def main() -> None:
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f'create database "{name}"')
     await admin.close()
-    port = free_port()
+    port, prefix = free_port(), f"bench{secrets.token_hex(4)}"
     sink = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -228,11 +227,19 @@ async def main() -> None:
     try:
         assert sink.stdout is not None
         await sink.stdout.readline()
+        sink_cpu0, t0 = cpu_seconds(sink.pid), time.perf_counter()
         baseline = 1.0 if args.skip_baseline else await sink_rate(port, args.count, args.connections)
+        sink_share = (cpu_seconds(sink.pid) - sink_cpu0) / (time.perf_counter() - t0)
         url = with_database(admin_url, name)
-        rate = await service_rate(url, redis_url, port, args.count, args.connections)
-        print(f"mails: {args.count}, SMTP connections: {args.connections}, {os.cpu_count()} cores, uvloop")
-        print(f"smtp_sink_plain_aiosmtplib: {baseline:.0f} mails/s")
+        rate, _ = await service_rate(url, redis_url, prefix, port, args.count, args.connections, args.processes)
+        print(
+            f"mails: {args.count}, notifications processes: {args.processes} with {args.connections} SMTP "
+            f"connections each, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"smtp_sink_plain_aiosmtplib: {baseline:.0f} mails/s (one process, {args.connections} connections; "
+            f"the sink used {sink_share * 100:.0f} % of a core meanwhile)"
+        )
         print(f"notifications_service: {rate:.0f} mails/s")
         print(f"mail_vs_smtp_sink: {rate / baseline:.2f}")
     finally:
@@ -241,9 +248,7 @@ async def main() -> None:
         with contextlib.suppress(ProcessLookupError):
             sink.terminate()
         await asyncio.wait_for(sink.wait(), 10)
-        admin = await asyncpg.connect(admin_url)
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-        await admin.close()
+        await drop_scratch(name, prefix)
 
 
 if __name__ == "__main__":

@@ -222,8 +222,9 @@ class Prototype:
     html: str
 
     @classmethod
-    def of(cls, rendered: Rendered, *, from_address: str, from_name: str) -> Prototype:
-        """``rendered`` holds ``UNSUBSCRIBE_SLOT`` where each recipient's unsubscribe link goes."""
+    def of(cls, rendered: Rendered, *, from_address: str, from_name: str, unsubscribe: bool = True) -> Prototype:
+        """``rendered`` holds ``UNSUBSCRIBE_SLOT`` where each recipient's unsubscribe link goes; without
+        ``unsubscribe`` the mail has no such link (a transactional mail: ``Auto-Submitted`` instead)."""
         msg = build_email(
             Rendered(rendered.subject, "", ""),
             to=_TO,
@@ -231,7 +232,7 @@ class Prototype:
             from_name=from_name,
             message_id=_MESSAGE_ID,
             date=datetime(2000, 1, 1, tzinfo=UTC),
-            unsubscribe_url=UNSUBSCRIBE_SLOT,
+            unsubscribe_url=UNSUBSCRIBE_SLOT if unsubscribe else None,
         )
         msg.replace_header("Date", _DATE)
         bodies = [part for part in msg.walk() if part.get_content_maintype() == "text"]
@@ -240,16 +241,30 @@ class Prototype:
             part.set_payload(marker)  # stays declared base64: the encoded bodies go where the markers are
         return cls(to_bytes(msg), rendered.text, rendered.html)
 
-    def fill(self, *, to: str, message_id: str, date: datetime, unsubscribe_url: str) -> bytes:
-        text = base64.encodebytes(self.text.replace(UNSUBSCRIBE_SLOT, unsubscribe_url).encode())
-        html = base64.encodebytes(self.html.replace(UNSUBSCRIBE_SLOT, unsubscribe_url).encode())
-        return (
+    def fill(
+        self,
+        *,
+        to: str,
+        message_id: str,
+        date: datetime,
+        unsubscribe_url: str | None,
+        text: str | None = None,
+        html: str | None = None,
+    ) -> bytes:
+        """The mail for one recipient; ``text`` and ``html`` replace the prototype's own bodies (a shell's)."""
+        text, html = (self.text if text is None else text), (self.html if html is None else html)
+        if unsubscribe_url is not None:
+            text = text.replace(UNSUBSCRIBE_SLOT, unsubscribe_url)
+            html = html.replace(UNSUBSCRIBE_SLOT, unsubscribe_url)
+        raw = (
             self.raw.replace(_TO.encode(), to.encode(), 1)
             .replace(_MESSAGE_ID.encode(), message_id.encode(), 1)
             .replace(_DATE.encode(), rfc2822_date(date).encode(), 1)
-            .replace(UNSUBSCRIBE_SLOT.encode(), unsubscribe_url.encode(), 1)
-            .replace(_TEXT.encode(), text, 1)
-            .replace(_HTML.encode(), html, 1)
+        )
+        if unsubscribe_url is not None:
+            raw = raw.replace(UNSUBSCRIBE_SLOT.encode(), unsubscribe_url.encode(), 1)
+        return raw.replace(_TEXT.encode(), base64.encodebytes(text.encode()), 1).replace(
+            _HTML.encode(), base64.encodebytes(html.encode()), 1
         )
 
 
@@ -303,6 +318,9 @@ class Mails:
         self.templates = templates or Templates(settings.template_overrides_dir)
         #: The prototypes of the fan-outs going on: a few at a time, each filled for thousands of recipients.
         self.prototypes: LRUCache[tuple[Any, ...], Prototype] = LRUCache(maxsize=1000)
+        #: Shells of other mails, by subject and whether they carry an unsubscribe link: one per meeting and
+        #: template at a time, filled with each recipient's own bodies.
+        self.shells: LRUCache[tuple[str, bool], Prototype] = LRUCache(maxsize=1000)
 
     def _context(self, row: Any, lookups: Lookups, personal: dict[str, Any]) -> dict[str, Any]:
         """What the templates see, without the recipient's links; NotReady while the meeting or survey is unknown."""
@@ -347,6 +365,24 @@ class Mails:
     def compose(self, row: Any, lookups: Lookups, personal: dict[str, Any], to: str | None = None) -> Message:
         """The mail of one delivery, built through the ``email`` package."""
         s = self.settings
+        rendered, attachments, unsubscribe = self._render(row, lookups, personal)
+        return build_email(
+            rendered,
+            to=to or row["address"],
+            from_address=s.from_address,
+            from_name=s.from_name,
+            message_id=self.message_id(row),
+            date=self.clock.now(),
+            attachments=attachments,
+            unsubscribe_url=unsubscribe,
+        )
+
+    def _render(
+        self, row: Any, lookups: Lookups, personal: dict[str, Any]
+    ) -> tuple[Rendered, Attachments | None, str | None]:
+        """The templates' output for one delivery, its attachments (a ticket's QR code and calendar entry) and
+        its unsubscribe link."""
+        s = self.settings
         context = self._context(row, lookups, personal)
         meeting = lookups["meetings"].get((row["tenant"], row["meeting_id"])) if row["meeting_id"] else None
         unsubscribe = None
@@ -371,25 +407,38 @@ class Mails:
                     stamp=self.clock.now(),
                 ),
             )
-        rendered = self.templates.render(row["tenant"], row["locale"], row["template"], context)
-        return build_email(
-            rendered,
-            to=to or row["address"],
-            from_address=s.from_address,
-            from_name=s.from_name,
-            message_id=self.message_id(row),
-            date=self.clock.now(),
-            attachments=attachments,
-            unsubscribe_url=unsubscribe,
-        )
+        return self.templates.render(row["tenant"], row["locale"], row["template"], context), attachments, unsubscribe
 
     def wire(self, row: Any, lookups: Lookups, to: str | None = None) -> bytes:
-        """The mail as it goes over SMTP to ``to`` (the row's address written for the wire); a fan-out mail is
-        filled in from its cause's prototype."""
+        """The mail as it goes over SMTP to ``to`` (the row's address written for the wire). A fan-out mail is
+        filled in from its cause's prototype; any other mail without attachments from the shell of its subject
+        (headers and MIME structure built once, its own bodies put in), so that a rush of registrations does
+        not build every confirmation through the ``email`` package."""
         to = to or row["address"]
         personal = personal_of(row)
         key = _fanout_key(row, personal)
+        s = self.settings
         if key is None:
+            rendered, attachments, unsubscribe = self._render(row, lookups, personal)
+            if attachments is None:
+                shell_key = (rendered.subject, unsubscribe is not None)
+                shell = self.shells.get(shell_key)
+                if shell is None:
+                    shell = Prototype.of(
+                        Rendered(rendered.subject, "", ""),
+                        from_address=s.from_address,
+                        from_name=s.from_name,
+                        unsubscribe=unsubscribe is not None,
+                    )
+                    self.shells[shell_key] = shell
+                return shell.fill(
+                    to=to,
+                    message_id=self.message_id(row),
+                    date=self.clock.now(),
+                    unsubscribe_url=unsubscribe,
+                    text=rendered.text,
+                    html=rendered.html,
+                )
             if to.isascii():
                 return to_bytes(self.compose(row, lookups, personal, to))
             # An SMTPUTF8 mail carries the address in UTF-8 as it stands (RFC 6532), not as an encoded word.
@@ -400,11 +449,11 @@ class Mails:
         if proto is None:
             context = self._context(row, lookups, {}) | {"unsubscribe_url": UNSUBSCRIBE_SLOT}
             rendered = self.templates.render(row["tenant"], row["locale"], row["template"], context)
-            proto = Prototype.of(rendered, from_address=self.settings.from_address, from_name=self.settings.from_name)
+            proto = Prototype.of(rendered, from_address=s.from_address, from_name=s.from_name)
             self.prototypes[key] = proto
         return proto.fill(
             to=to,
             message_id=self.message_id(row),
             date=self.clock.now(),
-            unsubscribe_url=unsubscribe_url(self.settings, row["subscription_id"]),
+            unsubscribe_url=unsubscribe_url(s, row["subscription_id"]),
         )

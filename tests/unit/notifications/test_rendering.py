@@ -53,3 +53,40 @@ def test_filled_prototype_matches_the_mail_built_for_each_recipient() -> None:
             assert url in got_body.get_content() and LINK not in got_body.get_content()
         assert got["List-Unsubscribe"] == f"<{url}>"
         assert "civic-slot" not in got.as_string()
+
+
+def test_a_filled_shell_is_the_transactional_mail_build_email_builds() -> None:
+    """A mail without an unsubscribe link (a registration's) from the shell of its subject, with its own
+    bodies: the same headers (``Auto-Submitted``, no ``List-Unsubscribe``) and bodies as built directly."""
+    shell = Prototype.of(
+        Rendered(RENDERED.subject, "", ""),
+        from_address="beteiligung@example.org",
+        from_name="Kreis Dithmarschen",
+        unsubscribe=False,
+    )
+    at = datetime(2021, 10, 22, 9, 30, tzinfo=UTC)
+    for i, name in enumerate(("Anna Schmidt", "Jörg Müller")):
+        to, mid = f"person{i}@example.org", f"<delivery-{i}@example.org>"
+        own = Rendered(RENDERED.subject, f"Guten Tag {name},\n\nPlatz {i + 1}.\n", f"<p>Guten Tag {name},</p>")
+        got = parsed(shell.fill(to=to, message_id=mid, date=at, unsubscribe_url=None, text=own.text, html=own.html))
+        want = parsed(
+            to_bytes(
+                build_email(
+                    own,
+                    to=to,
+                    from_address="beteiligung@example.org",
+                    from_name="Kreis Dithmarschen",
+                    message_id=mid,
+                    date=at,
+                )
+            )
+        )
+        for header in ("Subject", "From", "To", "Date", "Message-ID", "Auto-Submitted", "List-Unsubscribe"):
+            assert got[header] == want[header], header
+        assert got["Auto-Submitted"] == "auto-generated" and got["List-Unsubscribe"] is None
+        for kind in ("plain", "html"):
+            got_body, want_body = got.get_body((kind,)), want.get_body((kind,))
+            assert got_body is not None and want_body is not None
+            assert got_body.get_content() == want_body.get_content()
+            assert name in got_body.get_content()
+        assert "civic-slot" not in got.as_string()
