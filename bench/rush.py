@@ -107,6 +107,11 @@ class Sink:
         self.port = port
         self.proc: asyncio.subprocess.Process | None = None
 
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.rush", "--sink", str(self.port),
@@ -231,6 +236,45 @@ def generator_share(result: dict[str, Any]) -> str:
 
 
 # -- where the time goes ---------------------------------------------------------------------------------------
+def _own_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_command(command: str) -> dict[int, float]:
+    """CPU seconds so far of every process of this machine named ``command`` (``postgres``: the server's
+    backends and its background processes), by pid."""
+    out: dict[int, float] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (d / "comm").read_text().strip() == command:
+                    out[int(d.name)] = _own_cpu(int(d.name))
+    return out
+
+
+class CpuMeter:
+    """CPU used over a phase by each part of the deployment: the service processes (with their workers), the
+    SMTP server, and the machine's PostgreSQL and Redis servers (every process of theirs; a backend that ends
+    within the phase takes its time with it, the services' pools keep theirs)."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start: dict[str, float] = {}
+        self.servers: dict[str, dict[int, float]] = {}
+
+    def begin(self) -> None:
+        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.servers = {"PostgreSQL": cpu_by_command("postgres"), "Redis": cpu_by_command("redis-server")}
+
+    def used(self) -> dict[str, float]:
+        out = {name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
+        for name, before in self.servers.items():
+            now = cpu_by_command("postgres" if name == "PostgreSQL" else "redis-server")
+            out[name] = sum(t - before.get(pid, 0.0) for pid, t in now.items())
+        return out
+
+
 #: What a sampled stack was doing, by the first of these files found in it (outermost frame first).
 ACTIVITIES = [
     ("relay", "shared/bus/relay.py"),
@@ -371,7 +415,9 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
 
             # 2. rush
             health_rush = await load(reg_port, healthz(args.rush), connections=args.clients)
-            cpu_reg, cpu_notif = cpu_seconds(reg.pid), cpu_seconds(notif.pid)
+            meter = CpuMeter({"registration": reg.pid, "notifications": notif.pid, "SMTP server": sink.pid})
+            meter.begin()
+            rush_started = time.monotonic()
             before = await sink.count()
             spies = []
             if args.profile:
@@ -381,7 +427,8 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
                 ]
             rush = await load(reg_port, registrations(rush_meeting, "rush", args.rush), connections=args.clients)
             arrived = await sink.wait_for(before + args.rush, args.mail_timeout)
-            cpu_reg, cpu_notif = cpu_seconds(reg.pid) - cpu_reg, cpu_seconds(notif.pid) - cpu_notif
+            used = meter.used() | {"load generator": rush["cpu_seconds"]}
+            rush_seconds = time.monotonic() - rush_started
             for spy in spies:
                 if spy is not None:
                     spy.send_signal(signal.SIGINT)
@@ -410,8 +457,14 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
             )
             lines.append(
                 f"rush: mails {len(rush_mail)} of {args.rush}{'' if arrived else ' (TIMED OUT)'}, mail after answer "
-                f"{ms(rush_mail)}; CPU per registration: registration process "
-                f"{cpu_reg / args.rush * 1e6:.0f} us, notifications process {cpu_notif / args.rush * 1e6:.0f} us"
+                f"{ms(rush_mail)}"
+            )
+            cores = os.cpu_count() or 1
+            lines.append(
+                "rush: CPU per registration, from its POST to its mail accepted: "
+                + ", ".join(f"{name} {t / args.rush * 1e6:.0f} us" for name, t in used.items())
+                + f"; in all {sum(used.values()) / args.rush * 1e6:.0f} us, "
+                f"{sum(used.values()) / (rush_seconds * cores) * 100:.0f} % of {cores} cores over {rush_seconds:.1f} s"
             )
             lines.append(
                 f"smtp_sink_plain ({args.rush} mails, plain aiosmtplib over {connections} connections): "
