@@ -12,9 +12,9 @@ from uuid import UUID, uuid4
 from prometheus_client import Counter
 
 from services.notifications.domain import CAPPED, Cap, EmailDelivery
-from shared.bus.consumer import accept_newer
+from shared.bus.consumer import accept_newer, accept_newer_many
 from shared.db import Conn
-from shared.privacy import producer_key
+from shared.privacy import producer_key, producer_keys
 
 #: NOTIFY'd in the transaction that queues deliveries: wakes the senders at its commit instead of their next poll.
 DELIVERIES_CHANNEL = "civic_deliveries"
@@ -62,6 +62,37 @@ with capped as (
 )
 select (select state from inserted),
        (select pg_notify($18, '') from inserted where state = 'queued')
+"""
+
+# Several mails queued at once (Store.enqueue_emails), each to an inbox of its own, as _ENQUEUE_EMAIL each.
+_ENQUEUE_EMAILS = """
+with wanted as (
+    select * from unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::boolean[], $6::text[], $7::text[],
+                         $8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::bigint[])
+        as w(tenant, cause, recipient_key, template, transactional, locale, address, registration_id,
+             meeting_id, personal, mailbox_key, per_hour)
+), capped as (
+    select w.*,
+           not exists (select 1 from recipients r join subscriptions s on s.recipient_id = r.id
+                       where r.recipient_key = w.recipient_key and s.state = 'confirmed')
+           and (select count(*) from deliveries
+                where mailbox_key = w.mailbox_key and created_at > $14 and coalesce(last_answer, '') <> $15)
+               >= w.per_hour as over
+    from wanted w
+), inserted as (
+    insert into deliveries (tenant, cause_event_id, channel, recipient_key, template, transactional, locale,
+                            address, registration_id, meeting_id, personal, next_attempt_at, created_at,
+                            mailbox_key, state, last_answer)
+    select tenant, cause, 'email', recipient_key, template, transactional, locale, address, registration_id,
+           meeting_id, personal::jsonb, $13, $13, mailbox_key,
+           case when over then 'given_up' else 'queued' end, case when over then $15 end
+    from capped
+    on conflict (cause_event_id, recipient_key, channel) do nothing
+    returning state
+)
+select count(*) as inserted, count(*) filter (where state = 'given_up') as given_up,
+       (select pg_notify($16, '') where exists (select 1 from inserted where state = 'queued')) as woken
+from inserted
 """
 
 # The outcomes of a few mails and their events in one statement (one round trip, atomic on its own): the events
@@ -115,6 +146,12 @@ class Store:
         """A key of another service's keyring; ``KeyGone`` once its person was erased."""
         return await producer_key(self.conn, producer, key_id, tenant)
 
+    async def accept_newer_many(self, items: Sequence[tuple[str, int | None]]) -> list[bool]:
+        return await accept_newer_many(self.conn, items)
+
+    async def producer_keys(self, producer: str, wanted: Sequence[tuple[UUID, str]]) -> dict[UUID, bytes]:
+        return await producer_keys(self.conn, producer, wanted)
+
     async def wake_senders(self) -> None:
         await self.conn.execute("select pg_notify($1, '')", DELIVERIES_CHANNEL)
 
@@ -149,6 +186,34 @@ class Store:
         if state == "given_up":
             MAILS_CAPPED.inc()
         return state is not None
+
+    async def enqueue_emails(self, ds: Sequence[tuple[EmailDelivery, Cap]], now: datetime) -> int:
+        """``enqueue_email`` for several mails with their caps in one statement: each to an inbox of its own
+        (one's count must not depend on another's row in the same statement). Answers how many were inserted."""
+        assert len({c.mailbox_key for _, c in ds}) == len(ds), "one mail an inbox"
+        row = await self.conn.fetchrow(
+            _ENQUEUE_EMAILS,
+            [d.tenant for d, _ in ds],
+            [d.cause_event_id for d, _ in ds],
+            [d.recipient_key for d, _ in ds],
+            [d.template for d, _ in ds],
+            [d.transactional for d, _ in ds],
+            [d.locale for d, _ in ds],
+            [d.address for d, _ in ds],
+            [d.registration_id for d, _ in ds],
+            [d.meeting_id for d, _ in ds],
+            [json.dumps(d.personal or {}) for d, _ in ds],
+            [c.mailbox_key for _, c in ds],
+            [c.per_hour for _, c in ds],
+            now,
+            now - timedelta(hours=1),
+            CAPPED,
+            DELIVERIES_CHANNEL,
+        )
+        assert row is not None  # an aggregate always answers one row
+        if row["given_up"]:
+            MAILS_CAPPED.inc(row["given_up"])
+        return int(row["inserted"])
 
     async def fan_out_to_subscribers(
         self,
@@ -312,6 +377,29 @@ class Store:
             name,
             locale,
         )
+
+    async def upsert_registrations(self, rows: Sequence[dict[str, Any]]) -> dict[UUID, Any]:
+        """``upsert_registration`` for several registrations (each once, each with its contact's locale) in one
+        statement: their rows after it, by registration id (none for one of another tenant)."""
+        assert all(row.get("locale") for row in rows), "a contact always has a locale"
+        columns: tuple[str, ...] = ("tenant", "registration_id", "meeting_id", "status", "address", "email_sha256")
+        columns += ("recipient_key",)
+        columns += ("name", "locale")
+        found = await self.conn.fetch(
+            "insert into registrations (tenant, registration_id, meeting_id, status, address, email_sha256,"
+            " recipient_key, name, locale)"
+            " select t, r, m, st, a, e, k, n, l from unnest($1::text[], $2::uuid[], $3::uuid[],"
+            " $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) as u(t, r, m, st, a, e, k, n, l)"
+            " on conflict (registration_id) do update set status = excluded.status,"
+            " address = coalesce(excluded.address, registrations.address),"
+            " email_sha256 = coalesce(excluded.email_sha256, registrations.email_sha256),"
+            " recipient_key = coalesce(excluded.recipient_key, registrations.recipient_key),"
+            " name = coalesce(excluded.name, registrations.name),"
+            " locale = excluded.locale"
+            " where registrations.tenant = excluded.tenant returning *",
+            *[[row.get(c) for row in rows] for c in columns],
+        )
+        return {r["registration_id"]: r for r in found}
 
     # -- erasure --------------------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -502,3 +502,21 @@ async def accept_newer(conn: Conn, subject: str, sequence: int | None) -> bool:
         sequence,
     )
     return bool(applied)
+
+
+async def accept_newer_many(conn: Conn, items: Sequence[tuple[str, int | None]]) -> list[bool]:
+    """``accept_newer`` for several subjects in one round trip, each subject at most once."""
+    known = [(subject, sequence) for subject, sequence in items if sequence is not None]
+    if len({subject for subject, _ in known}) != len(known):
+        raise ValueError("accept_newer_many takes each subject once")
+    applied: set[str] = set()
+    if known:
+        rows = await conn.fetch(
+            "insert into aggregate_versions (subject, sequence) select * from unnest($1::text[], $2::bigint[])"
+            " on conflict (subject) do update set sequence = excluded.sequence"
+            " where aggregate_versions.sequence < excluded.sequence returning subject",
+            [subject for subject, _ in known],
+            [sequence for _, sequence in known],
+        )
+        applied = {r["subject"] for r in rows}
+    return [sequence is None or subject in applied for subject, sequence in items]

@@ -21,6 +21,7 @@ from shared.contracts.registration import (
     RegistrationConfirmedV1,
     RegistrationConfirmedV2,
     RegistrationPromotedV1,
+    RegistrationWaitlistedV2,
     registrant_context,
 )
 from shared.errors import Conflict, DomainError, Invalid, NotFound
@@ -45,6 +46,8 @@ class FakeStore:
         self.versions: dict[str, int] = {}
         self.erased_registrations: list[UUID] = []
         self.erased_recipients: list[tuple[str, str]] = []
+        #: Statements made for many rows at once (the batch paths).
+        self.statements = 0
 
     async def accept_newer(self, subject: str, sequence: int | None) -> bool:
         if sequence is None:
@@ -85,6 +88,23 @@ class FakeStore:
     async def set_subscription_state(self, subscription_id: UUID, state: str, now: datetime) -> None:
         if subscription_id in self.subscriptions:
             self.subscriptions[subscription_id]["state"] = state
+
+    async def producer_keys(self, producer: str, wanted: list[tuple[UUID, str]]) -> dict[UUID, bytes]:
+        return {key_id: self.keys[key_id] for key_id, _ in wanted if key_id in self.keys}
+
+    async def accept_newer_many(self, items: list[tuple[str, int | None]]) -> list[bool]:
+        return [await self.accept_newer(subject, sequence) for subject, sequence in items]
+
+    async def upsert_registrations(self, rows: list[dict[str, Any]]) -> dict[UUID, Any]:
+        self.statements += 1
+        return {r["registration_id"]: await self.upsert_registration(**r) for r in rows}
+
+    async def enqueue_emails(self, ds: list[tuple[EmailDelivery, Cap]], now: datetime) -> int:
+        self.statements += 1
+        for d, cap in ds:
+            self.mails.append(d)
+            self.caps.append(cap)
+        return len(ds)
 
     async def upsert_registration(self, *, registration_id: UUID, **values: Any) -> Any:
         row = self.registrations.setdefault(registration_id, {"registration_id": registration_id})
@@ -189,6 +209,55 @@ async def test_sealed_registrant_data_is_opened_with_the_producers_key_and_none_
     erased = FakeStore()  # the person was erased before the event was handled: the key is gone
     await use_cases.registration_confirmed(_uow(erased), POLICY, _cause(), p)
     assert erased.mails == [] and erased.registrations == {}
+
+
+def _sealed_waitlisted(store: FakeStore, email: str | None, position: int) -> RegistrationWaitlistedV2:
+    key_id, key = uuid4(), new_key()
+    store.keys[key_id] = key
+    contact = {"name": f"Person {position}", "email": email, "phone": None if email else "+49 481 1234"}
+    data = {"contact": contact, "manage_url": f"https://civic.test/anmeldung/{position}"}
+    return RegistrationWaitlistedV2(
+        registration_id=uuid4(),
+        meeting_id=uuid4(),
+        position=position,
+        key_id=key_id,
+        sealed=seal(key, data, context=registrant_context(key_id)),
+    )
+
+
+def _mails(store: FakeStore) -> list[tuple[Any, ...]]:
+    return sorted((m.address, m.template, m.registration_id, str(m.personal)) for m in store.mails)
+
+
+async def test_a_run_of_waitlisted_events_at_once_queues_what_one_by_one_does_in_two_statements() -> None:
+    one_by_one, batch = FakeStore(), FakeStore()
+    events = [_sealed_waitlisted(one_by_one, f"p{i}@example.org", i) for i in range(5)]
+    events.append(_sealed_waitlisted(one_by_one, None, 6))  # by phone: a projection row, no mail
+    gone = _sealed_waitlisted(one_by_one, "gone@example.org", 7)
+    events.append(gone)
+    batch.keys = dict(one_by_one.keys)
+    del one_by_one.keys[gone.key_id], batch.keys[gone.key_id]  # erased before the event was handled
+    causes = [_cause(sequence=1) for _ in events]
+    for cause, p in zip(causes, events, strict=True):
+        await use_cases.registration_waitlisted(_uow(one_by_one), POLICY, cause, p)
+    await use_cases.registrations_mailed(_uow(batch), POLICY, list(zip(causes, events, strict=True)))
+    assert _mails(batch) == _mails(one_by_one) and len(batch.mails) == 5
+    assert batch.registrations == one_by_one.registrations and len(batch.registrations) == 6
+    assert batch.caps == [POLICY.cap(m.address) for m in batch.mails]
+    assert batch.statements == 2  # the projection rows and the mails, each in one
+
+    # Handled again (a redelivery's newer sequence is not newer): nothing more.
+    await use_cases.registrations_mailed(_uow(batch), POLICY, list(zip(causes, events, strict=True)))
+    assert len(batch.mails) == 5
+
+
+async def test_a_run_with_two_mails_to_one_inbox_goes_one_by_one() -> None:
+    """The hourly cap counts an inbox's earlier mails: the second of two must see the first."""
+    store = FakeStore()
+    events = [_sealed_waitlisted(store, "same+one@example.org", 1), _sealed_waitlisted(store, "same@example.org", 2)]
+    await use_cases.registrations_mailed(_uow(store), POLICY, [(_cause(), p) for p in events])
+    assert [m.address for m in store.mails] == ["same+one@example.org", "same@example.org"]
+    assert store.statements == 0
 
 
 @pytest.mark.parametrize(
