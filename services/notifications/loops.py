@@ -31,7 +31,7 @@ from services.notifications import domain
 from services.notifications.domain import Answer
 from services.notifications.mails import Lookups, Mails, NotReady
 from services.notifications.settings import NotificationSettings, settings_of
-from services.notifications.smtp import SmtpPool
+from services.notifications.smtp import Opened, SmtpPool, wire_size
 from services.notifications.store import DELIVERIES_CHANNEL, Store
 from services.notifications.webhooks import BlockedTarget, GuardedTransport
 from shared.bus.backoff import Backoff
@@ -231,11 +231,10 @@ class MailWorker:
                     async with self.uows.reading() as store:
                         await store.release([r["id"] for r in rows[i:]], lease_until)
                     return i
-                # The next mail is rendered while the last outcome commits, and goes on the wire only after.
-                prepared = self._prepare(row, lookups)
-                if recording is not None:
-                    await recording
-                answer = await self._transmit(row, prepared)
+                # While the last outcome commits, the next mail is rendered and its envelope (MAIL FROM, RCPT
+                # TO) goes to the server; its content, which is what delivers it, goes only after the commit.
+                answer = await self._transmit(row, self._prepare(row, lookups), recording)
+                recording = None
                 MAILS.labels("sent" if answer.ok else "failed" if answer.permanent else "retry").inc()
                 recording = asyncio.create_task(self.recorder.record(row, lease_until, answer))
         finally:
@@ -260,15 +259,39 @@ class MailWorker:
             log.exception("rendering failed", extra={"delivery_id": str(row["id"])})
             return Answer(False, True, f"rendering failed: {type(exc).__name__}")
 
-    async def _transmit(self, row: Any, prepared: Answer | tuple[domain.WireAddress, bytes]) -> Answer:
-        if isinstance(prepared, Answer):
-            return prepared
-        to, data = prepared
+    async def _transmit(
+        self,
+        row: Any,
+        prepared: Answer | tuple[domain.WireAddress, bytes],
+        recording: asyncio.Task[None] | None,
+    ) -> Answer:
+        """Send one mail, its content only once ``recording`` (the last mail's outcome) is committed; a failure
+        of that commit ends the batch (raised), with this mail's envelope given back undelivered."""
+        opened: Opened | Answer | None = None
         try:
-            return await self.smtp.send(data, self.settings.from_address, to.address, utf8=to.utf8)
-        except Exception as exc:  # anything the SMTP client did not expect: retried, as its cause may pass
+            if isinstance(prepared, Answer):
+                return prepared
+            to, data = prepared
+            opened = await self.smtp.envelope(
+                self.settings.from_address, to.address, utf8=to.utf8, size=wire_size(data)
+            )
+            if isinstance(opened, Answer):
+                return opened
+            if recording is not None:
+                await recording
+                recording = None
+            held, opened = opened, None  # from here the connection is data()'s to give back or close
+            return await self.smtp.data(held, data)
+        except Exception as exc:
+            if recording is not None and recording.done() and recording.exception() is not None:
+                raise  # the last outcome was not recorded: stop before anything else goes out
             log.exception("sending failed unexpectedly", extra={"delivery_id": str(row["id"])})
             return Answer(False, False, f"sending failed: {type(exc).__name__}")
+        finally:
+            if isinstance(opened, Opened):
+                await self.smtp.abort(opened)
+            if recording is not None:
+                await recording
 
 
 # -- webhooks -----------------------------------------------------------------------------------------------
