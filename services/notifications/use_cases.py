@@ -586,10 +586,18 @@ async def content_published(uow: Uow, cause: Cause, p: ContentPublishedV1) -> No
 
 async def queue_webhooks(uow: Uow, cause: Cause, envelope: Envelope) -> None:
     """Queue the event for every endpoint of its tenant that asked for its type, without personal data."""
+    await queue_webhooks_many(uow, [(cause, envelope)])
+
+
+async def queue_webhooks_many(uow: Uow, items: list[tuple[Cause, Envelope]]) -> None:
+    """``queue_webhooks`` for a run of events: each tenant's endpoints are looked up once for the run."""
     async with uow:
-        endpoints = await uow.store.enabled_endpoints(cause.tenant)
-        wanted = [e["id"] for e in endpoints if domain.matches(e["event_types"], cause.type)]
-        if not wanted:
-            return
-        body = domain.strip_personal(envelope.model_dump(mode="json"), REGISTRY.get(cause.type).personal_fields)
-        await uow.store.queue_webhooks(cause.tenant, cause.event_id, cause.type, body, wanted, cause.now)
+        endpoints: dict[str, list[Any]] = {}
+        for cause, envelope in items:
+            if cause.tenant not in endpoints:
+                endpoints[cause.tenant] = await uow.store.enabled_endpoints(cause.tenant)
+            wanted = [e["id"] for e in endpoints[cause.tenant] if domain.matches(e["event_types"], cause.type)]
+            if not wanted:
+                continue
+            body = domain.strip_personal(envelope.model_dump(mode="json"), REGISTRY.get(cause.type).personal_fields)
+            await uow.store.queue_webhooks(cause.tenant, cause.event_id, cause.type, body, wanted, cause.now)
