@@ -29,6 +29,7 @@ from redis.exceptions import ResponseError
 from shared.bus.backoff import Backoff
 from shared.bus.errors import TRANSIENT
 from shared.bus.streams import Keys, ensure_group, entry_event
+from shared.contracts.envelope import Envelope
 from shared.contracts.registry import REGISTRY, Event, Registry, UnknownEventType
 from shared.db import Conn
 from shared.logs import correlation_id_var, event_id_var
@@ -400,7 +401,7 @@ class Consumer:
         tokens = (event_id_var.set(str(env.id)), correlation_id_var.set(env.correlationid or str(env.id)))
         started = time.perf_counter()
         try:
-            with handling(env.type, getattr(env, "traceparent", None), self.service):
+            with handling(env.type, _traceparent(env), self.service):
                 await handler(conn, event)
         finally:
             event_id_var.reset(tokens[0])
@@ -409,7 +410,7 @@ class Consumer:
 
     async def _run_batched(self, conn: Conn, handler: Batched, type_: str, events: list[Event]) -> None:
         started = time.perf_counter()
-        with handling_batch(type_, [getattr(e.envelope, "traceparent", None) for e in events], self.service):
+        with handling_batch(type_, [_traceparent(e.envelope) for e in events], self.service):
             await handler.handle(conn, events)
         # One observation per call: the histogram tells what a handler call costs, whatever it was given.
         HANDLER_SECONDS.labels(self.service, type_).observe(time.perf_counter() - started)
@@ -495,6 +496,13 @@ class Consumer:
                 await conn.execute("update dead_letters set error = $2 where id = $1", row["id"], _current_error())
             return False
         return True
+
+
+def _traceparent(env: Envelope) -> str | None:
+    """The envelope's tracing extension, looked up among its extras: ``getattr`` on a pydantic model raises and
+    catches an AttributeError for every event that has none."""
+    value = (env.model_extra or {}).get("traceparent")
+    return value if isinstance(value, str) else None
 
 
 def _group_lost(exc: ResponseError) -> bool:
