@@ -14,14 +14,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import asyncpg
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Request
 
 from shared import db
-from shared.bus.consumer import Consumer, Handler
+from shared.bus.consumer import Batched, Consumer, Handler
 from shared.bus.deadlines import DeadlineScheduler
 from shared.bus.maintenance import Maintenance
 from shared.bus.outbox import Outbox
@@ -62,15 +62,22 @@ class ServiceContext:
 
 P = TypeVar("P", bound=Payload)
 
+#: A handler of one event: the service's context, the consumer's connection, the envelope and the payload.
+EachHandler = Callable[[ServiceContext, db.Conn, Envelope, Any], Awaitable[None]]
+#: A handler of consecutive events of one type at once, as (envelope, payload) pairs in stream order.
+BatchHandler = Callable[[ServiceContext, db.Conn, list[tuple[Envelope, Any]]], Awaitable[None]]
+
 
 @dataclass(frozen=True)
 class Subscription:
     """One line of a service's subscription list: the payload class it handles and the handler, which gets
     the service's context, the consumer's connection (its transaction also records the event as processed),
-    the envelope and the payload, already of that class."""
+    the envelope and the payload, already of that class. ``batch``: the handler takes the consecutive events
+    of its type in a consumer's batch in one call (``on_batch``)."""
 
     payload: type[Payload]
-    handler: Callable[[ServiceContext, db.Conn, Envelope, Any], Awaitable[None]]
+    handler: EachHandler | BatchHandler
+    batch: bool = False
 
     @property
     def type(self) -> str:
@@ -82,12 +89,22 @@ def on(payload: type[P], handler: Callable[[ServiceContext, db.Conn, Envelope, P
     return Subscription(payload, handler)
 
 
+def on_batch(
+    payload: type[P], handler: Callable[[ServiceContext, db.Conn, list[tuple[Envelope, P]]], Awaitable[None]]
+) -> Subscription:
+    """``on_batch(QrScannedV1, count_scans)``: the handler gets the consecutive events of that type in a batch
+    at once, so one statement can make all their effects (a round trip per event is what a busy consumer
+    spends its time on). Events it records name their cause (``Pending.causation_id``): no single event is
+    being handled."""
+    return Subscription(payload, handler, batch=True)
+
+
 Subscriptions = Sequence[Subscription]
 
 
-def bind(ctx: ServiceContext, subscriptions: Subscriptions) -> dict[str, Handler]:
+def bind(ctx: ServiceContext, subscriptions: Subscriptions) -> dict[str, Handler | Batched]:
     """The consumer's table (event type -> handler). Several subscriptions to one type run in list order, in
-    the same transaction."""
+    the same transaction; when one of them takes batches, each runs in turn over the whole run of events."""
     by_type: dict[str, list[Subscription]] = {}
     for sub in subscriptions:
         by_type.setdefault(sub.type, []).append(sub)
@@ -95,11 +112,22 @@ def bind(ctx: ServiceContext, subscriptions: Subscriptions) -> dict[str, Handler
     def run_all(subs: list[Subscription]) -> Handler:
         async def run(conn: db.Conn, event: Event) -> None:
             for sub in subs:
-                await sub.handler(ctx, conn, event.envelope, event.payload)
+                await cast(EachHandler, sub.handler)(ctx, conn, event.envelope, event.payload)
 
         return run
 
-    return {t: run_all(subs) for t, subs in by_type.items()}
+    def run_batched(subs: list[Subscription]) -> Batched:
+        async def run(conn: db.Conn, events: list[Event]) -> None:
+            for sub in subs:
+                if sub.batch:
+                    await cast(BatchHandler, sub.handler)(ctx, conn, [(e.envelope, e.payload) for e in events])
+                else:
+                    for e in events:
+                        await cast(EachHandler, sub.handler)(ctx, conn, e.envelope, e.payload)
+
+        return Batched(run)
+
+    return {t: run_batched(subs) if any(s.batch for s in subs) else run_all(subs) for t, subs in by_type.items()}
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,30 @@ def handling(event_type: str, traceparent: str | None, service: str) -> Iterator
         yield
 
 
+@contextlib.contextmanager
+def handling_batch(event_type: str, traceparents: list[str | None], service: str) -> Iterator[None]:
+    """A consumer's span for handling several events at once (a ``Batched`` handler), linked to the span that
+    wrote each of them: a span has one parent, and the events come from many requests."""
+    if not _state["enabled"]:
+        yield
+        return
+    links = []
+    for tp in traceparents:
+        if tp and (ctx := trace.get_current_span(propagate.extract({"traceparent": tp})).get_span_context()).is_valid:
+            links.append(trace.Link(ctx))
+    attributes: dict[str, str | int] = {
+        "messaging.system": "redis",
+        "messaging.operation": "process",
+        "messaging.batch.message_count": len(traceparents),
+        "cloudevents.event_type": event_type,
+    }
+    tracer = trace.get_tracer(_TRACER)
+    with tracer.start_as_current_span(
+        f"{service} handle {event_type}", kind=trace.SpanKind.CONSUMER, attributes=attributes, links=links
+    ):
+        yield
+
+
 class TracingMiddleware:
     """A server span per HTTP request, named by its route template, continuing an incoming ``traceparent``."""
 

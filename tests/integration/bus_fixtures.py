@@ -13,7 +13,7 @@ from datetime import date
 import asyncpg
 import redis.asyncio as aioredis
 
-from shared.bus.consumer import Consumer, Handler
+from shared.bus.consumer import Batched, Consumer, Handler
 from shared.bus.maintenance import Maintenance
 from shared.bus.outbox import Outbox
 from shared.bus.relay import Relay
@@ -59,7 +59,7 @@ class BusRig:
             poll_seconds=0.2,
         )
 
-    def consumer(self, name: str = "c1", handler: Handler = record_effect, **kw: object) -> Consumer:
+    def consumer(self, name: str = "c1", handler: Handler | Batched = record_effect, **kw: object) -> Consumer:
         return Consumer(
             self.consumer_group,
             self.consumer_pool,

@@ -189,3 +189,31 @@ async def test_a_subscription_list_runs_every_handler_of_a_type_in_order() -> No
     env = Outbox("content").envelope(_scan(5), tenant="stadt-a", subject=None)
     await table[env.type](cast(Any, None), REGISTRY.parse(env.model_dump(mode="json")))
     assert seen == ["first f5", "second stadt-a"]
+
+
+async def test_a_type_with_a_batch_subscription_runs_each_subscription_over_the_whole_run() -> None:
+    from typing import Any, cast
+
+    from shared.bus.consumer import Batched
+    from shared.bus.outbox import Outbox
+    from shared.contracts.envelope import Envelope
+    from shared.contracts.registry import REGISTRY
+    from shared.service import ServiceContext, bind, on, on_batch
+
+    seen: list[str] = []
+
+    async def each(ctx: ServiceContext, conn: Any, envelope: Any, payload: QrScannedV1) -> None:
+        seen.append(f"each {payload.code}")
+
+    async def many(ctx: ServiceContext, conn: Any, events: list[tuple[Envelope, QrScannedV1]]) -> None:
+        seen.append("many " + ",".join(p.code for _, p in events))
+
+    table = bind(cast(ServiceContext, None), [on_batch(QrScannedV1, many), on(QrScannedV1, each)])
+    handler = table[REGISTRY.type_of(QrScannedV1)]
+    assert isinstance(handler, Batched)
+    outbox = Outbox("content")
+    events = [
+        REGISTRY.parse(outbox.envelope(_scan(i), tenant="stadt-a", subject=None).model_dump_json()) for i in (1, 2)
+    ]
+    await handler.handle(cast(Any, None), events)
+    assert seen == ["many f1,f2", "each f1", "each f2"]
