@@ -90,7 +90,7 @@ def on(payload: type[P], handler: Callable[[ServiceContext, db.Conn, Envelope, P
 
 
 def on_batch(
-    payload: type[P], handler: Callable[[ServiceContext, db.Conn, list[tuple[Envelope, P]]], Awaitable[None]]
+    payload: type[P], handler: Callable[[ServiceContext, db.Conn, Sequence[tuple[Envelope, P]]], Awaitable[None]]
 ) -> Subscription:
     """``on_batch(QrScannedV1, count_scans)``: the handler gets the consecutive events of that type in a batch
     at once, so one statement can make all their effects (a round trip per event is what a busy consumer

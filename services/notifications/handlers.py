@@ -4,6 +4,8 @@ Nothing is sent here; the senders (loops.py) pick up what the use cases queued."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from services.notifications import use_cases
 from services.notifications.domain import Cause
 from services.notifications.settings import settings_of
@@ -35,14 +37,15 @@ from shared.contracts.registration import (
 from shared.contracts.registry import REGISTRY
 from shared.contracts.surveys import SurveyDeadlineApproachingV1, SurveyOpenedV1, SurveyPublishedV1
 from shared.db import Conn
-from shared.service import ServiceContext, Subscription, on
+from shared.service import ServiceContext, Subscription, on, on_batch
 
 
 def _webhooks() -> list[Subscription]:
     """Every public event of the other services may also go to webhook endpoints (after the event's own
-    handlers above, in the same transaction); private ones (personal data, sealed) never leave civic."""
+    handlers above, in the same transaction, a run of one type at once); private ones (personal data, sealed)
+    never leave civic."""
     specs = [REGISTRY.get(t) for t in REGISTRY.public_types()]
-    return [on(s.payload, webhooks) for s in specs if s.producer != "notifications"]
+    return [on_batch(s.payload, webhooks) for s in specs if s.producer != "notifications"]
 
 
 # -- the subscription list ---------------------------------------------------------------------------------
@@ -58,9 +61,10 @@ def subscriptions() -> list[Subscription]:
         on(RegistrationWaitlistedV1, registration_waitlisted),
         on(RegistrationCancelledV1, registration_cancelled),
         on(RegistrationCheckedInV1, registration_checked_in),
-        on(RegistrationConfirmedV2, registration_confirmed),
-        on(RegistrationPromotedV2, registration_confirmed),
-        on(RegistrationWaitlistedV2, registration_waitlisted),
+        # A rush of registrations: a run of these at once (registrations_mailed), few statements for the run.
+        on_batch(RegistrationConfirmedV2, registrations_mailed),
+        on_batch(RegistrationPromotedV2, registrations_mailed),
+        on_batch(RegistrationWaitlistedV2, registrations_mailed),
         on(RegistrationCancelledV2, registration_cancelled),
         on(PersonErasedV1, person_erased),
         on(PersonErasedV2, person_erased),
@@ -104,6 +108,14 @@ async def survey_snapshot(
 async def registration_confirmed(ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: Confirmed) -> None:
     policy = settings_of(ctx).policy()
     await use_cases.registration_confirmed(_uow(ctx, conn), policy, _cause(ctx, envelope), payload)
+
+
+async def registrations_mailed(
+    ctx: ServiceContext, conn: Conn, events: Sequence[tuple[Envelope, Confirmed | Waitlisted]]
+) -> None:
+    policy = settings_of(ctx).policy()
+    items = [(_cause(ctx, envelope), payload) for envelope, payload in events]
+    await use_cases.registrations_mailed(_uow(ctx, conn), policy, items)
 
 
 async def registration_waitlisted(ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: Waitlisted) -> None:
@@ -151,8 +163,8 @@ async def content_published(ctx: ServiceContext, conn: Conn, envelope: Envelope,
     await use_cases.content_published(_uow(ctx, conn), _cause(ctx, envelope), payload)
 
 
-async def webhooks(ctx: ServiceContext, conn: Conn, envelope: Envelope, payload: object) -> None:
-    await use_cases.queue_webhooks(_uow(ctx, conn), _cause(ctx, envelope), envelope)
+async def webhooks(ctx: ServiceContext, conn: Conn, events: Sequence[tuple[Envelope, object]]) -> None:
+    await use_cases.queue_webhooks_many(_uow(ctx, conn), [(_cause(ctx, envelope), envelope) for envelope, _ in events])
 
 
 SUBSCRIPTIONS = subscriptions()
