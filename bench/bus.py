@@ -133,7 +133,9 @@ async def bus_rate(url: str, redis_url: str, n: int, tx: int, tag: str, *, batch
     cpool = await db.create_pool(url, consumer, max_size=4)
     client = redis_client(redis_url)
     keys = Keys(f"bench{tag}")
-    relay = Relay("content", ppool, client, database_url=url, keys=keys, batch_size=500, poll_seconds=0.05)
+    # Polling as in production (relay_poll_seconds): NOTIFY wakes the relay; a quicker poll would only make it
+    # look for lost entries (a failover's) more often while it waits.
+    relay = Relay("content", ppool, client, database_url=url, keys=keys, batch_size=500, poll_seconds=1.0)
     handler = Batched(batch_effect) if batched else effect
     progress = Progress()
     sink = Sink(
