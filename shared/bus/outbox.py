@@ -57,7 +57,9 @@ class Outbox:
         # Within a handler the event being handled is the cause and its correlation id carries on; within
         # a request the request id starts the chain. A payload that names the event it answers (a delivery's
         # ``cause_event_id``: mails and webhooks go out after the handler returned) names the cause itself.
-        cause = causation_id or getattr(payload, "cause_event_id", None) or event_id_var.get()
+        # (Looked up among the model's fields: getattr on a payload without one raises and catches per event.)
+        named = payload.__dict__.get("cause_event_id") if "cause_event_id" in type(payload).model_fields else None
+        cause = causation_id or named or event_id_var.get()
         return Envelope(
             id=uuid4(),
             source=f"/civic/{self.service}",
