@@ -45,6 +45,11 @@ class Wakeup:
         self._listening = False
 
     @property
+    def name(self) -> str:
+        """The listening connection's ``application_name``."""
+        return f"civic-listen-{self.channel}"[:63]
+
+    @property
     def listening(self) -> bool:
         return self._listening
 
@@ -92,7 +97,8 @@ class Wakeup:
         """One listening connection, until it is lost or ``stop``."""
         conn: Conn | None = None
         try:
-            conn = await asyncpg.connect(self.database_url)
+            # Named, so an operator sees in pg_stat_activity what the idle connection is for.
+            conn = await asyncpg.connect(self.database_url, server_settings={"application_name": self.name})
             lost = asyncio.Event()
 
             def gone(_conn: object) -> None:
