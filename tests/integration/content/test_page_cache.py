@@ -227,3 +227,36 @@ async def test_without_the_listener_every_request_asks_postgresql(
         assert cache.stamp(prefix) != before
         assert (await ok(await client.get(url)))["motto"] == "Noch einmal"
         assert cache.fresh(raw(prefix), c.now()) is not None
+
+
+async def test_a_lost_listening_connection_is_opened_again_and_the_cache_forgets_meanwhile(
+    app_ctx: tuple[httpx.AsyncClient, FrozenClock, ServiceContext],
+    settings: Settings,
+    prefix: str,
+) -> None:
+    client, c, ctx = app_ctx
+    await published(client, staff(prefix, settings))
+    url = f"/api/content/public/{prefix}/processes/{SLUG}"
+    async with listening(ctx) as cache:
+        await client.get(url)
+        assert cache.fresh(raw(prefix), c.now()) is not None
+        before = cache.stamp(prefix)
+        admin = await asyncpg.connect(settings.database_url)  # the login user may end any connection
+        try:
+            killed = await admin.fetchval(
+                "select count(pg_terminate_backend(pid)) from pg_stat_activity"
+                " where datname = current_database() and application_name = $1",
+                f"civic-listen-{pages.CHANNEL}",
+            )
+        finally:
+            await admin.close()
+        assert killed == 1
+
+        async def again() -> bool:
+            return cache.listening and cache.stamp(prefix) != before
+
+        # Whether or not a request came while it was down: once back, nothing kept from before is used.
+        await eventually(again, what="the listener back, the cache emptied")
+        assert cache.fresh(raw(prefix), c.now()) is None
+        await client.get(url)
+        assert cache.fresh(raw(prefix), c.now()) is not None
