@@ -2,7 +2,8 @@
 
 Commands take a ``UnitOfWork[Store]`` (one transaction with the outbox attached) and plain values (request
 bodies as the dicts ``schemas.fields``/``schemas.changes`` make); queries take a ``Store`` on a pooled
-connection. Refusals are ``shared.errors`` exceptions, mapped to problem documents in one place.
+connection (the process page takes the connection unopened: a cached page needs none). Refusals are
+``shared.errors`` exceptions, mapped to problem documents in one place.
 """
 
 from __future__ import annotations
