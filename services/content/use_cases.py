@@ -424,6 +424,7 @@ async def process_page(
     key = (tenant, slug, lang, news_page, news_per_page)
     page = pages.fresh(key, now)
     if page is not None:
+        pages.put(page, *also)  # another spelling of the same request: answered by the route itself next time
         return page
     stamp = pages.stamp(tenant)  # before reading: a change notified meanwhile keeps what we read out
     missing = NotFound("not-found", detail="no published process with this slug")

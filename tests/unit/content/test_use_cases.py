@@ -282,8 +282,9 @@ async def test_while_notifications_arrive_a_cached_page_needs_no_connection() ->
     listener = Listener(True)
     pages = PageCache(listener=listener)
     first = await page(on(store), pages, also=[("raw", b"")])
-    assert (await page(unreachable(), pages)).etag == first.etag
-    assert pages.fresh(("raw", b""), NOW) is not None  # the route's key for the raw request, too
+    assert (await page(unreachable(), pages, also=[("raw", b"lang=de")])).etag == first.etag
+    # The route's keys for the raw requests, too: both spellings are answered before parsing from now on.
+    assert pages.fresh(("raw", b""), NOW) is not None and pages.fresh(("raw", b"lang=de"), NOW) is not None
 
     # A notification for another tenant leaves the page alone; one for its tenant makes it ask again, and the
     # same version confirms it without building it again.
