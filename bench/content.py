@@ -1,16 +1,17 @@
 """Benchmark: the public process page (full render vs. ETag revalidation) and QR short-link redirects.
 
-The content app runs under uvicorn in a subprocess (one worker, no access log), on a scratch database of its
-own with the demo data loaded; the load comes from a ``bench.loadgen`` process of its own over HTTP/1.1
+The content service runs as in production (``civic.runner`` under uvicorn in a subprocess, one worker, no
+access log, its bus loops and its page cache's LISTEN connection running), on a scratch database of its own
+with the demo data loaded; the load comes from a ``bench.loadgen`` process of its own over HTTP/1.1
 keep-alive connections (closed loop, ``--requests`` per figure after a warm-up), and the generator's own CPU
 share is printed beside each figure so a reader can see it is not the limit. In the same run, ``/healthz`` of
 the same server is measured as the baseline: the ceiling of this server on this machine, for a request that
 touches neither the database nor the page builder.
 
 Figures: requests/s of
-- ``process_page_full``: GET of the Detmold process page without ``If-None-Match`` (query, build, JSON, 200);
-- ``process_page_304``: the same request with the current ETag in ``If-None-Match`` (the page is still built
-  to compute its ETag, but no body is sent: the saving is transfer and the client's parsing, not the queries);
+- ``process_page_full``: GET of the Detmold process page without ``If-None-Match`` (200 with the body; the
+  page is kept in the process, so after the warm-up this is the cached page: services/content/pages.py);
+- ``process_page_304``: the same request with the current ETag in ``If-None-Match`` (304 without a body);
 - ``qr_redirect``: GET /q/<code> (one upsert of the day's counter row, 302).
 
     DATABASE_URL=... REDIS_URL=... python -m bench.content [--requests 5000] [--connections 16]
@@ -25,15 +26,13 @@ import asyncio
 import contextlib
 import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 import asyncpg
 import httpx
 
-from bench.common import ADMIN_URL, REDIS_URL, free_port, stopping, wait_ready, with_database
+from bench.common import ADMIN_URL, REDIS_URL, drop_scratch, free_port, server, wait_ready, with_database
 from bench.common import load as generate
 
 
@@ -44,18 +43,6 @@ class Figure(NamedTuple):
 
 PAGE = "/api/content/public/stadt-detmold/processes/smart-city"
 QR = "/q/detmold-app"
-
-
-def serve(port: int) -> None:
-    """The server side (run in the subprocess): the content service alone, without bus loops."""
-    import uvicorn
-
-    from services.content.service import definition
-    from shared.http.app import create_app
-    from shared.settings import Settings
-
-    app = create_app([definition], Settings(), background=False)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 async def measure(port: int, path: str, n: int, connections: int, headers: dict[str, str], expect: int) -> Figure:
@@ -77,6 +64,7 @@ async def main(n: int, connections: int) -> None:
     await admin.execute(f'create database "{name}"')
     await admin.close()
     url = with_database(admin_url, name)
+    prefix = f"bench{secrets.token_hex(4)}"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     stack = contextlib.ExitStack()
@@ -85,19 +73,10 @@ async def main(n: int, connections: int) -> None:
         from shared.settings import Settings
 
         await load_content_demo(settings=Settings(DATABASE_URL=url, REDIS_URL=redis_url, public_base_url=base))
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "REDIS_URL": redis_url,
-            "CIVIC_STREAM_PREFIX": f"bench{secrets.token_hex(4)}",
-            "CIVIC_PUBLIC_BASE_URL": base,
-            "CIVIC_LOG_JSON": "false",
-            "CIVIC_LOG_LEVEL": "WARNING",
-        }
+        env = {"CIVIC_PUBLIC_BASE_URL": base, "CIVIC_LOG_JSON": "false"}
         # Popen returns at once; the server is awaited over HTTP below.
-        server = subprocess.Popen([sys.executable, "-m", "bench.content", "--serve", str(port)], env=env)  # noqa: ASYNC220
-        stack.enter_context(stopping(server, timeout=10))
-        await wait_ready(base, path="/healthz", attempts=200, interval=0.05)
+        stack.enter_context(server(url, prefix, port, "content", redis_url=redis_url, env=env))
+        await wait_ready(base)
         async with httpx.AsyncClient() as probe:
             first = await probe.get(f"{base}{PAGE}")
             first.raise_for_status()
@@ -114,8 +93,9 @@ async def main(n: int, connections: int) -> None:
         for label, run in runs:
             results[label] = await run()
         print(
-            f"content benchmark: uvicorn subprocess (1 worker) at {base}, {connections} keep-alive connections "
-            f"from a bench.loadgen process, {n} requests per figure, page body {size} bytes, "
+            f"content benchmark: civic.runner under uvicorn (1 worker, bus loops on) at {base}, "
+            f"{connections} keep-alive connections from a bench.loadgen process, {n} requests per figure, "
+            f"page body {size} bytes, "
             f"load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
@@ -131,18 +111,12 @@ async def main(n: int, connections: int) -> None:
         print(f"process_page_304_vs_healthz: {results['process_page_304'].rps / floor:.2f}")
     finally:
         stack.close()
-        admin = await asyncpg.connect(admin_url)
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-        await admin.close()
+        await drop_scratch(name, prefix)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="bench.content")
     parser.add_argument("--requests", type=int, default=5000, help="requests per figure")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve)
-    else:
-        asyncio.run(main(args.requests, args.connections))
+    asyncio.run(main(args.requests, args.connections))

@@ -54,6 +54,9 @@ class ServiceContext:
     #: The service's own settings (``services/<name>/settings.py``), read once when the service starts;
     #: ``settings.py`` offers a typed accessor (``settings_of(ctx)``).
     own_settings: Any = None
+    #: Objects of the service's own that its routes and loops share for the life of the process, by name (the
+    #: content service's page cache, which its routes read and its LISTEN loop invalidates).
+    state: dict[str, Any] = field(default_factory=dict)
 
     def uows(self, store: Callable[[db.Conn], S]) -> UnitsOfWork[S]:
         """Units of work over the service's pool and outbox, with ``store`` (its ``store.py`` class)."""

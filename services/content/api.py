@@ -4,17 +4,19 @@ and renders."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
-from services.content import domain, schemas, use_cases
+from services.content import domain, pages, schemas, use_cases
 from services.content.short_links import SIZES, SIZES_MM, PosterSize
 from services.content.store import Store
 from shared import qr
 from shared.http.auth import Principal, require
+from shared.http.lean import shortcut_route
 from shared.http.openapi import answers, media, merge, problems
 from shared.links import link
 from shared.service import ServiceContext, context_of
@@ -22,7 +24,6 @@ from shared.unit_of_work import PostgresUnitOfWork, Reading
 
 NAME = "content"
 router = APIRouter(tags=["content"])
-staff = APIRouter(prefix="/staff", tags=["content staff"])
 public = APIRouter(prefix="/public", tags=["content public"])
 
 PUBLISHED = merge(answers(schemas.PublicationOut), problems(409))
@@ -36,6 +37,20 @@ PUBLIC_CACHE = "public, max-age=30"
 
 #: Content is edited by staff and by editors (the console's role for content only).
 Editor = Annotated[Principal, Depends(require("staff", "editor"))]
+
+
+async def _pages_follow_writes(request: Request, principal: Editor) -> AsyncIterator[None]:
+    """After a staff write that succeeded, this process's cached pages of the tenant are dropped before the
+    answer goes out (``scope="function"``): a page read right after the edit shows it, though the edit's
+    notification reaches the process a moment later."""
+    yield
+    if request.method != "GET":
+        pages.page_cache(ctx_of(request)).changed(principal.tenant)
+
+
+staff = APIRouter(
+    prefix="/staff", tags=["content staff"], dependencies=[Depends(_pages_follow_writes, scope="function")]
+)
 
 Tenant = Annotated[str, Path(min_length=1, max_length=63, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")]
 LangQ = Annotated[Literal["de", "en"], Query(description="language; missing translations fall back to de")]
@@ -341,7 +356,20 @@ async def public_processes(
     return cached_body(request, body)
 
 
-@public.get("/{tenant}/processes/{slug}", responses=merge(answers(schemas.PublicProcessOut), NOT_MODIFIED))
+def _raw_key(request: Request) -> tuple[str, str, bytes]:
+    """The process page asked for, as the request spells it: path parameters and query string unparsed."""
+    params = request.path_params
+    return params["tenant"], params["slug"], request.scope["query_string"]
+
+
+def _cached_page(request: Request) -> Response | None:
+    """The process page from this process's cache by the raw request, before any parameter is parsed; None
+    when the cache cannot answer it without PostgreSQL (the endpoint then does)."""
+    ctx = ctx_of(request)
+    page = pages.page_cache(ctx).fresh(_raw_key(request), ctx.clock.now())
+    return None if page is None else cached(request, page.body, page.etag)
+
+
 async def public_process(
     request: Request,
     tenant: Tenant,
@@ -354,22 +382,31 @@ async def public_process(
     """The process page in one request: phases, current phase, steps, contacts (e-mail obfuscated), pages,
     news (paginated) and the live state of referenced meetings and surveys. ETag + If-None-Match -> 304.
 
-    The page is built once per version of what it shows (one small query tells the version): a repeated or
-    conditional request costs that query, not the page."""
+    The page is built once per version of what it shows and kept in the process: while nothing it shows
+    changes (PostgreSQL notifies every change) a repeated or conditional request costs no query at all."""
     ctx = ctx_of(request)
-    async with reading(request) as store:
-        page = await use_cases.process_page(
-            store, _pages(request), tenant, slug, lang, ctx.clock.now(), news_page, news_per_page
-        )
+    page = await use_cases.process_page(
+        reading(request),
+        pages.page_cache(ctx),
+        tenant,
+        slug,
+        lang,
+        ctx.clock.now(),
+        news_page,
+        news_per_page,
+        also=[_raw_key(request)],
+    )
     return cached(request, page.body, page.etag)
 
 
-def _pages(request: Request) -> use_cases.PageCache:
-    """This process's page cache (one per app: tests run several apps on several databases in one process)."""
-    pages: use_cases.PageCache | None = getattr(request.app.state, "content_pages", None)
-    if pages is None:
-        pages = request.app.state.content_pages = use_cases.PageCache()
-    return pages
+# A repeated or conditional request is answered from the cache before FastAPI parses its parameters.
+public.add_api_route(
+    "/{tenant}/processes/{slug}",
+    public_process,
+    methods=["GET"],
+    responses=merge(answers(schemas.PublicProcessOut), NOT_MODIFIED),
+    route_class_override=shortcut_route(_cached_page),
+)
 
 
 @public.get("/{tenant}/news", responses=merge(answers(schemas.PageOut), NOT_MODIFIED))
@@ -399,8 +436,10 @@ async def public_article(
     return cached_body(request, body)
 
 
-router.include_router(staff)
+# Public reads first: a request is matched against the routes in order, and the citizens' pages are what a
+# crowd asks for (the prefixes keep the two apart, so the order changes nothing else).
 router.include_router(public)
+router.include_router(staff)
 
 # -- the short link, at the root -----------------------------------------------------------------------------
 

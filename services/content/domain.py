@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,19 @@ def berlin_today(now: datetime) -> date:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     return now.astimezone(BERLIN).date()
+
+
+def next_berlin_midnight(now: datetime) -> datetime:
+    """The instant the next calendar day begins in Europe/Berlin."""
+    return datetime.combine(berlin_today(now) + timedelta(days=1), time(), tzinfo=BERLIN)
+
+
+def page_valid_until(now: datetime, boundaries: Iterable[datetime], longest: timedelta) -> datetime:
+    """Until when a process page built at ``now`` stays right if nothing stored changes: the clock alone changes
+    it at the next of its ``boundaries`` still to come (a registration window opening or closing, a meeting's
+    start, a survey opening or closing) and at the next midnight in Berlin (today's date, the current phase);
+    and at most ``longest`` from ``now``."""
+    return min([now + longest, next_berlin_midnight(now), *(b for b in boundaries if b > now)])
 
 
 @dataclass(frozen=True)

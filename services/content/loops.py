@@ -1,4 +1,5 @@
-"""The content service's background work: scheduled publishing, phase starts and aggregated QR scan reports.
+"""The content service's background work: scheduled publishing, phase starts and aggregated QR scan reports;
+and the LISTEN connection that keeps this process's page cache right (pages.py).
 
 Each pass records its events in the transaction of the transition that makes them true (see store.py), so a
 second replica or a retry finds nothing left to do.
@@ -6,7 +7,7 @@ second replica or a retry finds nothing left to do.
 
 from __future__ import annotations
 
-from services.content import domain, use_cases
+from services.content import domain, pages, use_cases
 from services.content.store import Store
 from shared.loops import Loop, every
 from shared.service import ServiceContext
@@ -30,4 +31,4 @@ def loops(ctx: ServiceContext) -> list[Loop]:
     async def step() -> int:
         return await publishing_pass(ctx)
 
-    return [every("content publishing", step, interval=interval)]
+    return [every("content publishing", step, interval=interval), pages.listener(ctx)]

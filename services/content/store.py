@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -29,6 +29,14 @@ ARTICLE_JSON = ("title", "summary", "body_md", "body_html")
 TABLES = {"process": "processes", "article": "articles"}
 #: Tables whose rows staff delete by id.
 PARTS = {"phases", "steps", "contacts", "attachments", "refs", "articles"}
+
+
+class PageVersion(NamedTuple):
+    """A process page's version (``key``: equal keys, equal pages) and the instants at which the clock alone
+    changes the page (``boundaries``)."""
+
+    key: tuple[object, ...]
+    boundaries: list[datetime]
 
 
 class Taken(Exception):
@@ -776,12 +784,13 @@ class Store:
             "news": await self.news_page(tenant, pid, lang, news_page_no, news_per_page),
         }
 
-    async def page_version(self, tenant: str, slug: str, now: datetime) -> tuple[object, ...] | None:
+    async def page_version(self, tenant: str, slug: str, now: datetime) -> PageVersion | None:
         """What the process page depends on, from one small query: None if there is no published process.
 
         The process's revision (raised by triggers on every part), the revisions of the referenced meetings' and
         surveys' projections, today's date in Berlin, and which of their time boundaries (registration window,
-        start, survey opening and closing) have passed, since statuses are computed from the clock.
+        start, survey opening and closing) have passed, since statuses are computed from the clock; and those
+        boundaries, for when the clock alone will change the page.
         """
         r = await self.conn.fetchrow(
             "select p.revision,"
@@ -807,14 +816,10 @@ class Store:
         if r is None:
             return None
         # Boundaries only change with a revision, and time moves forward: how many have passed says which.
-        passed = sum(1 for b in r["boundaries"] or [] if now >= b)
-        return (
-            r["revision"],
-            tuple(r["meetings"] or ()),
-            tuple(r["surveys"] or ()),
-            domain.berlin_today(now),
-            passed,
-        )
+        boundaries: list[datetime] = list(r["boundaries"] or [])
+        passed = sum(1 for b in boundaries if now >= b)
+        key = (r["revision"], tuple(r["meetings"] or ()), tuple(r["surveys"] or ()), domain.berlin_today(now), passed)
+        return PageVersion(key, boundaries)
 
     # -- projections: the live state of meetings and surveys (see handlers.py) -------------------------------
 

@@ -2,22 +2,23 @@
 
 Commands take a ``UnitOfWork[Store]`` (one transaction with the outbox attached) and plain values (request
 bodies as the dicts ``schemas.fields``/``schemas.changes`` make); queries take a ``Store`` on a pooled
-connection. Refusals are ``shared.errors`` exceptions, mapped to problem documents in one place.
+connection (the process page takes the connection unopened: a cached page needs none). Refusals are
+``shared.errors`` exceptions, mapped to problem documents in one place.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from cachetools import LRUCache
-
 from services.content import domain
 from services.content.markdown import render_markdown, render_text
+from services.content.pages import LONGEST, Page, PageCache
 from services.content.short_links import new_code
 from services.content.store import Store, Taken
 from shared.contracts.content import ContentPublishedV1, PhaseStartedV1, QrScannedV1
@@ -403,36 +404,8 @@ async def public_article(store: Store, tenant: str, kind: str, slug: str, lang: 
     return body
 
 
-@dataclass(frozen=True)
-class Page:
-    """A served process page: its JSON bytes and their ETag, for the version of the process it was built at."""
-
-    version: tuple[object, ...]
-    body: bytes
-    etag: str
-
-
-class PageCache:
-    """The most recently served process pages of this process, by what they were asked for.
-
-    An entry is used only while the page's version (``Store.page_version``, one small query) is unchanged, so
-    a change made by any replica, event handler or the clock passing a boundary is seen at once; what the
-    cache saves is building the page (eight queries) and encoding it.
-    """
-
-    def __init__(self, size: int = 4096) -> None:
-        self._pages: LRUCache[Hashable, Page] = LRUCache(maxsize=size)
-
-    def get(self, key: Hashable, version: tuple[object, ...]) -> Page | None:
-        page = self._pages.get(key)
-        return page if page is not None and page.version == version else None
-
-    def put(self, key: Hashable, page: Page) -> None:
-        self._pages[key] = page
-
-
 async def process_page(
-    store: Store,
+    stores: AbstractAsyncContextManager[Store],
     pages: PageCache,
     tenant: str,
     slug: str,
@@ -440,21 +413,35 @@ async def process_page(
     now: datetime,
     news_page: int,
     news_per_page: int,
+    also: Sequence[Hashable] = (),
 ) -> Page:
     """The published process page in one document (phases, current phase, steps, contacts with e-mail
-    obfuscated, pages, news, live state of meetings and surveys), built once per version."""
-    missing = NotFound("not-found", detail="no published process with this slug")
-    version = await store.page_version(tenant, slug, now)
-    if version is None:
-        raise missing
+    obfuscated, pages, news, live state of meetings and surveys), built once per version.
+
+    A page ``pages`` knows to be right is answered without touching ``stores`` (no connection is taken);
+    otherwise one small query says whether the cached page is still right, and only a changed one is built
+    (pages.py). The page is kept under ``also`` too (the route's key for the raw request)."""
     key = (tenant, slug, lang, news_page, news_per_page)
-    cached = pages.get(key, version)
-    if cached is not None:
-        return cached
-    body = await store.process_page(tenant, slug, lang, now, news_page, news_per_page)
-    if body is None:
-        raise missing
-    data = encode(body)
-    page = Page(version, data, domain.etag_of(data))
-    pages.put(key, page)
+    page = pages.fresh(key, now)
+    if page is not None:
+        pages.put(page, *also)  # another spelling of the same request: answered by the route itself next time
+        return page
+    stamp = pages.stamp(tenant)  # before reading: a change notified meanwhile keeps what we read out
+    missing = NotFound("not-found", detail="no published process with this slug")
+    async with stores as store:
+        version = await store.page_version(tenant, slug, now)
+        if version is None:
+            raise missing
+        cached = pages.get(key, version.key)
+        if cached is not None:
+            data, etag = cached.body, cached.etag
+        else:
+            body = await store.process_page(tenant, slug, lang, now, news_page, news_per_page)
+            if body is None:
+                raise missing
+            data = encode(body)
+            etag = domain.etag_of(data)
+    until = domain.page_valid_until(now, version.boundaries, LONGEST)
+    page = Page(tenant, version.key, data, etag, until, stamp)
+    pages.put(page, key, *also)
     return page

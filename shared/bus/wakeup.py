@@ -1,11 +1,13 @@
 """Waking loops on PostgreSQL ``NOTIFY`` instead of polling: the relay on new outbox rows, the mail senders on
-new deliveries. Polling stays as the fallback for the moments the listening connection is being re-established
-(and for work that becomes due later, such as a retry)."""
+new deliveries, the content service's page cache on changed content. Polling stays as the fallback for the
+moments the listening connection is being re-established (and for work that becomes due later, such as a
+retry)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import asyncpg
 
@@ -18,13 +20,38 @@ class Wakeup:
 
     A waiter notes ``generation()`` before it looks for work and passes it to ``wait``: a notification that came
     in between is not lost, ``wait`` returns at once.
+
+    ``on_notify`` is called with each notification's payload, and with None whenever the connection has been
+    (re-)established: notifications sent while nobody listened are lost, so anything may have changed.
+    ``listening`` says whether notifications reach this process right now; a cache that relies on them must
+    not while it is False. ``heartbeat`` (seconds) checks the connection that often, so one that died without
+    the socket noticing (a silent network loss) is given up within two heartbeats rather than never.
     """
 
-    def __init__(self, database_url: str, channel: str) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        channel: str,
+        *,
+        on_notify: Callable[[str | None], None] | None = None,
+        heartbeat: float | None = None,
+    ) -> None:
         self.database_url = database_url
         self.channel = channel
+        self.on_notify = on_notify
+        self.heartbeat = heartbeat
         self._generation = 0
         self._event = asyncio.Event()
+        self._listening = False
+
+    @property
+    def name(self) -> str:
+        """The listening connection's ``application_name``."""
+        return f"civic-listen-{self.channel}"[:63]
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
 
     def generation(self) -> int:
         return self._generation
@@ -33,6 +60,11 @@ class Wakeup:
         self._generation += 1
         self._event.set()
         self._event = asyncio.Event()
+
+    def _received(self, payload: str | None) -> None:
+        if self.on_notify is not None:
+            self.on_notify(payload)
+        self.notify()
 
     async def wait(self, since: int, timeout: float, stop: asyncio.Event) -> None:
         """Until a notification after generation ``since``, ``stop``, or ``timeout`` seconds."""
@@ -56,7 +88,7 @@ class Wakeup:
             stop,
             interval=0,
             again=lambda _result: True,
-            transient=(OSError, asyncpg.PostgresError, asyncpg.InterfaceError),
+            transient=(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError),
             retry=(),
             quiet=True,
         )
@@ -65,17 +97,35 @@ class Wakeup:
         """One listening connection, until it is lost or ``stop``."""
         conn: Conn | None = None
         try:
-            conn = await asyncpg.connect(self.database_url)
+            # Named, so an operator sees in pg_stat_activity what the idle connection is for.
+            conn = await asyncpg.connect(self.database_url, server_settings={"application_name": self.name})
             lost = asyncio.Event()
-            conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-            await conn.add_listener(self.channel, lambda *_: self.notify())
-            self.notify()  # whatever was committed while we were not listening
-            stopped = asyncio.create_task(stop.wait())
-            gone = asyncio.create_task(lost.wait())
-            await asyncio.wait({stopped, gone}, return_when=asyncio.FIRST_COMPLETED)
-            stopped.cancel()
-            gone.cancel()
+
+            def gone(_conn: object) -> None:
+                self._listening = False  # at once: from here on, notifications may be missed
+                lost.set()
+
+            conn.add_termination_listener(gone)
+            await conn.add_listener(self.channel, lambda _c, _pid, _channel, payload: self._received(payload))
+            self._received(None)  # whatever was committed while we were not listening
+            self._listening = True
+            while not await self._ended(stop, lost):
+                # A connection that cannot answer within a heartbeat is given up (TimeoutError): a new one is
+                # opened after a backoff.
+                await conn.fetchval("select 1", timeout=self.heartbeat)
         finally:
+            self._listening = False
             if conn is not None and not conn.is_closed():
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=1)
+
+    async def _ended(self, stop: asyncio.Event, lost: asyncio.Event) -> bool:
+        """Whether ``stop`` or ``lost`` came within a heartbeat (or ever, without heartbeats)."""
+        stopped = asyncio.create_task(stop.wait())
+        dropped = asyncio.create_task(lost.wait())
+        try:
+            await asyncio.wait({stopped, dropped}, timeout=self.heartbeat, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            dropped.cancel()
+        return stop.is_set() or lost.is_set()

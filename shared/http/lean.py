@@ -6,7 +6,8 @@ of the framework's cost per request. A ``LeanRoute`` endpoint takes the ``Reques
 (typed by Starlette's convertors, e.g. ``{id:uuid}``) and reads its body with ``json_body``, which validates
 the bytes with pydantic's own JSON parser and raises FastAPI's own error, so clients get the same 422 problem
 listing each bad field. FastAPI still documents the route from the endpoint's signature, and the body from
-``documented``.
+``documented``. A ``shortcut_route`` answers from a cache keyed by the raw request before any of that, and
+hands a request it cannot answer to FastAPI's usual handling.
 """
 
 from __future__ import annotations
@@ -33,6 +34,26 @@ class LeanRoute(APIRoute):
             return response
 
         return handler
+
+
+def shortcut_route(answer: Callable[[Request], Response | None]) -> type[APIRoute]:
+    """A route class whose requests go to ``answer`` first: a response it gives is sent as it is, before
+    FastAPI resolves and validates the endpoint's parameters; None hands the request on to the endpoint as
+    usual. For a route answered from a cache by the raw request (path parameters, query string), whose entries
+    the endpoint made from requests it validated: a request that finds one is as valid as the one that made it.
+    """
+
+    class ShortcutRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            endpoint = super().get_route_handler()
+
+            async def handler(request: Request) -> Response:
+                response = answer(request)
+                return response if response is not None else await endpoint(request)
+
+            return handler
+
+    return ShortcutRoute
 
 
 async def json_body(request: Request, model: type[M]) -> M:

@@ -47,6 +47,21 @@ def test_today_is_the_berlin_date_not_the_utc_date() -> None:
         domain.berlin_today(datetime(2022, 1, 1))
 
 
+def test_a_page_is_valid_until_the_next_boundary_midnight_in_berlin_or_the_longest_wait() -> None:
+    now = datetime(2022, 9, 30, 20, 0, tzinfo=UTC)  # 22:00 in Berlin: the next day begins at 22:00 UTC
+    midnight = datetime(2022, 9, 30, 22, 0, tzinfo=UTC)
+    assert domain.next_berlin_midnight(now) == midnight
+    assert domain.next_berlin_midnight(datetime(2021, 12, 31, 22, 59, tzinfo=UTC)) == datetime(
+        2021, 12, 31, 23, 0, tzinfo=UTC
+    )
+    day = timedelta(days=1)
+    assert domain.page_valid_until(now, [], day) == midnight
+    soon = now + timedelta(minutes=5)
+    # Passed boundaries do not count, nor one exactly now: the page built now shows it passed already.
+    assert domain.page_valid_until(now, [now - day, now, soon, now + day], day) == soon
+    assert domain.page_valid_until(now, [soon], timedelta(minutes=1)) == now + timedelta(minutes=1)
+
+
 def test_text_falls_back_to_german() -> None:
     assert domain.localized({"de": "Schritt", "en": "Step"}, "en") == "Step"
     assert domain.localized({"de": "Schritt"}, "en") == "Schritt"

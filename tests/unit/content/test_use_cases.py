@@ -5,6 +5,8 @@ version."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID, uuid4
@@ -12,7 +14,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from services.content import use_cases
-from services.content.store import Store, Taken
+from services.content.pages import Page, PageCache
+from services.content.store import PageVersion, Store, Taken
 from shared.contracts.content import ContentPublishedV1
 from shared.errors import Conflict, NotFound, Unavailable
 from shared.settings import LinkSettings
@@ -32,7 +35,11 @@ class FakeStore:
         self.articles: dict[UUID, dict[str, Any]] = {}
         self.qr_codes: dict[str, dict[str, Any]] = {}
         self.version: tuple[object, ...] | None = (1,)
+        self.boundaries: list[datetime] = []
+        self.versions_read = 0
         self.pages_built = 0
+        #: Called while a page is built, as a change committed meanwhile would be.
+        self.while_building: Callable[[], None] = lambda: None
 
     def add_process(self, slug: str = "smart-city", status: str = "draft") -> UUID:
         id_ = uuid4()
@@ -99,14 +106,34 @@ class FakeStore:
         rec.update(values)
         return rec
 
-    async def page_version(self, tenant: str, slug: str, now: datetime) -> tuple[object, ...] | None:
-        return self.version
+    async def page_version(self, tenant: str, slug: str, now: datetime) -> PageVersion | None:
+        self.versions_read += 1
+        return None if self.version is None else PageVersion(self.version, self.boundaries)
 
     async def process_page(
         self, tenant: str, slug: str, lang: str, now: datetime, news_page_no: int, news_per_page: int
     ) -> dict[str, Any] | None:
         self.pages_built += 1
+        self.while_building()
         return {"slug": slug, "language": lang, "built": self.pages_built}
+
+
+@asynccontextmanager
+async def on(store: FakeStore) -> AsyncIterator[Store]:
+    """The fake store as the page use case takes it: a connection it enters only when it needs one."""
+    yield cast(Store, store)
+
+
+@asynccontextmanager
+async def unreachable() -> AsyncIterator[Store]:
+    """A store the use case must not need: entering it fails the test."""
+    raise AssertionError("the page was not answered from the cache")
+    yield  # pragma: no cover
+
+
+class Listener:
+    def __init__(self, listening: bool) -> None:
+        self.listening = listening
 
 
 def unit() -> tuple[FakeUnitOfWork[Store], FakeStore]:
@@ -230,21 +257,78 @@ async def test_a_taken_code_is_drawn_again_and_giving_up_is_unavailable() -> Non
 # -- the process page: built once per version ----------------------------------------------------------------
 
 
+async def page(stores: AbstractAsyncContextManager[Store], pages: PageCache, lang: str = "de", **kw: Any) -> Page:
+    return await use_cases.process_page(stores, pages, TENANT, "smart-city", lang, kw.pop("now", NOW), 1, 5, **kw)
+
+
 async def test_the_process_page_is_built_once_per_version() -> None:
     _, store = unit()
-    pages = use_cases.PageCache()
-    fake = cast(Store, store)
-    first = await use_cases.process_page(fake, pages, TENANT, "smart-city", "de", NOW, 1, 5)
-    again = await use_cases.process_page(fake, pages, TENANT, "smart-city", "de", NOW, 1, 5)
-    assert again == first and store.pages_built == 1
-    english = await use_cases.process_page(fake, pages, TENANT, "smart-city", "en", NOW, 1, 5)
+    pages = PageCache()  # no listener: every request checks the version
+    first = await page(on(store), pages)
+    again = await page(on(store), pages)
+    assert again.etag == first.etag and store.pages_built == 1 and store.versions_read == 2
+    english = await page(on(store), pages, "en")
     assert english.etag != first.etag and store.pages_built == 2
     store.version = (2,)
-    changed = await use_cases.process_page(fake, pages, TENANT, "smart-city", "de", NOW, 1, 5)
+    changed = await page(on(store), pages)
     assert store.pages_built == 3 and changed.etag != first.etag and changed.version == (2,)
     store.version = None
     with pytest.raises(NotFound):
-        await use_cases.process_page(fake, pages, TENANT, "smart-city", "de", NOW, 1, 5)
+        await page(on(store), pages)
+
+
+async def test_while_notifications_arrive_a_cached_page_needs_no_connection() -> None:
+    _, store = unit()
+    listener = Listener(True)
+    pages = PageCache(listener=listener)
+    first = await page(on(store), pages, also=[("raw", b"")])
+    assert (await page(unreachable(), pages, also=[("raw", b"lang=de")])).etag == first.etag
+    # The route's keys for the raw requests, too: both spellings are answered before parsing from now on.
+    assert pages.fresh(("raw", b""), NOW) is not None and pages.fresh(("raw", b"lang=de"), NOW) is not None
+
+    # A notification for another tenant leaves the page alone; one for its tenant makes it ask again, and the
+    # same version confirms it without building it again.
+    pages.changed("another-tenant")
+    await page(unreachable(), pages)
+    pages.changed(TENANT)
+    confirmed = await page(on(store), pages)
+    assert confirmed.etag == first.etag and store.pages_built == 1 and store.versions_read == 2
+    await page(unreachable(), pages)
+
+    # Anything may have changed (the listener reconnected): everything asks again.
+    pages.changed(None)
+    store.version = (2,)
+    await page(on(store), pages)
+    assert store.pages_built == 2
+
+    # While notifications do not arrive, every request checks the version.
+    listener.listening = False
+    await page(on(store), pages)
+    assert store.versions_read == 4 and pages.fresh(("raw", b""), NOW) is None
+
+
+async def test_a_cached_page_asks_again_when_the_clock_reaches_a_boundary() -> None:
+    _, store = unit()
+    pages = PageCache(listener=Listener(True))
+    closes = NOW + timedelta(seconds=30)  # sooner than pages.LONGEST
+    store.boundaries = [NOW - timedelta(days=1), closes]  # one passed already, one to come
+    first = await page(on(store), pages)
+    assert first.valid_until == closes
+    await page(unreachable(), pages, now=closes - timedelta(seconds=1))
+    store.version = (2,)  # the version counts the boundaries passed
+    later = await page(on(store), pages, now=closes)
+    assert later.etag != first.etag and store.pages_built == 2
+
+
+async def test_a_page_read_while_a_change_was_notified_is_not_kept() -> None:
+    _, store = unit()
+    pages = PageCache(listener=Listener(True))
+    store.while_building = lambda: pages.changed(TENANT)
+    await page(on(store), pages)
+    store.while_building = lambda: None
+    await page(on(store), pages)  # asks again: what the first read saw may predate the change
+    assert store.pages_built == 2
+    await page(unreachable(), pages)
 
 
 def test_preview_renders_as_a_stored_body_would() -> None:
