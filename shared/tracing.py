@@ -74,7 +74,12 @@ def handling(event_type: str, traceparent: str | None, service: str) -> Iterator
 @contextlib.contextmanager
 def handling_batch(event_type: str, traceparents: list[str | None], service: str) -> Iterator[None]:
     """A consumer's span for handling several events at once (a ``Batched`` handler), linked to the span that
-    wrote each of them: a span has one parent, and the events come from many requests."""
+    wrote each of them: a span has one parent, and the events come from many requests. A run of one event is
+    that event's own span, a child of the span that wrote it, as ``handling`` makes it."""
+    if len(traceparents) == 1:
+        with handling(event_type, traceparents[0], service):
+            yield
+        return
     if not _state["enabled"]:
         yield
         return
