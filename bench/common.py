@@ -70,10 +70,12 @@ def server(
     redis_url: str = REDIS_URL,
     env: Mapping[str, str] | None = None,
     workers: int = 1,
+    nice: int = 0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``services`` under ``uvicorn --factory civic.runner:app`` in a subprocess (bus loops on in each worker).
 
-    ``env`` adds to (or overrides) the variables every benchmark sets, e.g. a service's own settings.
+    ``env`` adds to (or overrides) the variables every benchmark sets, e.g. a service's own settings. ``nice``:
+    the processes' CPU weight below the others' (what ``cpu_shares`` or a CPU request sets for a container).
     """
     full_env = {
         **os.environ,
@@ -90,6 +92,8 @@ def server(
         sys.executable, "-m", "uvicorn", "--factory", "civic.runner:app", "--host", "127.0.0.1", "--port",
         str(port), "--log-level", "warning", "--no-access-log", "--backlog", "4096", "--workers", str(workers),
     ]  # fmt: skip
+    if nice:
+        cmd = ["nice", "-n", str(nice), *cmd]  # nice execs the command: the pid stays the server's
     with stopping(subprocess.Popen(cmd, env=full_env)) as proc:
         yield proc
 

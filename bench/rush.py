@@ -520,6 +520,12 @@ async def main() -> None:
     ap.add_argument(
         "--notification-processes", type=int, default=2, help="notifications processes (deploy/k8s runs two replicas)"
     )
+    ap.add_argument(
+        "--notifications-nice",
+        type=int,
+        default=0,
+        help="CPU weight of the notifications processes below registration's (nice), as cpu_shares would set it",
+    )
     ap.add_argument("--warm", type=int, default=100, help="warm-up registrations (and mails)")
     ap.add_argument("--mail-timeout", type=float, default=600.0)
     ap.add_argument("--profile", help="a folder: sample both services with py-spy during the rush, print a breakdown")
