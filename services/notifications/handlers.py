@@ -164,7 +164,7 @@ async def content_published(ctx: ServiceContext, conn: Conn, envelope: Envelope,
 
 
 async def webhooks(ctx: ServiceContext, conn: Conn, events: Sequence[tuple[Envelope, object]]) -> None:
-    await use_cases.queue_webhooks_many(_uow(ctx, conn), [(_cause(ctx, envelope), envelope) for envelope, _ in events])
+    await use_cases.queue_webhooks(_uow(ctx, conn), [(_cause(ctx, envelope), envelope) for envelope, _ in events])
 
 
 SUBSCRIPTIONS = subscriptions()

