@@ -23,7 +23,7 @@ Phases, each beside a baseline measured in the same run:
    Baseline: ``/healthz`` at the same rate.
 
     DATABASE_URL=... REDIS_URL=... python -m bench.rush [--rush 20000] [--clients 2000] [--seats 300]
-        [--idle 100] [--idle-rate 4] [--half-seconds 10] [--workers 1] [--smtp-connections 4]
+        [--idle 100] [--idle-rate 4] [--half-seconds 10] [--workers 1] [--smtp-connections 8]
 
 Last lines: ``mail_p50_after_post_ms``, ``rush_last_mail_after_last_post_s``, ``half_load_p99_ms``.
 """
@@ -65,6 +65,7 @@ from bench.common import (
 )
 from bench.notifications import similar_message
 from bench.registration import create_meeting
+from services.notifications.settings import NotificationSettings
 from shared.http.auth import mint_token
 from shared.settings import Settings
 
@@ -300,6 +301,7 @@ def profiler(pid: int, out: str) -> subprocess.Popen[bytes] | None:
     exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(exe).exists():
         return None
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     cmd = [exe, "record", "--format", "raw", "--rate", "50", "--nonblocking", "--subprocesses", "-o", out]
     cmd += ["-p", str(pid)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -516,7 +518,12 @@ async def main() -> None:
     ap.add_argument("--idle-rate", type=float, default=4.0)
     ap.add_argument("--half-seconds", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--smtp-connections", type=int, default=4, help="per notifications process")
+    ap.add_argument(
+        "--smtp-connections",
+        type=int,
+        default=NotificationSettings.model_fields["smtp_pool_size"].default,
+        help="per notifications process (the service's default)",
+    )
     ap.add_argument(
         "--notification-processes", type=int, default=2, help="notifications processes (deploy/k8s runs two replicas)"
     )
