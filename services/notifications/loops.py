@@ -19,6 +19,7 @@ that delivery's outcome and nobody else's: the worker records it and carries on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import datetime, timedelta
@@ -103,7 +104,11 @@ def loops(ctx: ServiceContext) -> list[Loop]:
 
 class Recorder:
     """Records outcomes for the mail workers of a process: each worker waits until its own outcome is
-    committed, and outcomes that arrive while a commit is in flight go together in the next (a group commit)."""
+    committed, and outcomes that arrive while a commit is in flight go together in the next (a group commit).
+
+    Like PostgreSQL's ``commit_delay`` with ``commit_siblings``, a commit waits a moment (``linger``) for the
+    answers of the other workers' mails already on the wire, so that a rush commits several outcomes per
+    statement instead of one each; with no other mail on the wire (one mail at a time) it does not wait."""
 
     def __init__(self, ctx: ServiceContext, settings: NotificationSettings) -> None:
         self.ctx = ctx
@@ -111,12 +116,30 @@ class Recorder:
         self.uows = ctx.uows(Store)
         self._waiting: list[tuple[tuple[Any, datetime, Answer], asyncio.Future[None]]] = []
         self._lock = asyncio.Lock()
+        #: The workers whose mail's content is on the wire: their outcomes follow within an SMTP answer's time.
+        self._on_wire: set[object] = set()
+        self._arrived = asyncio.Event()
 
-    async def record(self, row: Any, lease_until: datetime, answer: Answer) -> None:
+    def on_wire(self, worker: object) -> None:
+        """``worker`` sends a mail's content; its outcome follows (``record``), or it stops (``off_wire``)."""
+        self._on_wire.add(worker)
+
+    def off_wire(self, worker: object) -> None:
+        self._on_wire.discard(worker)
+        self._arrived.set()
+
+    def record(self, row: Any, lease_until: datetime, answer: Answer, worker: object = None) -> asyncio.Task[None]:
+        """Queue an outcome of ``worker`` at once (so that a commit waiting for it sees it) and commit it: the
+        task ends when it is committed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(((row, lease_until, answer), done))
+        self.off_wire(worker)
+        return asyncio.create_task(self._committed(done))
+
+    async def _committed(self, done: asyncio.Future[None]) -> None:
         async with self._lock:
             if not done.done():
+                await self._linger()
                 batch, self._waiting = self._waiting, []
                 try:
                     await self._commit([item for item, _ in batch])
@@ -129,6 +152,14 @@ class Recorder:
                     if not fut.done():
                         fut.set_result(None)
         await done
+
+    async def _linger(self) -> None:
+        """Wait up to ``outcome_linger_seconds`` while other mails are on the wire, or until they all landed."""
+        deadline = time.monotonic() + self.settings.outcome_linger_seconds
+        while self._on_wire and (left := deadline - time.monotonic()) > 0:
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), left)
 
     async def _commit(self, items: list[tuple[Any, datetime, Answer]]) -> None:
         """One statement (one round trip, atomic on its own, so no transaction around it): the outcomes, the
@@ -236,8 +267,9 @@ class MailWorker:
                 answer = await self._transmit(row, self._prepare(row, lookups), recording)
                 recording = None
                 MAILS.labels("sent" if answer.ok else "failed" if answer.permanent else "retry").inc()
-                recording = asyncio.create_task(self.recorder.record(row, lease_until, answer))
+                recording = self.recorder.record(row, lease_until, answer, self)
         finally:
+            self.recorder.off_wire(self)  # stopped in the middle of a mail: no outcome of it will come
             if recording is not None:
                 await recording
             MAIL_BATCH_SECONDS.observe(time.perf_counter() - sending)
@@ -281,6 +313,7 @@ class MailWorker:
                 await recording
                 recording = None
             held, opened = opened, None  # from here the connection is data()'s to give back or close
+            self.recorder.on_wire(self)
             return await self.smtp.data(held, data)
         except Exception as exc:
             if recording is not None and recording.done() and recording.exception() is not None:

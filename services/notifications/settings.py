@@ -23,8 +23,9 @@ class NotificationSettings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = 30.0
-    #: Connected SMTP clients kept open and reused by the sender.
-    smtp_pool_size: int = 4
+    #: Connected SMTP clients kept open and reused by the sender, one mail worker each: few enough for an SMTP
+    #: provider's limit per client, enough that a rush's outcomes are committed several at a time.
+    smtp_pool_size: int = 8
     from_address: str = "beteiligung@example.org"
     from_name: str = "civic"
 
@@ -44,6 +45,9 @@ class NotificationSettings(BaseSettings):
     #: claims disjoint). Small, so a crash delays few mails and a lease never outlasts its batch.
     sender_batch_size: int = 20
     sender_poll_seconds: float = 1.0
+    #: How long the commit of a mail's outcome may wait for the outcomes of the process's other mails already
+    #: on the wire, to commit them together (it waits only while there are such mails).
+    outcome_linger_seconds: float = 0.003
     #: How long a claimed delivery may stay 'sending' before another sender takes it over.
     lease_seconds: float = 120.0
     email_max_attempts: int = 8

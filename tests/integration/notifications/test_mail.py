@@ -145,7 +145,7 @@ async def test_server_down_for_a_while_nothing_lost_nothing_twice(settings: Sett
             m = meeting()
             await svc.feed(envelope(m, svc.tenant, f"meeting/{m.meeting_id}"))
             smtp.stop()
-            addresses = [f"person{i}@example.org" for i in range(6)]
+            addresses = [f"person{i}@example.org" for i in range(12)]
             for a in addresses:
                 await svc.feed(envelope(confirmed(m.meeting_id, a), svc.tenant, f"meeting/{m.meeting_id}"))
             # Attempts fail while the server is away, and each failure is published.
