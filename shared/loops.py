@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,7 @@ async def repeat(
     retry: tuple[type[BaseException], ...] = (Exception,),
     interval_first: bool = False,
     quiet: bool = False,
+    spacing: float = 0.0,
 ) -> None:
     """Run ``step`` until ``stop``: after a pass, wait ``interval`` seconds (or until ``wakeup`` fires), or go on
     at once when ``again(result)`` says there is more to do (a full batch). A server that is down (``transient``)
@@ -56,6 +58,8 @@ async def repeat(
       backoff as well: for work that must never come back sooner than its interval (a claim counts as a
       delivery).
     - ``quiet``: transient failures are not logged (another loop of the same process reports the outage).
+    - ``spacing``: woken sooner than this after the last pass began, wait for the rest of it first, so that the
+      wake-ups of many commits in a burst become one pass (the first one after a quiet spell goes at once).
     """
     backoff = backoff or Backoff(0.5, 10)
     while not stop.is_set():
@@ -64,6 +68,7 @@ async def repeat(
             if stop.is_set():
                 return
         since = wakeup.generation() if wakeup is not None else 0
+        began = time.monotonic()
         try:
             result = await step()
         except asyncio.CancelledError:
@@ -82,6 +87,8 @@ async def repeat(
             continue
         if wakeup is not None:
             await wakeup.wait(since, interval, stop)
+            if (rest := began + spacing - time.monotonic()) > 0:
+                await wait_or_stop(stop, rest)
         else:
             await wait_or_stop(stop, interval)
 

@@ -228,6 +228,7 @@ class ServiceRuntime:
                     keys=keys,
                     batch_size=s.relay_batch_size,
                     poll_seconds=s.relay_poll_seconds,
+                    spacing_seconds=s.relay_spacing_seconds,
                     event_field=s.stream_event_field,
                     redis_ephemeral=s.redis_ephemeral,
                     wait_replicas=s.redis_wait_replicas,

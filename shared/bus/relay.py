@@ -47,6 +47,7 @@ class Relay:
         keys: Keys,
         batch_size: int = 500,
         poll_seconds: float = 1.0,
+        spacing_seconds: float = 0.0,
         event_field: EventField = EVENT_FIELD,
         redis_ephemeral: bool = False,
         wait_replicas: int = 0,
@@ -59,6 +60,7 @@ class Relay:
         self.keys = keys
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.spacing_seconds = spacing_seconds
         self.event_field = event_field
         self.redis_ephemeral = redis_ephemeral
         self.wait_replicas = wait_replicas
@@ -70,7 +72,8 @@ class Relay:
     async def run(self, stop: asyncio.Event) -> None:
         listener = asyncio.create_task(self._wake.run(stop))
         try:
-            # A full batch goes on at once; otherwise the next NOTIFY (or the poll) wakes the relay. Only an
+            # A full batch goes on at once; otherwise the next NOTIFY (or the poll) wakes the relay, no sooner than
+            # ``spacing_seconds`` after the last pass began, so a burst of commits is one pass. Only an
             # outage is retried here; a bug reaches the runtime's guard, which starts the relay afresh.
             await repeat(
                 "relay",
@@ -81,6 +84,7 @@ class Relay:
                 backoff=Backoff(),
                 again=lambda published: isinstance(published, int) and published >= self.batch_size,
                 retry=(),
+                spacing=self.spacing_seconds,
             )
         finally:
             listener.cancel()

@@ -11,6 +11,7 @@ from datetime import date
 import pytest
 
 from shared.bus.backoff import Backoff
+from shared.bus.wakeup import Wakeup
 from shared.contracts.content import QrScannedV1
 from shared.contracts.registry import UnknownEventType
 from shared.contracts.surveys import SurveyClosedV1
@@ -217,3 +218,31 @@ async def test_a_type_with_a_batch_subscription_runs_each_subscription_over_the_
     ]
     await handler.handle(cast(Any, None), events)
     assert seen == ["many f1,f2", "each f1", "each f2"]
+
+
+async def test_repeat_with_spacing_makes_a_burst_of_wakeups_one_pass_and_a_quiet_spell_none() -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    wakeup = Wakeup("postgresql://unused", "test")  # notified by hand, never listening
+    times: list[float] = []
+
+    async def step() -> None:
+        times.append(loop.time())
+        if len(times) == 3:
+            stop.set()
+
+    async def burst_then_quiet() -> None:
+        for _ in range(20):  # a burst right after the first pass: one more pass, 0.2 s after the first
+            await asyncio.sleep(0.005)
+            wakeup.notify()
+        await asyncio.sleep(0.5)  # quiet for longer than the spacing: the next wake-up goes at once
+        woken.append(loop.time())
+        wakeup.notify()
+
+    woken: list[float] = []
+    burst = asyncio.create_task(burst_then_quiet())
+    await asyncio.wait_for(repeat("test", step, stop, interval=3600, wakeup=wakeup, spacing=0.2), 5)
+    await burst
+    assert len(times) == 3
+    assert times[1] - times[0] >= 0.2
+    assert times[2] - woken[0] < 0.1
