@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = 1.0
     #: Passes of the relay begin at least this far apart: in a rush, the wake-ups of many commits (and of both
     #: replicas' relays) become one pass of many rows; after a quiet spell an event goes out at once.
-    relay_spacing_seconds: float = 0.01
+    relay_spacing_seconds: float = 0.05
     consumer_batch_size: int = 100
     consumer_block_ms: int = 1000
     reclaim_idle_ms: int = 30_000
