@@ -77,12 +77,8 @@ class SmtpPool:
                     raise
                 await client.rcpt(recipient, encoding=encoding)
                 return Opened(client)
-            except aiosmtplib.SMTPResponseException as exc:
-                self._discard(client)
-                return smtp_answer(exc.code, redact(exc.message))
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                self._discard(client)
-                return smtp_answer(None, f"no connection: {type(exc).__name__}: {redact(str(exc))}")
+                return self._failed(client, exc)
             except BaseException:
                 self._discard(client)
                 raise
@@ -93,17 +89,21 @@ class SmtpPool:
         client = opened.client
         try:
             response = await client.data(data)
-        except aiosmtplib.SMTPResponseException as exc:
-            self._discard(client)
-            return smtp_answer(exc.code, redact(exc.message))
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            self._discard(client)
-            return smtp_answer(None, f"no connection: {type(exc).__name__}: {redact(str(exc))}")
+            return self._failed(client, exc)
         except BaseException:
             self._discard(client)
             raise
         self._give_back(client)
         return smtp_answer(250, redact(response.message))
+
+    def _failed(self, client: aiosmtplib.SMTP, exc: Exception) -> Answer:
+        """The answer of an exchange that failed: the server's refusal, or no connection; the connection is
+        not used again."""
+        self._discard(client)
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            return smtp_answer(exc.code, redact(exc.message))
+        return smtp_answer(None, f"no connection: {type(exc).__name__}: {redact(str(exc))}")
 
     async def abort(self, opened: Opened) -> None:
         """An envelope not to be delivered: reset, or closed if the reset fails."""
