@@ -32,7 +32,17 @@ import uvloop
 from aiosmtplib.email import flatten_message
 from redis.asyncio import Redis
 
-from bench.common import ADMIN_URL, REDIS_URL, cpu_seconds, drop_scratch, free_port, server, wait_ready, with_database
+from bench.common import (
+    ADMIN_URL,
+    REDIS_URL,
+    checkpoint,
+    cpu_seconds,
+    drop_scratch,
+    free_port,
+    server,
+    wait_ready,
+    with_database,
+)
 from shared.bus.outbox import Outbox
 from shared.bus.streams import Keys, entry_fields
 from shared.contracts.common import DeadlineKind
@@ -167,6 +177,7 @@ async def service_rate(
                 await asyncio.sleep(0.05)
             else:
                 raise SystemExit("the notifications service did not hear of the meeting")
+            await checkpoint()
             cpu0, started = cpu_seconds(proc.pid), time.perf_counter()
             await publish(2, outbox.envelope(reminder, tenant=TENANT, subject=None))
             # Watched through the partial indexes of the rows still to send, a row's worth of work per question:

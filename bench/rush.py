@@ -55,6 +55,7 @@ from aiosmtplib.email import flatten_message
 from bench.common import (
     ADMIN_URL,
     REDIS_URL,
+    checkpoint,
     cpu_seconds,
     drop_scratch,
     free_port,
@@ -417,6 +418,7 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
 
             # 2. rush
             health_rush = await load(reg_port, healthz(args.rush), connections=args.clients)
+            await checkpoint()
             meter = CpuMeter({"registration": reg.pid, "notifications": notif.pid, "SMTP server": sink.pid})
             meter.begin()
             rush_started = time.monotonic()

@@ -39,7 +39,7 @@ import asyncpg
 import httpx
 import redis.asyncio as aioredis
 
-from bench.common import ADMIN_URL, REDIS_URL, free_port, server, wait_ready, with_database
+from bench.common import ADMIN_URL, REDIS_URL, checkpoint, free_port, server, wait_ready, with_database
 from bench.common import load as generate
 from shared import db
 from shared.http.auth import mint_token
@@ -183,6 +183,7 @@ async def run(args: argparse.Namespace) -> None:
 
                 gets = [{"method": "GET", "path": public} for _ in range(n)]
                 await generate(port, gets[: args.concurrency * 4], connections=args.concurrency)  # warm-up
+                await checkpoint()
                 # Baseline and flood take turns, and each side's fastest round counts: what else the machine
                 # does at one moment then weighs on both alike.
                 base_rates: list[float] = []
@@ -235,6 +236,7 @@ async def run(args: argparse.Namespace) -> None:
                     load_s = time.perf_counter() - t
                     for table in ("responses", "free_texts", "result_counters"):
                         await conn.execute(f"vacuum analyze {table}")
+                    await checkpoint()
                     stored = await conn.fetchval("select count(*) from responses where survey_id = $1", big_id)
                 finally:
                     await conn.close()
