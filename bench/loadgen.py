@@ -50,7 +50,11 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
             length = int(value)
         elif name.strip().lower() == b"transfer-encoding":
             raise ValueError("chunked responses are not supported by the load generator")
-    return status, await reader.readexactly(length) if length else b""
+    try:
+        return status, await reader.readexactly(length) if length else b""
+    except (ConnectionError, asyncio.IncompleteReadError) as exc:
+        # Not a closed idle connection (the answer had begun): never sent again.
+        raise RuntimeError(f"the connection closed in the middle of an answer: {exc!r}") from exc
 
 
 def parse(body: bytes) -> Any:
@@ -78,14 +82,23 @@ async def run(host: str, port: int, connections: int, requests: list[bytes], rat
     t0 = time.monotonic()
 
     async def exchange(stream: Stream, i: int, wanted: float) -> None:
-        if stream[0].at_eof():
-            # The server closed the connection while it was idle (uvicorn does after 5 s of keep-alive): a new
-            # one, as any HTTP client would, so a slow start of many connections does not fail the run.
-            stream[1].close()
-            stream[:] = await asyncio.open_connection(host, port)
-        reader, writer = stream
-        writer.write(requests[i])
-        statuses[i], bodies[i] = await read_response(reader)
+        for again in (False, True):
+            if stream[0].at_eof() or again:
+                # The server closed the connection while it was idle (uvicorn does after 5 s of keep-alive): a
+                # new one, as any HTTP client would, so a slow start of many connections does not fail the run.
+                stream[1].close()
+                stream[:] = await asyncio.open_connection(host, port)
+            reader, writer = stream
+            try:
+                writer.write(requests[i])
+                statuses[i], bodies[i] = await read_response(reader)
+                break
+            except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
+                # The server closed the idle connection just as this request went out, before the check above
+                # could see it: it read none of the request, so the request goes once more on a new connection,
+                # as HTTP clients do. Part of an answer's head, or a second failure, fails the run.
+                if again or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                    raise
         answered[i] = time.monotonic()
         latencies[i] = answered[i] - wanted
 
