@@ -4,8 +4,9 @@ deliveries. ``loops(ctx)`` is what the service runs in the background.
 
 Delivery guarantee (the trade-off chosen): a claimed row is marked ``sending`` with a lease *before* SMTP and
 committed; right after the server's answer to that one mail, its outcome and the NotificationSent/Failed
-event are committed (outcomes of workers that finish at the same moment share one transaction), and only then
-does the worker put its next mail on the wire. If the process dies, the only rows whose mail may have been
+event are committed (the outcomes of a process's workers share one statement: a commit waits a few
+milliseconds for the answers to the other mails already on the wire, see ``Recorder``), and only then does the
+worker put its next mail on the wire. If the process dies, the only rows whose mail may have been
 accepted without the outcome being recorded are the ones on the wire at that moment, at most one per SMTP
 connection; their lease runs out and they are sent again (**at least once**), with the same ``Message-ID`` so
 mail clients can fold the copy, bounded by ``email_max_attempts`` (each claim counts as an attempt). Rows
