@@ -35,6 +35,7 @@ from redis.asyncio import Redis
 from bench.common import (
     ADMIN_URL,
     REDIS_URL,
+    OffersPipelining,
     checkpoint,
     cpu_seconds,
     drop_scratch,
@@ -57,7 +58,7 @@ def run_sink(port: int) -> None:
     """The SMTP sink: accepts everything, keeps nothing."""
     from aiosmtpd.controller import Controller
 
-    class Accept:
+    class Accept(OffersPipelining):
         async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
             return "250 OK"
 

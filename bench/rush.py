@@ -55,6 +55,7 @@ from aiosmtplib.email import flatten_message
 from bench.common import (
     ADMIN_URL,
     REDIS_URL,
+    OffersPipelining,
     checkpoint,
     cpu_seconds,
     drop_scratch,
@@ -83,7 +84,7 @@ def run_sink(port: int) -> None:
     accepted: list[tuple[str, float]] = []
     lock = threading.Lock()
 
-    class Record:
+    class Record(OffersPipelining):
         async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
             now = time.monotonic()
             with lock:

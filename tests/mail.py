@@ -2,7 +2,8 @@
 folder that civic's own development sink (civic/mailsink.py, behind ``civic.up``) writes.
 
 - ``Sink``: the aiosmtpd handler. It keeps every accepted message parsed (``messages``, ``to(address)``), their
-  envelope recipients and sessions, answers 550 for recipients starting with ``reject``; for the fault tests'
+  envelope recipients and sessions, answers 550 for recipients starting with ``reject``, and offers PIPELINING
+  as production servers do (``pipelining=False``: a server that does not); for the fault tests'
   SMTP process it can also take ``delay`` seconds per DATA and append each Message-ID to a file (``log``) before
   answering 250, so a test knows what was accepted even after it killed the sender.
 - ``SmtpServer`` / ``smtp_server()``: that sink on a port of its own, which can be stopped and started again
@@ -39,13 +40,22 @@ def parse(raw: bytes) -> EmailMessage:
 class Sink:
     """aiosmtpd handler keeping every accepted message; addresses starting with ``reject`` get a 550."""
 
-    def __init__(self, *, delay: float = 0.0, log: BinaryIO | None = None) -> None:
+    def __init__(self, *, delay: float = 0.0, log: BinaryIO | None = None, pipelining: bool = True) -> None:
         self.messages: list[EmailMessage] = []
         self.sessions: set[int] = set()
         #: The envelope recipients (RCPT TO) of each accepted message.
         self.envelopes: list[list[str]] = []
         self.delay = delay
         self.log = log
+        self.pipelining = pipelining
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        # aiosmtpd reads commands from a buffered stream one line at a time, so commands that arrive together
+        # are answered in order: what RFC 2920 asks of a server that offers PIPELINING.
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]] if self.pipelining else responses
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address.startswith("reject"):
@@ -72,9 +82,11 @@ class Sink:
 class SmtpServer:
     """An SMTP server on a fixed port that can be stopped and started again (the 'server down' case)."""
 
-    def __init__(self, *, smtputf8: bool = False, port: int | None = None, sink: Sink | None = None) -> None:
+    def __init__(
+        self, *, smtputf8: bool = False, port: int | None = None, sink: Sink | None = None, pipelining: bool = True
+    ) -> None:
         self.port = port or free_port()
-        self.sink = sink or Sink()
+        self.sink = sink or Sink(pipelining=pipelining)
         self.smtputf8 = smtputf8
         self.controller: Controller | None = None
 
@@ -89,8 +101,8 @@ class SmtpServer:
 
 
 @contextlib.contextmanager
-def smtp_server(*, smtputf8: bool = False) -> Iterator[SmtpServer]:
-    server = SmtpServer(smtputf8=smtputf8)
+def smtp_server(*, smtputf8: bool = False, pipelining: bool = True) -> Iterator[SmtpServer]:
+    server = SmtpServer(smtputf8=smtputf8, pipelining=pipelining)
     server.start()
     try:
         yield server
