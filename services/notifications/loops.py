@@ -256,27 +256,35 @@ class MailWorker:
         # the row over: what is left then goes back to the queue instead.
         margin = timedelta(seconds=min(2 * s.smtp_timeout_seconds, s.lease_seconds / 2))
         recording: asyncio.Task[None] | None = None
+        #: The next row's mail, prepared, and its envelope where it went out with the last mail's content.
+        ahead: tuple[Prepared, Opened | Answer | None] | None = None
         sending = time.perf_counter()
         try:
             for i, row in enumerate(rows):
                 if self.stop.is_set() or self.ctx.clock.now() + margin >= lease_until:
+                    if ahead is not None and isinstance(ahead[1], Opened):
+                        await self.smtp.abort(ahead[1])
+                    ahead = None
                     async with self.uows.reading() as store:
                         await store.release([r["id"] for r in rows[i:]], lease_until)
                     return i
-                # While the last outcome commits, the next mail is rendered and its envelope (MAIL FROM, RCPT
-                # TO) goes to the server; its content, which is what delivers it, goes only after the commit.
-                answer = await self._transmit(row, self._prepare(row, lookups), recording)
+                prepared, opened = ahead if ahead is not None else (self._prepare(row, lookups), None)
+                following = self._prepare(rows[i + 1], lookups) if i + 1 < len(rows) else None
+                answer, next_opened = await self._transmit(row, prepared, opened, following, recording)
+                ahead = (following, next_opened) if following is not None else None
                 recording = None
                 MAILS.labels("sent" if answer.ok else "failed" if answer.permanent else "retry").inc()
                 recording = self.recorder.record(row, lease_until, answer, self)
         finally:
             self.recorder.off_wire(self)  # stopped in the middle of a mail: no outcome of it will come
+            if ahead is not None and isinstance(ahead[1], Opened):
+                await self.smtp.abort(ahead[1])  # an envelope sent for a mail that will not follow here
             if recording is not None:
                 await recording
             MAIL_BATCH_SECONDS.observe(time.perf_counter() - sending)
         return len(rows)
 
-    def _prepare(self, row: Any, lookups: Lookups) -> Answer | tuple[domain.WireAddress, bytes]:
+    def _prepare(self, row: Any, lookups: Lookups) -> Prepared:
         """The envelope address and the bytes of a delivery's mail, or the answer that it cannot be sent."""
         if not row["address"]:
             return Answer(False, True, "no address (erased)")
@@ -295,37 +303,56 @@ class MailWorker:
     async def _transmit(
         self,
         row: Any,
-        prepared: Answer | tuple[domain.WireAddress, bytes],
+        prepared: Prepared,
+        opened: Opened | Answer | None,
+        following: Prepared | None,
         recording: asyncio.Task[None] | None,
-    ) -> Answer:
+    ) -> tuple[Answer, Opened | Answer | None]:
         """Send one mail, its content only once ``recording`` (the last mail's outcome) is committed; a failure
-        of that commit ends the batch (raised), with this mail's envelope given back undelivered."""
-        opened: Opened | Answer | None = None
+        of that commit ends the batch (raised), with this mail's envelope given back undelivered. ``opened``:
+        its envelope, where it went out with the last mail's content. The next mail's envelope (``following``)
+        goes in the same write as this one's content where the server pipelines; returned is this mail's
+        answer and the next mail's envelope as far as it went."""
         try:
             if isinstance(prepared, Answer):
-                return prepared
+                if isinstance(opened, Opened):
+                    await self.smtp.abort(opened)
+                return prepared, None
             to, data = prepared
-            opened = await self.smtp.envelope(
-                self.settings.from_address, to.address, utf8=to.utf8, size=wire_size(data)
-            )
+            if opened is None:
+                # While the last outcome commits, the envelope (MAIL FROM, RCPT TO) goes to the server; the
+                # content, which is what delivers the mail, goes only after the commit.
+                opened = await self.smtp.envelope(
+                    self.settings.from_address, to.address, utf8=to.utf8, size=wire_size(data)
+                )
             if isinstance(opened, Answer):
-                return opened
+                return opened, None
             if recording is not None:
                 await recording
                 recording = None
-            held, opened = opened, None  # from here the connection is data()'s to give back or close
+            held, opened = opened, None  # from here the connection is the content's to give back or close
             self.recorder.on_wire(self)
-            return await self.smtp.data(held, data)
+            if following is None or isinstance(following, Answer):
+                return await self.smtp.data(held, data), None
+            next_to, next_data = following
+            answer, next_opened = await self.smtp.data_then(
+                held, data, self.settings.from_address, next_to.address, utf8=next_to.utf8, size=wire_size(next_data)
+            )
+            return answer, next_opened
         except Exception as exc:
             if recording is not None and recording.done() and recording.exception() is not None:
                 raise  # the last outcome was not recorded: stop before anything else goes out
             log.exception("sending failed unexpectedly", extra={"delivery_id": str(row["id"])})
-            return Answer(False, False, f"sending failed: {type(exc).__name__}")
+            return Answer(False, False, f"sending failed: {type(exc).__name__}"), None
         finally:
             if isinstance(opened, Opened):
                 await self.smtp.abort(opened)
             if recording is not None:
                 await recording
+
+
+#: A delivery's mail ready for the wire (envelope address and bytes), or the answer that it cannot be sent.
+Prepared = Answer | tuple[domain.WireAddress, bytes]
 
 
 # -- webhooks -----------------------------------------------------------------------------------------------

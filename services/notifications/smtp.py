@@ -276,7 +276,7 @@ class SmtpPool:
         the connection back without delivering. An ``Answer`` instead when the server refused a step (the
         connection is then closed). ``size``: the mail's size on the wire, declared where the server offers
         SIZE (RFC 1870), so one too large for it is refused before its content is sent."""
-        if any(c in address for address in (sender, recipient) for c in "\r\n\0<>"):
+        if not _plain(sender, recipient):
             return Answer(False, True, "undeliverable address: a control character or angle bracket")
         for _ in range(2):
             try:
@@ -286,17 +286,11 @@ class SmtpPool:
                 said = f": {exc.reply.code} {exc.reply.text}" if isinstance(exc, SmtpError) and exc.reply else ""
                 return smtp_answer(None, f"no connection: {type(exc).__name__}: {redact(str(exc))}{redact(said)}")
             try:
-                if utf8 and not client.offers("SMTPUTF8"):
+                commands = _envelope_commands(client, sender, recipient, utf8, size)
+                if isinstance(commands, Answer):
                     self._give_back(client)
-                    return Answer(False, True, "the receiving server does not accept international addresses")
-                options = ""
-                if size is not None and client.offers("SIZE"):
-                    options += f" SIZE={size}"
-                if utf8:
-                    options += " SMTPUTF8"
-                encoding = "utf-8" if utf8 else "ascii"
-                mail = f"MAIL FROM:<{sender}>{options}\r\n".encode(encoding)
-                rcpt = f"RCPT TO:<{recipient}>\r\n".encode(encoding)
+                    return commands
+                mail, rcpt = commands
                 session, timeout = client.session, client.timeout
                 try:
                     if client.offers("PIPELINING"):
@@ -314,17 +308,7 @@ class SmtpPool:
                         self._discard(client)
                         continue
                     raise
-                refused = next((r for r in replies if r.code not in (250, 251, 354)), None)
-                if refused is not None:
-                    # A pipelined DATA after a refused step is refused too; nothing was accepted for delivery.
-                    self._discard(client)
-                    if refused.code == 530:
-                        # "Authentication (or STARTTLS) required" (RFC 4954): the settings are wrong, not the mail,
-                        # so it waits for them to be fixed rather than being given up.
-                        return Answer(False, False, redact(f"{refused.code} {refused.text}"))
-                    return smtp_answer(refused.code, redact(refused.text))
-                session.in_data = len(replies) == 3
-                return Opened(client, session.in_data)
+                return self._accepted(client, replies)
             except (SmtpError, OSError, TimeoutError) as exc:
                 return self._failed(client, exc)
             except BaseException:
@@ -332,8 +316,40 @@ class SmtpPool:
                 raise
         return smtp_answer(None, "no connection: server keeps closing")
 
+    def _accepted(self, client: Client, replies: list[Reply]) -> Opened | Answer:
+        """An envelope's replies: the mail opened, or the first refusal (the connection is then closed)."""
+        refused = next((r for r in replies if r.code not in (250, 251, 354)), None)
+        if refused is not None:
+            # A pipelined DATA after a refused step is refused too; nothing was accepted for delivery.
+            self._discard(client)
+            if refused.code == 530:
+                # "Authentication (or STARTTLS) required" (RFC 4954): the settings are wrong, not the mail, so
+                # it waits for them to be fixed rather than being given up.
+                return Answer(False, False, redact(f"{refused.code} {refused.text}"))
+            return smtp_answer(refused.code, redact(refused.text))
+        client.session.in_data = len(replies) == 3
+        return Opened(client, client.session.in_data)
+
     async def data(self, opened: Opened, data: bytes) -> Answer:
         """The second half: the mail's content; its answer is the mail's."""
+        answer, _ = await self._content(opened, data, None)
+        return answer
+
+    async def data_then(
+        self, opened: Opened, data: bytes, sender: str, recipient: str, *, utf8: bool = False, size: int | None = None
+    ) -> tuple[Answer, Opened | Answer | None]:
+        """The mail's content and, in the same write, the next mail's envelope on the same connection, where the
+        server pipelines (RFC 2920 lets a mail's content begin a group): one round trip a mail in a run of
+        mails. Returns this mail's answer and the next mail as ``envelope`` would return it, or None where the
+        next envelope was not sent (no pipelining, or this mail failed): then it goes through ``envelope``."""
+        client = opened.client
+        commands = _envelope_commands(client, sender, recipient, utf8, size) if _plain(sender, recipient) else None
+        if not opened.in_data or not client.offers("PIPELINING") or not isinstance(commands, tuple):
+            return await self.data(opened, data), None
+        mail, rcpt = commands
+        return await self._content(opened, data, mail + rcpt + b"DATA\r\n")
+
+    async def _content(self, opened: Opened, data: bytes, then: bytes | None) -> tuple[Answer, Opened | Answer | None]:
         client = opened.client
         session = client.session
         try:
@@ -341,20 +357,30 @@ class SmtpPool:
                 reply = await session.command(b"DATA", client.timeout)
                 if reply.code != 354:
                     self._discard(client)
-                    return smtp_answer(reply.code, redact(reply.text))
-            session.send(dot_stuffed(data))
+                    return smtp_answer(reply.code, redact(reply.text)), None
+            session.send(dot_stuffed(data) + (then or b""))
             (reply,) = await session.replies(1, client.timeout)
         except (SmtpError, OSError, TimeoutError) as exc:
-            return self._failed(client, exc)
+            return self._failed(client, exc), None
         except BaseException:
             self._discard(client)
             raise
         session.in_data = False
         if reply.code != 250:
             self._discard(client)
-            return smtp_answer(reply.code, redact(reply.text))
-        self._give_back(client)
-        return smtp_answer(250, redact(reply.text))
+            return smtp_answer(reply.code, redact(reply.text)), None
+        answer = smtp_answer(250, redact(reply.text))
+        if then is None:
+            self._give_back(client)
+            return answer, None
+        try:
+            replies = await session.replies(3, client.timeout)
+        except (SmtpError, OSError, TimeoutError) as exc:
+            return answer, self._failed(client, exc)
+        except BaseException:
+            self._discard(client)
+            raise
+        return answer, self._accepted(client, replies)
 
     def _failed(self, client: Client, exc: Exception) -> Answer:
         """The answer of an exchange that failed: the server's refusal, or no connection; the connection is
@@ -406,6 +432,26 @@ class SmtpPool:
     async def close(self) -> None:
         while self._idle:
             await self._idle.pop().quit()
+
+
+def _plain(*addresses: str) -> bool:
+    """No character in the addresses that could end or break out of a command line."""
+    return not any(c in address for address in addresses for c in "\r\n\0<>")
+
+
+def _envelope_commands(
+    client: Client, sender: str, recipient: str, utf8: bool, size: int | None
+) -> tuple[bytes, bytes] | Answer:
+    """``MAIL FROM`` and ``RCPT TO`` for this server, or the answer that it cannot take the mail."""
+    if utf8 and not client.offers("SMTPUTF8"):
+        return Answer(False, True, "the receiving server does not accept international addresses")
+    options = ""
+    if size is not None and client.offers("SIZE"):
+        options += f" SIZE={size}"
+    if utf8:
+        options += " SMTPUTF8"
+    encoding = "utf-8" if utf8 else "ascii"
+    return f"MAIL FROM:<{sender}>{options}\r\n".encode(encoding), f"RCPT TO:<{recipient}>\r\n".encode(encoding)
 
 
 def dot_stuffed(data: bytes) -> bytes:
