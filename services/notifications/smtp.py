@@ -65,6 +65,7 @@ class Session(asyncio.Protocol):
         self._lost: Exception | None = None
         #: What the server offered in its EHLO reply: keyword (upper case) -> parameters.
         self.extensions: dict[str, str] = {}
+        #: The server has answered a pipelined ``DATA`` and waits for a mail's content.
         self.in_data = False
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------------
@@ -237,14 +238,17 @@ async def _login(client: Client, user: str, password: str) -> None:
 
 
 class Opened:
-    """A mail whose envelope the server accepted, on a connection held for it; ``in_data``: the server has
-    answered ``DATA`` already (pipelined) and waits for the content."""
+    """A mail whose envelope the server accepted, on a connection held for it."""
 
-    __slots__ = ("client", "in_data")
+    __slots__ = ("client",)
 
-    def __init__(self, client: Client, in_data: bool) -> None:
+    def __init__(self, client: Client) -> None:
         self.client = client
-        self.in_data = in_data
+
+    @property
+    def in_data(self) -> bool:
+        """The server has answered ``DATA`` already (pipelined) and waits for the content."""
+        return self.client.session.in_data
 
 
 class SmtpPool:
@@ -303,7 +307,7 @@ class SmtpPool:
                             session.send(rcpt)
                             replies += await session.replies(1, timeout)
                 except Disconnected:
-                    if reused and not session.in_data:
+                    if reused:
                         # The server closed an idle pooled connection: try once more on a new one.
                         self._discard(client)
                         continue
@@ -328,7 +332,7 @@ class SmtpPool:
                 return Answer(False, False, redact(f"{refused.code} {refused.text}"))
             return smtp_answer(refused.code, redact(refused.text))
         client.session.in_data = len(replies) == 3
-        return Opened(client, client.session.in_data)
+        return Opened(client)
 
     async def data(self, opened: Opened, data: bytes) -> Answer:
         """The second half: the mail's content; its answer is the mail's."""
