@@ -284,6 +284,16 @@ def cpu_by_command(command: str) -> dict[int, float]:
     return out
 
 
+def cpu_line(phase: str, used: dict[str, float], registrations: int, seconds: float) -> str:
+    cores = os.cpu_count() or 1
+    return (
+        f"{phase}: CPU per registration, from its POST to its mail accepted: "
+        + ", ".join(f"{name} {t / registrations * 1e6:.0f} us" for name, t in used.items())
+        + f"; in all {sum(used.values()) / registrations * 1e6:.0f} us, "
+        f"{sum(used.values()) / (seconds * cores) * 100:.0f} % of {cores} cores over {seconds:.1f} s"
+    )
+
+
 class CpuMeter:
     """CPU used over a phase by each part of the deployment: the service processes (with their workers), the
     SMTP server, and the machine's PostgreSQL and Redis servers (every process of theirs; a backend that ends
@@ -492,13 +502,7 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
                 f"rush: mails {len(rush_mail)} of {args.rush}{'' if arrived else ' (TIMED OUT)'}, mail after answer "
                 f"{ms(rush_mail)}"
             )
-            cores = os.cpu_count() or 1
-            lines.append(
-                "rush: CPU per registration, from its POST to its mail accepted: "
-                + ", ".join(f"{name} {t / args.rush * 1e6:.0f} us" for name, t in used.items())
-                + f"; in all {sum(used.values()) / args.rush * 1e6:.0f} us, "
-                f"{sum(used.values()) / (rush_seconds * cores) * 100:.0f} % of {cores} cores over {rush_seconds:.1f} s"
-            )
+            lines.append(cpu_line("rush", used, args.rush, rush_seconds))
             lines.append(
                 f"smtp_sink_plain ({args.rush} mails, plain aiosmtplib over {connections} connections): "
                 f"{plain:.2f} s ({args.rush / plain:.0f} mails/s)"
@@ -512,16 +516,21 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
             n_half = max(1, int(half_rate * args.half_seconds))
             health_half = await load(reg_port, healthz(n_half), connections=args.clients, rate=half_rate)
             before = await sink.count()
+            meter.begin()
+            half_started = time.monotonic()
             half = await load(
                 reg_port, registrations(half_meeting, "half", n_half), connections=args.clients, rate=half_rate
             )
             await sink.wait_for(before + n_half, args.mail_timeout)
+            half_used = meter.used() | {"load generator": half["cpu_seconds"]}
+            half_seconds = time.monotonic() - half_started
             half_mail = mail_delays("half", half, await sink.accepted())
             lines.append(f"healthz open loop at {half_rate:.0f}/s: {ms(health_half['latencies'])}")
             lines.append(
                 f"half load: {n_half} registrations open loop at {half_rate:.0f}/s: answers {ms(half['latencies'])}, "
                 f"mail after answer {ms(half_mail)}, {generator_share(half)}"
             )
+            lines.append(cpu_line("half load", half_used, n_half, half_seconds))
 
             lines.append(
                 f"mail_p50_after_post_ms: {statistics.median(idle_mail) * 1000:.0f} "
