@@ -8,7 +8,7 @@ same run, a plain aiosmtplib loop in one process sends as many similar messages 
 ``--connections`` connections: the baseline. The sink's own CPU share during it is printed, so a reader can
 see whether the sink or the plain client was the limit. Last line: ``mail_vs_smtp_sink: <ratio>``.
 
-    DATABASE_URL=... REDIS_URL=... python -m bench.notifications [--count 50000] [--connections 8]
+    DATABASE_URL=... REDIS_URL=... python -m bench.notifications [--count 50000] [--connections 16]
         [--processes 2]
 """
 
@@ -44,6 +44,7 @@ from bench.common import (
     wait_ready,
     with_database,
 )
+from services.notifications.settings import NotificationSettings
 from shared.bus.outbox import Outbox
 from shared.bus.streams import Keys, entry_fields
 from shared.contracts.common import DeadlineKind
@@ -215,7 +216,12 @@ async def service_rate(
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=50_000)
-    parser.add_argument("--connections", type=int, default=8, help="SMTP connections per process")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=NotificationSettings.model_fields["smtp_pool_size"].default,
+        help="SMTP connections per process (the service's default), and the baseline's",
+    )
     parser.add_argument(
         "--processes", type=int, default=2, help="notifications processes (deploy/k8s runs two replicas)"
     )

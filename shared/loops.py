@@ -8,7 +8,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from shared.bus.backoff import Backoff
 from shared.bus.errors import TRANSIENT
@@ -17,6 +17,15 @@ if TYPE_CHECKING:  # only named here: the wake-up's own reconnect loop is a ``re
     from shared.bus.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
+
+
+class Waker(Protocol):
+    """What ``repeat`` waits on between passes: a ``Wakeup`` (every waiter woken) or ``Turns`` (one at a time)."""
+
+    def generation(self) -> int: ...
+
+    async def wait(self, since: int, timeout: float, stop: asyncio.Event) -> None: ...
+
 
 #: A background loop as the service runtime runs it: until ``stop`` is set.
 Loop = Callable[[asyncio.Event], Awaitable[None]]
@@ -34,7 +43,7 @@ async def repeat(
     stop: asyncio.Event,
     *,
     interval: float,
-    wakeup: Wakeup | None = None,
+    wakeup: Waker | None = None,
     backoff: Backoff | None = None,
     again: Callable[[object], bool] = lambda _result: False,
     transient: tuple[type[BaseException], ...] = TRANSIENT,

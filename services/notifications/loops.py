@@ -38,7 +38,7 @@ from services.notifications.store import DELIVERIES_CHANNEL, Store
 from services.notifications.webhooks import BlockedTarget, GuardedTransport
 from shared.bus.backoff import Backoff
 from shared.bus.outbox import Pending, notify_channel
-from shared.bus.wakeup import Wakeup
+from shared.bus.wakeup import Turns, Wakeup
 from shared.contracts.envelope import Payload
 from shared.contracts.notifications import NotificationFailedV1, NotificationSentV1
 from shared.contracts.registry import REGISTRY
@@ -57,13 +57,16 @@ MAIL_BATCH_SECONDS = Histogram("civic_mail_batch_seconds", "Time to send one cla
 
 def loops(ctx: ServiceContext) -> list[Loop]:
     """One mail worker per SMTP connection, sharing the pool, the recorder (group commits) and the mails
-    (templates, prototypes); the webhook sender; one LISTEN connection per process that wakes every mail
-    worker when deliveries are queued. The webhook sender comes last."""
+    (templates, prototypes); the webhook sender; one LISTEN connection per process that wakes one idle mail
+    worker when deliveries are queued (``Turns``: a worker that claims a full batch wakes the next). The
+    webhook sender comes last."""
     s = settings_of(ctx)
     uows = ctx.uows(Store)
     smtp, recorder, mails = SmtpPool(s), Recorder(ctx, s), Mails(s, ctx.clock)
-    wakeup = Wakeup(ctx.settings.database_url, DELIVERIES_CHANNEL)
-    workers = [MailWorker(ctx, s, mails, smtp, recorder) for _ in range(max(1, s.smtp_pool_size))]
+    size = max(1, s.smtp_pool_size)
+    turns = Turns(keep=size)
+    wakeup = Wakeup(ctx.settings.database_url, DELIVERIES_CHANNEL, on_notify=turns.received)
+    workers = [MailWorker(ctx, s, mails, smtp, recorder, turns) for _ in range(size)]
 
     def mail_loop(worker: MailWorker) -> Loop:
         async def run(stop: asyncio.Event) -> None:
@@ -74,7 +77,7 @@ def loops(ctx: ServiceContext) -> list[Loop]:
                     worker.send_due,
                     stop,
                     interval=s.sender_poll_seconds,
-                    wakeup=wakeup,
+                    wakeup=turns,
                     backoff=Backoff(),
                     again=lambda sent: bool(sent),
                 )
@@ -199,9 +202,17 @@ class MailWorker:
     """One mail worker, using one connection of the SMTP pool at a time; a process runs one per connection."""
 
     def __init__(
-        self, ctx: ServiceContext, settings: NotificationSettings, mails: Mails, smtp: SmtpPool, recorder: Recorder
+        self,
+        ctx: ServiceContext,
+        settings: NotificationSettings,
+        mails: Mails,
+        smtp: SmtpPool,
+        recorder: Recorder,
+        turns: Turns | None = None,
     ) -> None:
         self.ctx = ctx
+        #: The process's workers' turns: a full claim leaves mails behind, so the next idle worker is woken.
+        self.turns = turns
         self.settings = settings
         self.mails = mails
         self.smtp = smtp
@@ -250,6 +261,8 @@ class MailWorker:
         rows = await self._claim(now, lease_until)
         if not rows:
             return 0
+        if len(rows) >= s.sender_batch_size and self.turns is not None:
+            self.turns.notify()
         async with self.uows.reading() as store:
             lookups = await store.lookups(rows)
         # A mail started this close to the lease's end might still be on the wire when another sender takes

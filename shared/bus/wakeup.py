@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 
@@ -129,3 +131,62 @@ class Wakeup:
             stopped.cancel()
             dropped.cancel()
         return stop.is_set() or lost.is_set()
+
+
+class Turns:
+    """Wake-ups for the workers of a queue, handed out one at a time: each ``notify`` wakes one waiting worker,
+    not all of them. Waking every worker of a process for each batch of queued work made each of them look for
+    it, and all but one found nothing: a claim each, for nothing, on every wake-up. A worker that finds more than
+    it takes (a full batch) calls ``notify`` itself, so a burst draws in as many workers as it needs.
+
+    A ``notify`` while no worker waits is kept for the next one to wait (at most ``keep`` of them, the number of
+    workers), so none is lost between a worker's look and its wait. ``notify_all`` wakes every worker: after the
+    listening connection was (re-)established anything may have changed. The same ``generation``/``wait``
+    interface as ``Wakeup``, for ``repeat``; ``received`` is a ``Wakeup``'s ``on_notify``.
+    """
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self._kept = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def generation(self) -> int:
+        return 0  # what a worker may have missed is kept as a turn, not told by a generation
+
+    def notify(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._kept = min(self.keep, self._kept + 1)
+
+    def notify_all(self) -> None:
+        self._kept = self.keep
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def received(self, payload: str | None) -> None:
+        if payload is None:
+            self.notify_all()
+        else:
+            self.notify()
+
+    async def wait(self, since: int, timeout: float, stop: asyncio.Event) -> None:
+        """Until this worker's turn, ``stop``, or ``timeout`` seconds (``since`` is not used)."""
+        if self._kept:
+            self._kept -= 1
+            return
+        if stop.is_set():
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
+        stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({turn, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not turn.done():
+                turn.cancel()  # timed out or stopped: a later notify goes to another worker

@@ -246,3 +246,30 @@ async def test_repeat_with_spacing_makes_a_burst_of_wakeups_one_pass_and_a_quiet
     assert len(times) == 3
     assert times[1] - times[0] >= 0.2
     assert times[2] - woken[0] < 0.1
+
+
+async def test_turns_wake_one_waiting_worker_a_notify_and_keep_a_turn_nobody_waited_for() -> None:
+    from shared.bus.wakeup import Turns
+
+    turns, stop, woken = Turns(keep=2), asyncio.Event(), []
+
+    async def worker(name: str) -> None:
+        await turns.wait(turns.generation(), 5, stop)
+        woken.append(name)
+
+    tasks = [asyncio.create_task(worker(n)) for n in ("a", "b", "c")]
+    await asyncio.sleep(0.01)
+    turns.notify()
+    await asyncio.sleep(0.01)
+    assert woken == ["a"]  # one worker, the one waiting longest
+    turns.notify_all()
+    await asyncio.gather(*tasks)
+    assert sorted(woken) == ["a", "b", "c"]
+    # No one waits: the turns are kept (at most ``keep``), so a worker that looked just before is not left asleep.
+    turns.notify()
+    started = asyncio.get_running_loop().time()
+    await turns.wait(0, 5, stop)
+    await turns.wait(0, 5, stop)  # notify_all's kept turn
+    assert asyncio.get_running_loop().time() - started < 1
+    await turns.wait(0, 0.05, stop)  # none left: the timeout ends the wait
+    assert asyncio.get_running_loop().time() - started >= 0.05
