@@ -1,6 +1,8 @@
 """Benchmark: reminder mails fanned out from one "deadline approaching" event to a local SMTP sink.
 
-The sink (aiosmtpd) runs in a process of its own. The notifications service runs as ``civic serve`` runs it
+The sink runs in a process of its own: aiosmtpd, the one the target was set against, or with ``--sink-kind lean``
+``bench.smtpsink``, which answers pipelined commands with one write as a production server does (then the
+plain aiosmtplib client, not the sink, is the baseline's limit). The notifications service runs as ``civic serve`` runs it
 (uvicorn, ``--processes`` worker processes, default two as deploy/k8s runs two replicas, each with its
 consumer, relay and ``--connections`` SMTP connections); the reminder event is written to its stream as the
 registration service's relay writes it, and the clock runs from then to the last mail recorded as sent. In the
@@ -9,7 +11,7 @@ same run, a plain aiosmtplib loop in one process sends as many similar messages 
 see whether the sink or the plain client was the limit. Last line: ``mail_vs_smtp_sink: <ratio>``.
 
     DATABASE_URL=... REDIS_URL=... python -m bench.notifications [--count 50000] [--connections 16]
-        [--processes 2]
+        [--processes 2] [--sink-kind aiosmtpd|lean]
 """
 
 from __future__ import annotations
@@ -225,6 +227,12 @@ async def main() -> None:
     parser.add_argument(
         "--processes", type=int, default=2, help="notifications processes (deploy/k8s runs two replicas)"
     )
+    parser.add_argument(
+        "--sink-kind",
+        choices=("aiosmtpd", "lean"),
+        default="aiosmtpd",
+        help="the SMTP sink: aiosmtpd (the target's) or bench.smtpsink (answers as a production server does)",
+    )
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--skip-baseline", action="store_true", help="for profiling the service alone")
     args = parser.parse_args()
@@ -237,14 +245,11 @@ async def main() -> None:
     await admin.execute(f'create database "{name}"')
     await admin.close()
     port, prefix = free_port(), f"bench{secrets.token_hex(4)}"
+    command = (
+        ["bench.smtpsink", str(port)] if args.sink_kind == "lean" else ["bench.notifications", "--sink", str(port)]
+    )
     sink = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.notifications",
-        "--sink",
-        str(port),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
+        sys.executable, "-m", *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     try:
         assert sink.stdout is not None
@@ -260,7 +265,7 @@ async def main() -> None:
         )
         print(
             f"smtp_sink_plain_aiosmtplib: {baseline:.0f} mails/s (one process, {args.connections} connections; "
-            f"the sink used {sink_share * 100:.0f} % of a core meanwhile)"
+            f"the sink ({args.sink_kind}) used {sink_share * 100:.0f} % of a core meanwhile)"
         )
         print(f"notifications_service: {rate:.0f} mails/s")
         print(f"mail_vs_smtp_sink: {rate / baseline:.2f}")

@@ -80,32 +80,16 @@ SINK_NAMES = {"lean": "bench.smtpsink", "aiosmtpd": "aiosmtpd"}
 
 # -- the SMTP server ------------------------------------------------------------------------------------------
 def run_sink(port: int, kind: str) -> None:
-    """Accept every mail and remember when (``time.monotonic()``) per recipient. Commands on stdin, one a line:
-    ``count`` answers the number of mails accepted, ``dump`` every recipient and moment as JSON; end of input
-    stops. ``kind``: ``lean`` (``bench.smtpsink``, the default) or ``aiosmtpd`` (what the tests use)."""
+    """The SMTP server's process: ``lean`` is ``bench.smtpsink`` (``python -m bench.smtpsink``), ``aiosmtpd``
+    what the tests use; both take the same commands on stdin (see ``bench.smtpsink.run``)."""
     if kind == "aiosmtpd":
         run_aiosmtpd_sink(port)
-        return
-    import uvloop
-
-    async def run() -> None:
-        accepted: list[tuple[str, float]] = []
-        server = await smtpsink.serve(port, accepted)
-        loop = asyncio.get_running_loop()
-        commands = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
-        print("ready", flush=True)
-        while line := await commands.readline():
-            if line.strip() == b"count":
-                print(len(accepted), flush=True)
-            elif line.strip() == b"dump":
-                print(json.dumps(accepted), flush=True)
-        server.close()
-
-    uvloop.run(run())
+    else:
+        smtpsink.main(port)
 
 
 def run_aiosmtpd_sink(port: int) -> None:
+    """aiosmtpd recording the same, with the same commands."""
     from aiosmtpd.controller import Controller
 
     accepted: list[tuple[str, float]] = []

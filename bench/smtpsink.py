@@ -9,12 +9,16 @@ any client: EHLO/HELO, MAIL, RCPT, DATA (dot-stuffed content up to the lone dot)
 else gets a 502.
 
 ``accepted`` holds ``(recipient, time.monotonic())`` per recipient of every accepted mail, the clock all
-processes of a machine share.
+processes of a machine share. ``python -m bench.smtpsink PORT`` runs it in a process of its own, answering
+commands on stdin, one a line: ``count`` (the number of recipients accepted), ``dump`` (all of them with their
+moments, as one line of JSON); the end of stdin stops it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import time
 from typing import cast
 
@@ -114,3 +118,28 @@ class Session(asyncio.Protocol):
 async def serve(port: int, accepted: list[tuple[str, float]], host: str = "127.0.0.1") -> asyncio.Server:
     loop = asyncio.get_running_loop()
     return await loop.create_server(lambda: Session(accepted), host, port, backlog=1024)
+
+
+async def run(port: int) -> None:
+    accepted: list[tuple[str, float]] = []
+    server = await serve(port, accepted)
+    loop = asyncio.get_running_loop()
+    commands = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
+    print("ready", flush=True)
+    while line := await commands.readline():
+        if line.strip() == b"count":
+            print(len(accepted), flush=True)
+        elif line.strip() == b"dump":
+            print(json.dumps(accepted), flush=True)
+    server.close()
+
+
+def main(port: int) -> None:
+    import uvloop
+
+    uvloop.run(run(port))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
