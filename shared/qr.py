@@ -14,6 +14,7 @@ from typing import Literal
 import qrcode
 import qrcode.constants
 from PIL import Image
+from qrcode.exceptions import DataOverflowError
 from qrcode.image.svg import SvgPathImage
 
 ErrorCorrection = Literal["L", "M", "Q", "H"]
@@ -28,10 +29,28 @@ LEVELS = {
 BORDER = 4
 
 
+#: The version (size) last fitted per data length and error correction. Codes made in bulk have one length
+#: (ticket codes): finding the version writes the data once more, a fifth of the time to make a code.
+_VERSIONS: dict[tuple[int, ErrorCorrection], int] = {}
+
+
 def _build(data: str, ec: ErrorCorrection, border: int, mask: int | None = None) -> qrcode.QRCode:
+    key = (len(data), ec)
+    version = _VERSIONS.get(key)
+    if version is not None:
+        q = qrcode.QRCode(version=version, error_correction=LEVELS[ec], border=border, box_size=10, mask_pattern=mask)
+        q.add_data(data)
+        try:
+            # Data of this length in a denser mode (digits only, say) would fit a smaller version; it still
+            # reads the same in this one.
+            q.make(fit=False)
+            return q
+        except DataOverflowError:
+            pass  # this data needs a larger version than the last of its length
     q = qrcode.QRCode(error_correction=LEVELS[ec], border=border, box_size=10, mask_pattern=mask)
     q.add_data(data)
     q.make(fit=True)
+    _VERSIONS[key] = q.version
     return q
 
 
