@@ -208,7 +208,7 @@ class MailWorker:
         mails: Mails,
         smtp: SmtpPool,
         recorder: Recorder,
-        turns: Turns | None = None,
+        turns: Turns,
     ) -> None:
         self.ctx = ctx
         #: The process's workers' turns: a full claim leaves mails behind, so the next idle worker is woken.
@@ -261,7 +261,7 @@ class MailWorker:
         rows = await self._claim(now, lease_until)
         if not rows:
             return 0
-        if len(rows) >= s.sender_batch_size and self.turns is not None:
+        if len(rows) >= s.sender_batch_size:
             self.turns.notify()
         async with self.uows.reading() as store:
             lookups = await store.lookups(rows)

@@ -24,9 +24,9 @@ class NotificationSettings(BaseSettings):
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = 30.0
     #: Connected SMTP clients kept open and reused by the sender, one mail worker each. Each waits for its last
-    #: mail's outcome to be committed before the next mail's content, so a rush needs many to keep pace (8 left
-    #: a rush of 20,000 about 6 s behind its last answer, 16 under 1 s); lower it where a provider limits
-    #: connections per client.
+    #: mail's outcome to be committed before the next mail's content, so a rush needs many to keep pace (on two
+    #: shared cores, 8 left a rush of 20,000 about 6 s behind its last answer, 16 one to three seconds); lower it
+    #: where a provider limits connections per client.
     smtp_pool_size: int = 16
     from_address: str = "beteiligung@example.org"
     from_name: str = "civic"
