@@ -1,9 +1,9 @@
 """Benchmark: reminder mails fanned out from one "deadline approaching" event to a local SMTP sink.
 
-The sink runs in a process of its own: aiosmtpd, the one the target was set against, or with ``--sink-kind lean``
-``bench.smtpsink``, which answers pipelined commands with one write as a production server does (then the
-plain aiosmtplib client, not the sink, is the baseline's limit). The notifications service runs as ``civic serve`` runs it
-(uvicorn, ``--processes`` worker processes, default two as deploy/k8s runs two replicas, each with its
+The sink runs in a process of its own: aiosmtpd, the one the target was set against, or with ``--sink-kind
+lean`` ``bench.smtpsink``, which answers pipelined commands with one write as a production server does (then
+the plain aiosmtplib client, not the sink, is the baseline's limit). The notifications service runs as ``civic
+serve`` runs it (uvicorn, ``--processes`` worker processes, default two as deploy/k8s runs two replicas, each with its
 consumer, relay and ``--connections`` SMTP connections); the reminder event is written to its stream as the
 registration service's relay writes it, and the clock runs from then to the last mail recorded as sent. In the
 same run, a plain aiosmtplib loop in one process sends as many similar messages straight to the sink over

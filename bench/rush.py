@@ -54,7 +54,6 @@ import asyncpg
 import httpx
 from aiosmtplib.email import flatten_message
 
-from bench import smtpsink
 from bench.common import (
     ADMIN_URL,
     REDIS_URL,
@@ -76,20 +75,14 @@ from shared.settings import Settings
 
 TENANT = "kreis-bench"
 SINK_NAMES = {"lean": "bench.smtpsink", "aiosmtpd": "aiosmtpd"}
+#: How each SMTP server's process is started (``python -m ... PORT``).
+SINK_COMMANDS = {"lean": ["bench.smtpsink"], "aiosmtpd": ["bench.rush", "--sink"]}
 
 
 # -- the SMTP server ------------------------------------------------------------------------------------------
-def run_sink(port: int, kind: str) -> None:
-    """The SMTP server's process: ``lean`` is ``bench.smtpsink`` (``python -m bench.smtpsink``), ``aiosmtpd``
-    what the tests use; both take the same commands on stdin (see ``bench.smtpsink.run``)."""
-    if kind == "aiosmtpd":
-        run_aiosmtpd_sink(port)
-    else:
-        smtpsink.main(port)
-
-
 def run_aiosmtpd_sink(port: int) -> None:
-    """aiosmtpd recording the same, with the same commands."""
+    """aiosmtpd (``--sink-kind aiosmtpd``) recording what ``bench.smtpsink`` records, with its commands on stdin
+    (see ``bench.smtpsink.run``)."""
     from aiosmtpd.controller import Controller
 
     accepted: list[tuple[str, float]] = []
@@ -129,7 +122,7 @@ class Sink:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.rush", "--sink", str(self.port), "--sink-kind", self.kind,
+            sys.executable, "-m", *SINK_COMMANDS[self.kind], str(self.port),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 28,  # the dump is one line
         )  # fmt: skip
         assert self.proc.stdout is not None
@@ -594,6 +587,6 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parsed = arguments()
     if parsed.sink:
-        run_sink(parsed.sink, parsed.sink_kind)  # its own event loop, in the SMTP server's process
+        run_aiosmtpd_sink(parsed.sink)  # the SMTP server's process
     else:
         asyncio.run(main(parsed))

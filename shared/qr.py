@@ -35,11 +35,14 @@ _VERSIONS: dict[tuple[int, ErrorCorrection], int] = {}
 
 
 def _build(data: str, ec: ErrorCorrection, border: int, mask: int | None = None) -> qrcode.QRCode:
-    key = (len(data), ec)
-    version = _VERSIONS.get(key)
-    if version is not None:
+    def code(version: int | None) -> qrcode.QRCode:
         q = qrcode.QRCode(version=version, error_correction=LEVELS[ec], border=border, box_size=10, mask_pattern=mask)
         q.add_data(data)
+        return q
+
+    key = (len(data), ec)
+    if (version := _VERSIONS.get(key)) is not None:
+        q = code(version)
         try:
             # Data of this length in a denser mode (digits only, say) would fit a smaller version; it still
             # reads the same in this one.
@@ -47,8 +50,7 @@ def _build(data: str, ec: ErrorCorrection, border: int, mask: int | None = None)
             return q
         except DataOverflowError:
             pass  # this data needs a larger version than the last of its length
-    q = qrcode.QRCode(error_correction=LEVELS[ec], border=border, box_size=10, mask_pattern=mask)
-    q.add_data(data)
+    q = code(None)
     q.make(fit=True)
     _VERSIONS[key] = q.version
     return q
