@@ -19,7 +19,7 @@ already open (an event handler's, whose commit the consumer owns, together with 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, Protocol, Self, TypeVar
 from uuid import UUID
@@ -28,7 +28,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from asyncpg.transaction import Transaction
 
-from shared.bus.outbox import Outbox, Pending
+from shared.bus.outbox import Outbox, Pending, Reserved, first_reserved
 from shared.contracts.envelope import Envelope, Payload
 from shared.db import Conn
 
@@ -54,7 +54,9 @@ class UnitOfWork(Protocol[S]):
         causation_id: str | UUID | None = None,
     ) -> Envelope: ...
 
-    async def write(self, events: Sequence[Pending]) -> list[Envelope]: ...
+    async def write(
+        self, events: Sequence[Pending], *, reserved: Mapping[str, Reserved] | None = None
+    ) -> list[Envelope]: ...
 
 
 class PostgresUnitOfWork(Generic[S]):
@@ -137,8 +139,10 @@ class PostgresUnitOfWork(Generic[S]):
             causation_id=causation_id,
         )
 
-    async def write(self, events: Sequence[Pending]) -> list[Envelope]:
-        return await self._outbox.write(self.conn, events)
+    async def write(
+        self, events: Sequence[Pending], *, reserved: Mapping[str, Reserved] | None = None
+    ) -> list[Envelope]:
+        return await self._outbox.write(self.conn, events, reserved=reserved)
 
 
 class UnitsOfWork(Generic[S]):
@@ -221,7 +225,11 @@ class FakeUnitOfWork(Generic[S]):
         pending = Pending(payload, tenant, subject, correlation_id=correlation_id, causation_id=causation_id)
         return (await self.write([pending]))[0]
 
-    async def write(self, events: Sequence[Pending]) -> list[Envelope]:
+    async def write(
+        self, events: Sequence[Pending], *, reserved: Mapping[str, Reserved] | None = None
+    ) -> list[Envelope]:
+        if reserved is not None:
+            first_reserved(events, reserved)  # checked as the real outbox checks them
         envs = [
             self._outbox.envelope(e.payload, tenant=e.tenant, subject=e.subject, correlation_id=e.correlation_id)
             for e in events

@@ -9,7 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -37,19 +37,29 @@ REGISTRATION_COLUMNS = (
     "cancelled_by, erased_at, anonymised_at, accessibility_needs"
 )
 
-INSERT_REGISTRATIONS = (
-    # The registrations' keys (the keyring, shared/privacy.py) in the same statement: no extra round trip
-    # while the meeting's lock is held.
-    "with keys as (insert into person_keys (id, tenant, key) "
-    "select * from unnest($2::uuid[], $3::text[], $4::bytea[])) "
-    "insert into registrations (id, tenant, meeting_id, slot_id, secret, status, seats, companions, channel, name, "
-    "email, phone, locale, age, guardian_consent, answers, attestations, privacy_consent_at, ticket_code, "
-    "created_at, confirmed_at, accessibility_needs) "
-    "select r.id, r.tenant, r.meeting_id, r.slot_id, r.secret, r.status, r.seats, r.companions, r.channel, r.name, "
+DECIDE_AND_REGISTER = (
+    # One statement, so one round trip while the meeting's lock is held: the seat decisions (``decide_seats``
+    # takes the lock), the registrations decided with their keys (the keyring, shared/privacy.py), and the
+    # sequence numbers of the batch's events (the bus's ``reserve_sequences``: $11 a registration, $12 a batch).
+    "with decided as materialized (select * from decide_seats($1, $2, $3, $4, $5, $6)), "
+    "stored as materialized (select ord, outcome from decided where outcome in ('confirmed', 'waitlisted')), "
+    "keys as (insert into person_keys (id, tenant, key) "
+    "select k.id, $8, k.key from unnest($2::uuid[], $9::bytea[]) with ordinality as k(id, key, ord) "
+    "join stored s on s.ord = k.ord), "
+    "registered as (insert into registrations (id, tenant, meeting_id, slot_id, secret, status, seats, companions, "
+    "channel, name, email, phone, locale, age, guardian_consent, answers, attestations, privacy_consent_at, "
+    "ticket_code, created_at, confirmed_at, accessibility_needs) "
+    "select r.id, r.tenant, r.meeting_id, r.slot_id, r.secret, s.outcome, r.seats, r.companions, r.channel, r.name, "
     "r.email, r.phone, r.locale, r.age, r.guardian_consent, r.answers, r.attestations, r.privacy_consent_at, "
-    "r.ticket_code, r.created_at, r.confirmed_at, r.accessibility_needs "
+    # A ticket only for a seat: each claim comes with the code it would get.
+    "case when s.outcome = 'confirmed' then r.ticket_code end, r.created_at, "
+    "case when s.outcome = 'confirmed' then r.created_at end, r.accessibility_needs "
     # In the order decided: ``seq`` orders the waiting list.
-    "from jsonb_populate_recordset(null::registrations, $1::jsonb) with ordinality as r order by r.ordinality"
+    "from jsonb_populate_recordset(null::registrations, $7::jsonb) with ordinality as r "
+    "join stored s on s.ord = r.ordinality order by r.ordinality), "
+    "reserved as (select q.last from (select count(*) as n from stored) c, "
+    "reserve_sequences(array[$10::text], array[case when c.n > 0 then $11 * c.n + $12 else 0 end]) q) "
+    "select d.*, (select last from reserved) as last_sequence from decided d order by d.ord"
 )
 
 BLANK = (
@@ -121,6 +131,14 @@ def registration_dict(row: Any) -> dict[str, Any]:
         json.loads(d["attestations"]) if isinstance(d.get("attestations"), str) else d.get("attestations")
     )
     return d
+
+
+class Claimed(NamedTuple):
+    """A registration to decide and, where it gets a seat or a place on the waiting list, to store: its row
+    (status, confirmation time and ticket code are set as decided) and its key in the keyring."""
+
+    row: dict[str, Any]
+    key: bytes
 
 
 class Store:
@@ -289,40 +307,35 @@ class Store:
         except asyncpg.LockNotAvailableError:
             raise Busy() from None
 
-    async def decide_seats(
-        self,
-        meeting_id: UUID,
-        ids: list[UUID],
-        slots: list[UUID | None],
-        seats: list[int],
-        emails: list[str | None],
-        phones: list[str | None],
+    async def decide_and_register(
+        self, meeting_id: UUID, claims: list[Claimed], subject: str, per_registration: int, per_batch: int
     ) -> list[Any]:
-        """The seat decisions of a batch, in order, under the meeting's lock (held until commit)."""
+        """The seat decisions of a batch, in order, under the meeting's lock (held until commit), with the
+        registrations decided confirmed or waitlisted stored (``claims``' rows, their status and ticket as
+        decided), and ``per_registration`` sequence numbers of ``subject`` reserved for each of them and
+        ``per_batch`` more for the batch where any were stored: the last of them in each row's
+        ``last_sequence``. One round trip."""
         try:
             return list(
                 await self.conn.fetch(
-                    "select * from decide_seats($1, $2, $3, $4, $5, $6) order by ord",
+                    DECIDE_AND_REGISTER,
                     meeting_id,
-                    ids,
-                    slots,
-                    seats,
-                    emails,
-                    phones,
+                    [c.row["id"] for c in claims],
+                    [c.row["slot_id"] for c in claims],
+                    [c.row["seats"] for c in claims],
+                    [c.row["email"] for c in claims],
+                    [c.row["phone"] for c in claims],
+                    # ``str`` for the meeting id, an asyncpg UUID that orjson does not know.
+                    orjson.dumps([c.row for c in claims], default=str).decode(),
+                    claims[0].row["tenant"] if claims else None,
+                    [c.key for c in claims],
+                    subject,
+                    per_registration,
+                    per_batch,
                 )
             )
         except asyncpg.LockNotAvailableError:
             raise Busy() from None
-
-    async def insert_registrations(self, registrations: list[dict[str, Any]], tenant: str, keys: list[bytes]) -> None:
-        # ``str`` for the meeting id, an asyncpg UUID that orjson does not know.
-        await self.conn.execute(
-            INSERT_REGISTRATIONS,
-            orjson.dumps(registrations, default=str).decode(),
-            [r["id"] for r in registrations],
-            [tenant] * len(registrations),
-            keys,
-        )
 
     async def counts(self, meeting_id: UUID, slot_id: UUID | None = None, *, whole: bool = False) -> Counts:
         """Seats taken and people waiting, for one slot (or the meeting without slots), or the ``whole`` meeting.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid4
@@ -20,6 +20,18 @@ def notify_channel(service: str) -> str:
     return f"civic_outbox_{service}"
 
 
+#: Numbers ``$2[i]`` events of subject ``$1[i]``; returns (subject, last number reserved) per subject reserved.
+RESERVE_SEQUENCES = "select subject, last from reserve_sequences($1::text[], $2::bigint[])"
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """Sequence numbers reserved for ``count`` events of a subject, the last of them ``last``."""
+
+    last: int
+    count: int
+
+
 @dataclass(frozen=True)
 class Pending:
     """An event to record: its payload, tenant and subject (the aggregate it is about, which numbers it).
@@ -31,6 +43,15 @@ class Pending:
     correlation_id: str | None = None
     causation_id: str | UUID | None = None
     traceparent: str | None = None
+
+
+def first_reserved(events: Sequence[Pending], reserved: Mapping[str, Reserved]) -> dict[str, int]:
+    """The first number reserved per subject, once it is checked that ``events`` are exactly as many per
+    subject as were reserved (fewer would leave a gap in the subject's numbers, more would reuse one)."""
+    counts = Counter(e.subject for e in events if e.subject is not None)
+    if {s: r.count for s, r in reserved.items() if r.count} != dict(counts):
+        raise RuntimeError(f"events {dict(counts)} do not match the numbers reserved for them {dict(reserved)}")
+    return {s: r.last - r.count + 1 for s, r in reserved.items() if r.count}
 
 
 class Outbox:
@@ -90,12 +111,17 @@ class Outbox:
         pending = Pending(payload, tenant, subject, correlation_id=correlation_id, causation_id=causation_id)
         return (await self.write(conn, [pending]))[0]
 
-    async def write(self, conn: Conn, events: Sequence[Pending]) -> list[Envelope]:
+    async def write(
+        self, conn: Conn, events: Sequence[Pending], *, reserved: Mapping[str, Reserved] | None = None
+    ) -> list[Envelope]:
         """The outbox's one writer: record ``events`` in the caller's transaction, in the order given.
 
         One statement reserves the sequence numbers of every subject among them (events of one subject get
         consecutive numbers), one writes the rows through the bus's ``record_events`` SQL function, which also
-        wakes the relay at commit. Without a subject, a single round trip.
+        wakes the relay at commit. Without a subject, a single round trip. ``reserved``: the numbers were
+        reserved already, by the caller's own statement in this transaction (``reserve_sequences``, see
+        ``RESERVE_SEQUENCES``): then the rows are all that is written, and the events must be exactly as many
+        per subject as were reserved.
         """
         if not events:
             return []
@@ -103,15 +129,11 @@ class Outbox:
             raise RuntimeError("events must be recorded in the transaction of the state change they describe")
         counts = Counter(e.subject for e in events if e.subject is not None)
         next_sequence: dict[str, int] = {}
-        if counts:
-            subjects = sorted(counts)  # rows locked in one order: concurrent writers cannot deadlock
-            rows = await conn.fetch(
-                "insert into aggregate_sequences as a (subject, last) "
-                "select u.subject, u.n from unnest($1::text[], $2::bigint[]) as u(subject, n) order by u.subject "
-                "on conflict (subject) do update set last = a.last + excluded.last returning subject, last",
-                subjects,
-                [counts[s] for s in subjects],
-            )
+        if reserved is not None:
+            next_sequence = first_reserved(events, reserved)
+        elif counts:
+            subjects = sorted(counts)
+            rows = await conn.fetch(RESERVE_SEQUENCES, subjects, [counts[s] for s in subjects])
             next_sequence = {r["subject"]: r["last"] - counts[r["subject"]] + 1 for r in rows}
         envs = []
         for e in events:

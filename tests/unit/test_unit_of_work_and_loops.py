@@ -11,6 +11,7 @@ from datetime import date
 import pytest
 
 from shared.bus.backoff import Backoff
+from shared.bus.outbox import Pending, Reserved, first_reserved
 from shared.bus.wakeup import Wakeup
 from shared.contracts.content import QrScannedV1
 from shared.contracts.registry import UnknownEventType
@@ -42,6 +43,22 @@ async def test_fake_unit_of_work_refuses_a_payload_the_service_does_not_produce(
     with pytest.raises(UnknownEventType):
         async with uow:
             await uow.record(SurveyClosedV1.model_construct(), tenant="stadt-a")
+
+
+def test_numbers_reserved_must_match_the_events_written() -> None:
+    events = [Pending(_scan(n), "stadt-a", "qr/f") for n in (1, 2, 3)] + [Pending(_scan(4), "stadt-a", "qr/g")]
+    assert first_reserved(events, {"qr/f": Reserved(12, 3), "qr/g": Reserved(1, 1)}) == {"qr/f": 10, "qr/g": 1}
+    for wrong in ({"qr/f": Reserved(12, 2), "qr/g": Reserved(1, 1)}, {"qr/f": Reserved(12, 3)}):
+        with pytest.raises(RuntimeError, match="do not match"):
+            first_reserved(events, wrong)
+
+
+async def test_fake_unit_of_work_checks_reserved_numbers_as_the_outbox_does() -> None:
+    uow: FakeUnitOfWork[dict[str, int]] = FakeUnitOfWork({}, "content")
+    with pytest.raises(RuntimeError):
+        async with uow:
+            await uow.write([Pending(_scan(1), "stadt-a", "qr/f")], reserved={"qr/f": Reserved(4, 2)})
+    assert uow.payloads() == []
 
 
 def test_domain_errors_become_problems_by_kind() -> None:

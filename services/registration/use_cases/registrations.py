@@ -21,7 +21,7 @@ from uuid import UUID, uuid4
 from services.registration import domain
 from services.registration.domain import Applicant, Meeting
 from services.registration.personal import sealed
-from services.registration.store import MEETINGS, Store
+from services.registration.store import MEETINGS, Claimed, Store
 from services.registration.use_cases import callbacks
 from services.registration.use_cases.common import (
     NOT_FOUND,
@@ -35,7 +35,7 @@ from services.registration.use_cases.common import (
     subject,
     ticket_for,
 )
-from shared.bus.outbox import Pending
+from shared.bus.outbox import Pending, Reserved
 from shared.contracts.envelope import Payload
 from shared.contracts.registration import (
     Contact,
@@ -217,50 +217,47 @@ class Decision:
     ticket_code: str | None = None
 
 
+#: Events a stored registration records (received, then confirmed or waitlisted: ``Claim.events``), and a
+#: batch that stored any (its seats-changed event): their sequence numbers are reserved with the decision.
+EVENTS_PER_REGISTRATION = 2
+EVENTS_PER_BATCH = 1
+
+
 async def decide_and_write(uow: UnitOfWork[Store], claims: list[Claim]) -> list[Decision]:
     """Decide the seats of ``claims`` (all of one meeting, in order) and write what was decided, in one
     transaction: the registrations, two events each (received, then confirmed or waitlisted, with their real
     figures) and one seats-changed event for the batch.
 
-    ``decide_seats`` takes the meeting's lock and counts; the lock is held until commit, so tickets are signed
-    and events built only for what actually happened. Round trips: the decision, the registrations, and the
-    outbox's two (sequence numbers, rows).
+    ``decide_seats`` takes the meeting's lock and counts; the lock is held until commit. Round trips while it
+    is held: the decision, which also stores the registrations and reserves their events' numbers, and the
+    events. Each claim comes with the ticket it would get (signed from the registration's id, so a seat given
+    later, from the waiting list, gets the same); only a confirmed one keeps it.
     """
     meeting = claims[0].meeting
+    tickets = [ticket_for(meeting, c.id, c.applicant.slot_id) for c in claims]
+    topic = subject(meeting.id)
     async with uow:
-        rows = await uow.store.decide_seats(
+        rows = await uow.store.decide_and_register(
             meeting.id,
-            [c.id for c in claims],
-            [c.applicant.slot_id for c in claims],
-            [c.seats for c in claims],
-            [c.applicant.email for c in claims],
-            [c.applicant.phone for c in claims],
+            [Claimed(c.row("confirmed", t), c.key) for c, t in zip(claims, tickets, strict=True)],
+            topic,
+            EVENTS_PER_REGISTRATION,
+            EVENTS_PER_BATCH,
         )
         decisions: list[Decision] = []
-        registrations: list[dict[str, Any]] = []
-        keys: list[bytes] = []
         events: list[Pending] = []
-        for claim, row in zip(claims, rows, strict=True):
+        for claim, ticket, row in zip(claims, tickets, rows, strict=True):
             d = Decision(row["outcome"], row["registration_id"], row["wait_position"], row["left_seats"])
             decisions.append(d)
             if d.outcome not in ("confirmed", "waitlisted"):
                 continue
             if d.outcome == "confirmed":
-                d.ticket_code = ticket_for(meeting, claim.id, claim.applicant.slot_id)
-            registrations.append(claim.row(d.outcome, d.ticket_code))
-            keys.append(claim.key)
+                d.ticket_code = ticket
             events += [
-                Pending(
-                    e,
-                    meeting.tenant,
-                    subject(meeting.id),
-                    correlation_id=claim.correlation_id,
-                    traceparent=claim.traceparent,
-                )
+                Pending(e, meeting.tenant, topic, correlation_id=claim.correlation_id, traceparent=claim.traceparent)
                 for e in claim.events(d)
             ]
-        if registrations:
-            await uow.store.insert_registrations(registrations, meeting.tenant, keys)
+        if events:
             # Counted under the lock, capacity included (the cached meeting may be a moment behind an edit).
             last = rows[-1]
             changed = seats_changed(
@@ -271,12 +268,15 @@ async def decide_and_write(uow: UnitOfWork[Store], claims: list[Claim]) -> list[
                 Pending(
                     changed,
                     meeting.tenant,
-                    subject(meeting.id),
+                    topic,
                     correlation_id=events[-1].correlation_id,
                     traceparent=events[-1].traceparent,
                 )
             )
-            await uow.write(events)
+            # What the statement reserved, by its decisions; the outbox checks the events are as many.
+            stored = sum(d.outcome in ("confirmed", "waitlisted") for d in decisions)
+            count = stored * EVENTS_PER_REGISTRATION + EVENTS_PER_BATCH
+            await uow.write(events, reserved={topic: Reserved(last["last_sequence"], count)})
     return decisions
 
 

@@ -240,3 +240,32 @@ async def test_a_batch_records_each_outcome_with_its_figures_and_one_seats_chang
     assert batch[-1]["data"] == {
         "meeting_id": str(mid), "capacity": 3, "confirmed": 3, "waitlisted": 7, "seats_left": 0
     }  # fmt: skip
+
+
+async def test_a_batch_numbers_only_what_it_stores_and_keeps_a_ticket_only_with_a_seat(
+    rig: Rig, wide: ServiceContext
+) -> None:
+    """The decision's statement stores the registrations and reserves their events' numbers: a batch of
+    people registered already stores and numbers nothing, a batch with repeats numbers only the new ones, and
+    the numbers of a meeting's events stay consecutive. Each claim comes with its ticket; only a seat keeps it."""
+    m = await rig.meeting(capacity=2)
+    mid = UUID(m["id"])
+    await register(wide, mid, applicant(5, 0))
+    again = await asyncio.gather(*(register(wide, mid, applicant(5, 0)) for _ in range(5)))
+    assert not any(o.created for o in again)
+    await asyncio.gather(*(register(wide, mid, applicant(5, i % 4)) for i in range(12)))
+    await register(wide, mid, applicant(5, 4))
+    rows = await wide.pool.fetch("select envelope from outbox where subject = $1 order by position", f"meeting/{mid}")
+    envs = [json.loads(r["envelope"]) for r in rows]
+    received = [e for e in envs if e["type"].split(".")[-2] == "received"]
+    assert len(received) == 5  # persons 0 to 4, once each
+    assert [e["aggregatesequence"] for e in envs] == list(range(1, len(envs) + 1))
+    last = await wide.pool.fetchval("select last from aggregate_sequences where subject = $1", f"meeting/{mid}")
+    assert last == len(envs)
+    stored = await wide.pool.fetch(
+        "select status, ticket_code, confirmed_at from registrations where meeting_id = $1", mid
+    )
+    assert sorted(r["status"] for r in stored) == ["confirmed"] * 2 + ["waitlisted"] * 3
+    for r in stored:
+        seated = r["status"] == "confirmed"
+        assert (r["ticket_code"] is not None, r["confirmed_at"] is not None) == (seated, seated)

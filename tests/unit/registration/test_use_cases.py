@@ -17,6 +17,7 @@ import pytest
 
 from services.registration import domain, tickets
 from services.registration.domain import Applicant, Counts, Meeting
+from services.registration.store import Claimed
 from services.registration.use_cases import checkin, registrations
 from services.registration.use_cases.common import Urls
 from shared.contracts.registration import (
@@ -65,6 +66,8 @@ class FakeStore:
         self.checkins: dict[UUID, dict[str, Any]] = {}
         self.locked: list[UUID] = []
         self.calls: list[dict[str, Any]] = []
+        #: The last sequence number reserved per subject.
+        self.sequences: dict[str, int] = {}
 
     def _active(self, meeting_id: UUID, status: str) -> list[dict[str, Any]]:
         return [r for r in self.registrations.values() if r["meeting_id"] == meeting_id and r["status"] == status]
@@ -77,18 +80,30 @@ class FakeStore:
         confirmed = sum(r["seats"] for r in self._active(meeting_id, "confirmed"))
         return Counts(confirmed, len(self._active(meeting_id, "waitlisted")))
 
-    async def decide_seats(
-        self,
-        meeting_id: UUID,
-        ids: list[UUID],
-        slots: list[Any],
-        seats: list[int],
-        emails: list[Any],
-        phones: list[Any],
+    async def decide_and_register(
+        self, meeting_id: UUID, claims: list[Claimed], subject: str, per_registration: int, per_batch: int
     ) -> list[dict[str, Any]]:
+        rows = self._decide(meeting_id, [c.row["id"] for c in claims], [c.row["seats"] for c in claims],
+                            [c.row["email"] for c in claims])  # fmt: skip
+        stored = 0
+        for claim, row in zip(claims, rows, strict=True):
+            if row["outcome"] in ("confirmed", "waitlisted"):
+                confirmed = row["outcome"] == "confirmed"
+                self.registrations[claim.row["id"]] = {
+                    **claim.row, "status": row["outcome"],
+                    "ticket_code": claim.row["ticket_code"] if confirmed else None,
+                    "confirmed_at": claim.row["created_at"] if confirmed else None,
+                    "seq": len(self.registrations) + 1, "cancelled_at": None, "cancelled_by": None,
+                }  # fmt: skip
+                stored += 1
+        if stored:
+            self.sequences[subject] = self.sequences.get(subject, 0) + stored * per_registration + per_batch
+        return [row | {"last_sequence": self.sequences.get(subject) if stored else None} for row in rows]
+
+    def _decide(self, meeting_id: UUID, ids: list[UUID], seats: list[int], emails: list[Any]) -> list[dict[str, Any]]:
         m = self.meetings[meeting_id]
-        c = await self.counts(meeting_id)
-        taken, waiting = c.confirmed_seats, c.waitlisted
+        taken = sum(r["seats"] for r in self._active(meeting_id, "confirmed"))
+        waiting = len(self._active(meeting_id, "waitlisted"))
         rows = []
         for rid, n, email in zip(ids, seats, emails, strict=True):
             row: dict[str, Any] = {"outcome": None, "registration_id": None, "wait_position": None, "left_seats": None}
@@ -109,12 +124,6 @@ class FakeStore:
                     row.update(left_seats=domain.seats_left(m.capacity, taken))
             rows.append(row | {"total_capacity": m.capacity, "total_confirmed": taken, "total_waitlisted": waiting})
         return rows
-
-    async def insert_registrations(self, regs: list[dict[str, Any]], tenant: str, keys: list[bytes]) -> None:
-        for r in regs:
-            self.registrations[r["id"]] = {
-                **r, "seq": len(self.registrations) + 1, "cancelled_at": None, "cancelled_by": None,
-            }  # fmt: skip
 
     async def registration(self, registration_id: UUID, *, tenant: str | None = None) -> dict[str, Any] | None:
         r = self.registrations.get(registration_id)
