@@ -18,8 +18,8 @@ import httpx
 from civic.devservers import free_port
 
 __all__ = [
-    "ADMIN_URL", "REDIS_URL", "OffersPipelining", "checkpoint", "cpu_seconds", "free_port", "load", "server",
-    "stopping", "wait_ready", "with_database",
+    "ADMIN_URL", "REDIS_URL", "CpuMeter", "OffersPipelining", "checkpoint", "cpu_by_command", "cpu_seconds",
+    "free_port", "load", "server", "stopping", "wait_ready", "with_database",
 ]  # fmt: skip
 
 ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -162,3 +162,42 @@ def cpu_seconds(pid: int) -> float:
             with contextlib.suppress(FileNotFoundError):
                 total += cpu_seconds(int(child))
     return total
+
+
+def _own_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_command(command: str) -> dict[int, float]:
+    """CPU seconds so far of every process of this machine named ``command`` (``postgres``: the server's
+    backends and its background processes), by pid."""
+    out: dict[int, float] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (d / "comm").read_text().strip() == command:
+                    out[int(d.name)] = _own_cpu(int(d.name))
+    return out
+
+
+class CpuMeter:
+    """CPU used over a phase by each part of the deployment: the service processes (with their workers), the
+    SMTP server, and the machine's PostgreSQL and Redis servers (every process of theirs; a backend that ends
+    within the phase takes its time with it, the services' pools keep theirs)."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start: dict[str, float] = {}
+        self.servers: dict[str, dict[int, float]] = {}
+
+    def begin(self) -> None:
+        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.servers = {"PostgreSQL": cpu_by_command("postgres"), "Redis": cpu_by_command("redis-server")}
+
+    def used(self) -> dict[str, float]:
+        out = {name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
+        for name, before in self.servers.items():
+            now = cpu_by_command("postgres" if name == "PostgreSQL" else "redis-server")
+            out[name] = sum(t - before.get(pid, 0.0) for pid, t in now.items())
+        return out

@@ -8,7 +8,9 @@ consumer, relay and ``--connections`` SMTP connections); the reminder event is w
 registration service's relay writes it, and the clock runs from then to the last mail recorded as sent. In the
 same run, a plain aiosmtplib loop in one process sends as many similar messages straight to the sink over
 ``--connections`` connections: the baseline. The sink's own CPU share during it is printed, so a reader can
-see whether the sink or the plain client was the limit. Last line: ``mail_vs_smtp_sink: <ratio>``.
+see whether the sink or the plain client was the limit; during the service's run, the CPU of each part (its
+processes, the sink, PostgreSQL, Redis), so a reader can see whether the sink or the machine's cores were.
+Last line: ``mail_vs_smtp_sink: <ratio>``.
 
     DATABASE_URL=... REDIS_URL=... python -m bench.notifications [--count 50000] [--connections 16]
         [--processes 2] [--sink-kind aiosmtpd|lean]
@@ -37,6 +39,7 @@ from redis.asyncio import Redis
 from bench.common import (
     ADMIN_URL,
     REDIS_URL,
+    CpuMeter,
     OffersPipelining,
     checkpoint,
     cpu_seconds,
@@ -111,12 +114,19 @@ async def sink_rate(port: int, count: int, connections: int) -> float:
 
 
 async def service_rate(
-    database_url: str, redis_url: str, prefix: str, smtp_port: int, count: int, connections: int, processes: int
-) -> tuple[float, float]:
+    database_url: str,
+    redis_url: str,
+    prefix: str,
+    smtp_port: int,
+    count: int,
+    connections: int,
+    processes: int,
+    sink_pid: int,
+) -> float:
     """Mails per second of the notifications service, run as ``civic serve`` runs it (uvicorn, ``processes``
     worker processes sharing the consumer group and the queue, ``connections`` SMTP connections each), from the
-    reminder event's arrival in its stream to the last mail recorded as sent; and the share of a core those
-    processes used meanwhile."""
+    reminder event's arrival in its stream to the last mail recorded as sent. Printed beside it: the CPU its
+    processes, the sink (``sink_pid``), PostgreSQL and Redis used meanwhile."""
     http_port = free_port()
     env = {
         "CIVIC_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
@@ -182,7 +192,9 @@ async def service_rate(
             else:
                 raise SystemExit("the notifications service did not hear of the meeting")
             await checkpoint()
-            cpu0, started = cpu_seconds(proc.pid), time.perf_counter()
+            meter = CpuMeter({"service": proc.pid, "SMTP sink": sink_pid})
+            meter.begin()
+            started = time.perf_counter()
             await publish(2, outbox.envelope(reminder, tenant=TENANT, subject=None))
             # Watched through the partial indexes of the rows still to send, a row's worth of work per question:
             # counting the 50,000 rows five times a second took a tenth of a core from the service being
@@ -202,14 +214,18 @@ async def service_rate(
                     break
                 await asyncio.sleep(0.2)
             elapsed = time.perf_counter() - started
-            cpu = cpu_seconds(proc.pid) - cpu0
+            used = meter.used()
             sent = await conn.fetchval("select count(*) from deliveries where state = 'sent'")
             if sent != count:
                 raise SystemExit(f"{sent} of {count} mails sent: the benchmark is void")
+            # By part, so a reader sees what held the rate: the sink's one process, or the machine's cores.
+            cores = os.cpu_count() or 1
             print(
-                f"service: {count} mails in {elapsed:.1f} s, its processes used {cpu / elapsed * 100:.0f} % of a core"
+                f"service: {count} mails in {elapsed:.1f} s; CPU by part, share of a core and per mail: "
+                + ", ".join(f"{name} {t / elapsed * 100:.0f} % ({t / count * 1e6:.0f} us)" for name, t in used.items())
+                + f"; in all {sum(used.values()) / (elapsed * cores) * 100:.0f} % of {cores} cores"
             )
-            return count / elapsed, cpu / elapsed
+            return count / elapsed
         finally:
             await conn.close()
             await redis.aclose()
@@ -258,7 +274,7 @@ async def main() -> None:
         baseline = 1.0 if args.skip_baseline else await sink_rate(port, args.count, args.connections)
         sink_share = (cpu_seconds(sink.pid) - sink_cpu0) / (time.perf_counter() - t0)
         url = with_database(admin_url, name)
-        rate, _ = await service_rate(url, redis_url, prefix, port, args.count, args.connections, args.processes)
+        rate = await service_rate(url, redis_url, prefix, port, args.count, args.connections, args.processes, sink.pid)
         print(
             f"mails: {args.count}, notifications processes: {args.processes} with {args.connections} SMTP "
             f"connections each, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"

@@ -57,9 +57,9 @@ from aiosmtplib.email import flatten_message
 from bench.common import (
     ADMIN_URL,
     REDIS_URL,
+    CpuMeter,
     OffersPipelining,
     checkpoint,
-    cpu_seconds,
     drop_scratch,
     free_port,
     load,
@@ -244,23 +244,6 @@ def generator_share(result: dict[str, Any]) -> str:
 
 
 # -- where the time goes ---------------------------------------------------------------------------------------
-def _own_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_by_command(command: str) -> dict[int, float]:
-    """CPU seconds so far of every process of this machine named ``command`` (``postgres``: the server's
-    backends and its background processes), by pid."""
-    out: dict[int, float] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            with contextlib.suppress(OSError):
-                if (d / "comm").read_text().strip() == command:
-                    out[int(d.name)] = _own_cpu(int(d.name))
-    return out
-
-
 def cpu_line(phase: str, used: dict[str, float], registrations: int, seconds: float) -> str:
     cores = os.cpu_count() or 1
     return (
@@ -269,28 +252,6 @@ def cpu_line(phase: str, used: dict[str, float], registrations: int, seconds: fl
         + f"; in all {sum(used.values()) / registrations * 1e6:.0f} us, "
         f"{sum(used.values()) / (seconds * cores) * 100:.0f} % of {cores} cores over {seconds:.1f} s"
     )
-
-
-class CpuMeter:
-    """CPU used over a phase by each part of the deployment: the service processes (with their workers), the
-    SMTP server, and the machine's PostgreSQL and Redis servers (every process of theirs; a backend that ends
-    within the phase takes its time with it, the services' pools keep theirs)."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.start: dict[str, float] = {}
-        self.servers: dict[str, dict[int, float]] = {}
-
-    def begin(self) -> None:
-        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-        self.servers = {"PostgreSQL": cpu_by_command("postgres"), "Redis": cpu_by_command("redis-server")}
-
-    def used(self) -> dict[str, float]:
-        out = {name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
-        for name, before in self.servers.items():
-            now = cpu_by_command("postgres" if name == "PostgreSQL" else "redis-server")
-            out[name] = sum(t - before.get(pid, 0.0) for pid, t in now.items())
-        return out
 
 
 #: What a sampled stack was doing, by the first of these files found in it (outermost frame first).
