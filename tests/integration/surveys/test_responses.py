@@ -249,3 +249,23 @@ async def test_the_same_key_sent_five_times_at_once_is_stored_once(rig: Rig) -> 
     assert sorted(r.status_code for r in replies) == [200, 200, 200, 200, 201]
     assert len({r.text for r in replies}) == 1
     assert await rig.ctx.pool.fetchval("select count(*) from responses where survey_id = $1", s["id"]) == 1
+
+
+async def test_a_malformed_body_or_idempotency_key_gets_a_422_naming_it_and_stores_nothing(rig: Rig) -> None:
+    """The answer's route reads its body and header itself (a lean route): the problem is FastAPI's own."""
+    s = await rig.open_survey()
+    url = rig.public(s, "/responses")
+    short = await rig.client.post(url, json={"answers": full_answers()}, headers={"Idempotency-Key": "short"})
+    assert short.status_code == 422 and short.headers["content-type"].startswith("application/problem+json")
+    assert [(e["in"], e["pointer"], e["code"]) for e in short.json()["errors"]] == [
+        ("header", "/idempotency-key", "string_too_short")
+    ]
+    wrong = await rig.client.post(url, json={"answers": [], "submission_key": "k"})
+    assert wrong.status_code == 422
+    assert [(e["in"], e["pointer"]) for e in wrong.json()["errors"]] == [
+        ("body", "/answers"),
+        ("body", "/submission_key"),
+    ]
+    broken = await rig.client.post(url, content=b'{"answers": ', headers={"content-type": "application/json"})
+    assert broken.status_code == 422
+    assert await rig.ctx.pool.fetchval("select count(*) from responses where survey_id = $1", s["id"]) == 0
