@@ -46,14 +46,13 @@ DECIDE_AND_REGISTER = (
     "keys as (insert into person_keys (id, tenant, key) "
     "select k.id, $8, k.key from unnest($2::uuid[], $9::bytea[]) with ordinality as k(id, key, ord) "
     "join stored s on s.ord = k.ord), "
+    # Without tickets: those are signed for the seats decided, and set by ``set_tickets``.
     "registered as (insert into registrations (id, tenant, meeting_id, slot_id, secret, status, seats, companions, "
     "channel, name, email, phone, locale, age, guardian_consent, answers, attestations, privacy_consent_at, "
-    "ticket_code, created_at, confirmed_at, accessibility_needs) "
+    "created_at, confirmed_at, accessibility_needs) "
     "select r.id, r.tenant, r.meeting_id, r.slot_id, r.secret, s.outcome, r.seats, r.companions, r.channel, r.name, "
     "r.email, r.phone, r.locale, r.age, r.guardian_consent, r.answers, r.attestations, r.privacy_consent_at, "
-    # A ticket only for a seat: each claim comes with the code it would get.
-    "case when s.outcome = 'confirmed' then r.ticket_code end, r.created_at, "
-    "case when s.outcome = 'confirmed' then r.created_at end, r.accessibility_needs "
+    "r.created_at, case when s.outcome = 'confirmed' then r.created_at end, r.accessibility_needs "
     # In the order decided: ``seq`` orders the waiting list.
     "from jsonb_populate_recordset(null::registrations, $7::jsonb) with ordinality as r "
     "join stored s on s.ord = r.ordinality order by r.ordinality), "
@@ -135,7 +134,8 @@ def registration_dict(row: Any) -> dict[str, Any]:
 
 class Claimed(NamedTuple):
     """A registration to decide and, where it gets a seat or a place on the waiting list, to store: its row
-    (status, confirmation time and ticket code are set as decided) and its key in the keyring."""
+    (status and confirmation time are set as decided; the ticket code is not stored from it) and its key in the
+    keyring."""
 
     row: dict[str, Any]
     key: bytes
@@ -311,10 +311,10 @@ class Store:
         self, meeting_id: UUID, claims: list[Claimed], subject: str, per_registration: int, per_batch: int
     ) -> list[Any]:
         """The seat decisions of a batch, in order, under the meeting's lock (held until commit), with the
-        registrations decided confirmed or waitlisted stored (``claims``' rows, their status and ticket as
-        decided), and ``per_registration`` sequence numbers of ``subject`` reserved for each of them and
-        ``per_batch`` more for the batch where any were stored: the last of them in each row's
-        ``last_sequence``. One round trip."""
+        registrations decided confirmed or waitlisted stored (``claims``' rows with their status as decided,
+        without tickets: see ``set_tickets``), and ``per_registration`` sequence numbers of ``subject``
+        reserved for each of them and ``per_batch`` more for the batch where any were stored: the last of them
+        in each row's ``last_sequence``. One round trip."""
         try:
             return list(
                 await self.conn.fetch(
@@ -336,6 +336,15 @@ class Store:
             )
         except asyncpg.LockNotAvailableError:
             raise Busy() from None
+
+    async def set_tickets(self, ids: list[UUID], codes: list[str]) -> None:
+        """The tickets of registrations confirmed by ``decide_and_register`` in this transaction."""
+        await self.conn.execute(
+            "update registrations r set ticket_code = t.code from unnest($1::uuid[], $2::text[]) as t(id, code) "
+            "where r.id = t.id",
+            ids,
+            codes,
+        )
 
     async def counts(self, meeting_id: UUID, slot_id: UUID | None = None, *, whole: bool = False) -> Counts:
         """Seats taken and people waiting, for one slot (or the meeting without slots), or the ``whole`` meeting.

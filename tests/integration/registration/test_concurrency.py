@@ -247,7 +247,7 @@ async def test_a_batch_numbers_only_what_it_stores_and_keeps_a_ticket_only_with_
 ) -> None:
     """The decision's statement stores the registrations and reserves their events' numbers: a batch of
     people registered already stores and numbers nothing, a batch with repeats numbers only the new ones, and
-    the numbers of a meeting's events stay consecutive. Each claim comes with its ticket; only a seat keeps it."""
+    the numbers of a meeting's events stay consecutive. A ticket and a confirmation time come only with a seat."""
     m = await rig.meeting(capacity=2)
     mid = UUID(m["id"])
     await register(wide, mid, applicant(5, 0))

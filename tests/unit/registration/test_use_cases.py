@@ -90,8 +90,7 @@ class FakeStore:
             if row["outcome"] in ("confirmed", "waitlisted"):
                 confirmed = row["outcome"] == "confirmed"
                 self.registrations[claim.row["id"]] = {
-                    **claim.row, "status": row["outcome"],
-                    "ticket_code": claim.row["ticket_code"] if confirmed else None,
+                    **claim.row, "status": row["outcome"], "ticket_code": None,
                     "confirmed_at": claim.row["created_at"] if confirmed else None,
                     "seq": len(self.registrations) + 1, "cancelled_at": None, "cancelled_by": None,
                 }  # fmt: skip
@@ -99,6 +98,10 @@ class FakeStore:
         if stored:
             self.sequences[subject] = self.sequences.get(subject, 0) + stored * per_registration + per_batch
         return [row | {"last_sequence": self.sequences.get(subject) if stored else None} for row in rows]
+
+    async def set_tickets(self, ids: list[UUID], codes: list[str]) -> None:
+        for rid, code in zip(ids, codes, strict=True):
+            self.registrations[rid]["ticket_code"] = code
 
     def _decide(self, meeting_id: UUID, ids: list[UUID], seats: list[int], emails: list[Any]) -> list[dict[str, Any]]:
         m = self.meetings[meeting_id]
