@@ -8,9 +8,8 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import StringConstraints, TypeAdapter, ValidationError
+from pydantic import StringConstraints, TypeAdapter
 
 from services.surveys import domain, export
 from services.surveys.domain import Survey
@@ -40,7 +39,7 @@ from services.surveys.use_cases.surveys import SurveyCommand
 from shared import qr
 from shared.http import ratelimit
 from shared.http.auth import Staff
-from shared.http.lean import LeanRoute, documented, json_body
+from shared.http.lean import LeanRoute, documented, header, json_body
 from shared.http.openapi import XLSX, answers, media, merge, problems
 from shared.links import link
 from shared.service import ServiceContext, context_of
@@ -150,18 +149,7 @@ IDEMPOTENCY_KEY = TypeAdapter(Annotated[str, StringConstraints(min_length=8, max
 async def respond(request: Request, tenant: str, ref: str) -> JSONResponse:
     """Answer the survey (anonymous; idempotent by Idempotency-Key or submission_key)."""
     body = await json_body(request, ResponseIn)
-    idempotency_key = request.headers.get("idempotency-key")
-    if idempotency_key is not None:
-        try:
-            IDEMPOTENCY_KEY.validate_python(idempotency_key)
-        except ValidationError as exc:
-            # Located as FastAPI locates a header's errors: the same 422 problem as for a declared parameter.
-            raise RequestValidationError(
-                [
-                    {**e, "loc": ("header", "idempotency-key")}
-                    for e in exc.errors(include_url=False, include_context=False)
-                ]
-            ) from None
+    idempotency_key = header(request, "idempotency-key", IDEMPOTENCY_KEY)
     ctx, uows = _use(request)
     await throttled(request, ctx, tenant, ref)
     replayed, receipt = await responses.submit(

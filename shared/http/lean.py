@@ -3,7 +3,8 @@
 A FastAPI route resolves its dependency graph and validates its parameters on every request; a body parameter
 is parsed with ``json.loads`` and validated as Python objects. On the registration route that was about a third
 of the framework's cost per request. A ``LeanRoute`` endpoint takes the ``Request`` and its path parameters
-(typed by Starlette's convertors, e.g. ``{id:uuid}``) and reads its body with ``json_body``, which validates
+(typed by Starlette's convertors, e.g. ``{id:uuid}``) and reads its body with ``json_body`` (a header with
+``header``), which validates
 the bytes with pydantic's own JSON parser and raises FastAPI's own error, so clients get the same 422 problem
 listing each bad field. FastAPI still documents the route from the endpoint's signature, and the body from
 ``documented``. A ``shortcut_route`` answers from a cache keyed by the raw request before any of that, and
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -69,6 +70,19 @@ async def json_body(request: Request, model: type[M]) -> M:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_context=False)]
         ) from None
+
+
+def header(request: Request, name: str, adapter: TypeAdapter[str]) -> str | None:
+    """An optional header, checked by ``adapter``: a bad value raises FastAPI's own error, located as FastAPI
+    locates a declared header's, so clients get the same 422 problem naming it."""
+    value = request.headers.get(name)
+    if value is None:
+        return None
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        raise RequestValidationError([{**e, "loc": ("header", name)} for e in errors]) from None
 
 
 def documented(model: type[BaseModel]) -> dict[str, Any]:

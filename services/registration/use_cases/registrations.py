@@ -247,11 +247,13 @@ async def decide_and_write(uow: UnitOfWork[Store], claims: list[Claim]) -> list[
         events: list[Pending] = []
         seated: list[UUID] = []
         tickets: list[str] = []
+        stored = 0  # what the statement stored and numbered events for
         for claim, row in zip(claims, rows, strict=True):
             d = Decision(row["outcome"], row["registration_id"], row["wait_position"], row["left_seats"])
             decisions.append(d)
             if d.outcome not in ("confirmed", "waitlisted"):
                 continue
+            stored += 1
             if d.outcome == "confirmed":
                 d.ticket_code = ticket_for(meeting, claim.id, claim.applicant.slot_id)
                 seated.append(claim.id)
@@ -279,7 +281,6 @@ async def decide_and_write(uow: UnitOfWork[Store], claims: list[Claim]) -> list[
                 )
             )
             # What the statement reserved, by its decisions; the outbox checks the events are as many.
-            stored = sum(d.outcome in ("confirmed", "waitlisted") for d in decisions)
             count = stored * EVENTS_PER_REGISTRATION + EVENTS_PER_BATCH
             await uow.write(events, reserved={topic: Reserved(last["last_sequence"], count)})
     return decisions
