@@ -48,8 +48,10 @@ class NotificationSettings(BaseSettings):
     sender_batch_size: int = 20
     sender_poll_seconds: float = 1.0
     #: How long the commit of a mail's outcome may wait for the outcomes of the process's other mails already
-    #: on the wire, to commit them together (it waits only while there are such mails).
-    outcome_linger_seconds: float = 0.003
+    #: on the wire, to commit them together (it waits only while there are such mails). Longer means fewer,
+    #: larger statements: on two cores a fan-out of 30,000 mails cost the service and PostgreSQL about 446 µs a
+    #: mail at 3 ms and 400 at 10 ms, and sent about 5 % more a second; a provider's answer takes longer still.
+    outcome_linger_seconds: float = 0.010
     #: How long a claimed delivery may stay 'sending' before another sender takes it over.
     lease_seconds: float = 120.0
     email_max_attempts: int = 8
