@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
@@ -327,6 +327,20 @@ class Story:
 
     # --- subscribers and the webhook (before anything happens they should hear of) ---------------------------
 
+    async def subscribe_once(self, address: str) -> dict[str, Any] | None:
+        """Subscribe ``address`` to the process's news; None while notifications has not yet heard of the process
+        (it learns of it from content's event, a moment after publication, and refuses the process until then)."""
+        response = await self.call(
+            "POST",
+            "/api/notifications/subscriptions",
+            (202, 422),
+            json={"tenant": TENANT, "email": address, "process_id": self.process_id},
+        )
+        if response.status_code == 202:
+            return cast(dict[str, Any], response.json())
+        assert [e["code"] for e in response.json()["errors"]] == ["unknown_process"], response.text
+        return None
+
     async def subscribe(self) -> None:
         assert self.receiver is not None
         self.webhook = await self.json(
@@ -339,11 +353,8 @@ class Story:
         assert self.webhook["secret"].startswith("whsec_")
         subscribers = [NEIGHBOUR, str(self.person(ERASED).email)]
         for address in subscribers:
-            answer = await self.json(
-                "POST",
-                "/api/notifications/subscriptions",
-                202,
-                json={"tenant": TENANT, "email": address, "process_id": self.process_id},
+            answer = await until(
+                lambda address=address: self.subscribe_once(address), f"{address} subscribed to the process"
             )
             assert answer["state"] == "pending"
         mails = await self.wait_for_mails("subscription_confirm", len(subscribers))
