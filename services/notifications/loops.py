@@ -2,8 +2,8 @@
 outcome with its event as soon as the SMTP server has answered; the webhook sender; the wake-up on new
 deliveries. ``loops(ctx)`` is what the service runs in the background.
 
-Delivery guarantee (the trade-off chosen): a claimed row is marked ``sending`` with a lease *before* SMTP and
-committed; right after the server's answer to that one mail, its outcome and the NotificationSent/Failed
+Delivery guarantee (the trade-off chosen): a claimed row gets a lease in the send queue (it is ``sending``)
+*before* SMTP, committed; right after the server's answer to that one mail, its outcome and the NotificationSent/Failed
 event are committed (the outcomes of a process's workers share one statement: a commit waits a few
 milliseconds for the answers to the other mails already on the wire, see ``Recorder``), and only then does the
 worker put its next mail on the wire. If the process dies, the only rows whose mail may have been

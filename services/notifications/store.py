@@ -23,28 +23,39 @@ MAILS_CAPPED = Counter(
     "civic_notifications_mails_capped_total", "Mails not sent: over the hourly cap for an unconfirmed address"
 )
 
+#: A delivery as staff and the senders see it, read from the ``delivery_log`` view (the log and the send queue).
 DELIVERY_COLUMNS = (
     "id, tenant, cause_event_id, channel, template, transactional, locale, address, registration_id, "
     "subscription_id, endpoint_id, meeting_id, survey_id, personal, body, state, attempts, next_attempt_at, "
     "last_answer, created_at, sent_at, resends, resent_at"
 )
 
-_FAN_OUT_SUBSCRIBERS = """
-insert into deliveries (tenant, cause_event_id, channel, recipient_key, template, transactional, locale, address,
-                        subscription_id, meeting_id, survey_id, next_attempt_at, created_at)
-select s.tenant, $2, 'email', r.recipient_key, $4, false, r.locale, r.address, s.id, $5, $6, $7, $7
-from subscriptions s join recipients r on r.id = s.recipient_id
-where s.tenant = $1 and s.process_id = $3 and s.state = 'confirmed' and r.address is not null
-  and coalesce((r.preferences ->> $8)::boolean, true)
-  {extra}
-on conflict (cause_event_id, recipient_key, channel) do nothing
+# Every statement that inserts deliveries to send puts them in the send queue in the same statement (``QUEUE``).
+QUEUE = (
+    "insert into send_queue (delivery_id, channel, due_at)"
+    " select id, channel, next_attempt_at from inserted where state = 'queued'"
+)
+
+_FAN_OUT_SUBSCRIBERS = f"""
+with inserted as (
+    insert into deliveries (tenant, cause_event_id, channel, recipient_key, template, transactional, locale,
+                            address, subscription_id, meeting_id, survey_id, next_attempt_at, created_at)
+    select s.tenant, $2, 'email', r.recipient_key, $4, false, r.locale, r.address, s.id, $5, $6, $7, $7
+    from subscriptions s join recipients r on r.id = s.recipient_id
+    where s.tenant = $1 and s.process_id = $3 and s.state = 'confirmed' and r.address is not null
+      and coalesce((r.preferences ->> $8)::boolean, true)
+      {{extra}}
+    on conflict (cause_event_id, recipient_key, channel) do nothing
+    returning id, channel, next_attempt_at, state
+)
+{QUEUE}
 """
 
 # Mails queued (Store.enqueue_emails), each to an inbox of its own: a mail is given up instead when its mailbox
 # is over the hourly cap (none without a mailbox key) and no confirmed subscription vouches for the recipient;
 # the senders are woken (at commit) when a row was inserted to be sent. Answers how many rows were inserted and
 # how many of them were given up.
-_ENQUEUE_EMAILS = """
+_ENQUEUE_EMAILS = f"""
 with wanted as (
     select * from unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::boolean[], $6::text[], $7::text[],
                          $8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::bigint[], $17::uuid[], $18::uuid[])
@@ -68,23 +79,37 @@ with wanted as (
            case when over then 'given_up' else 'queued' end, case when over then $15 end
     from capped
     on conflict (cause_event_id, recipient_key, channel) do nothing
-    returning state
+    returning id, channel, next_attempt_at, state
+), queued as (
+    {QUEUE}
 )
 select count(*) as inserted, count(*) filter (where state = 'given_up') as given_up,
        (select pg_notify($16, '') where exists (select 1 from inserted where state = 'queued')) as woken
 from inserted
 """
 
-# The outcomes of a few mails and their events in one statement (one round trip, atomic on its own): the events
-# only of the rows still under their worker's lease (one whose lease ran out may have been taken over), written
-# through the bus's own writer, which also wakes the relay.
+# The outcomes of a few mails and their events in one statement (one round trip, atomic on its own), only of the
+# rows still under their worker's lease (one whose lease ran out may have been taken over, one erased meanwhile
+# has left the queue): a mail sent or given up leaves the queue, a failed one is due again without a lease; the
+# log's row takes the outcome and the count of attempts. The events are written through the bus's own writer,
+# which also wakes the relay.
 _RECORD_MAILS = """
-with recorded as (
+with u as (
+    select * from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[],
+                         $6::timestamptz[]) as u(id, state, next_at, answer, sent_at, lease)
+), settled as (
+    delete from send_queue q using u
+    where q.delivery_id = u.id and q.lease_until = u.lease and u.state <> 'failed'
+    returning q.delivery_id, q.attempts
+), retried as (
+    update send_queue q set lease_until = null, due_at = u.next_at from u
+    where q.delivery_id = u.id and q.lease_until = u.lease and u.state = 'failed'
+    returning q.delivery_id, q.attempts
+), recorded as (
     update deliveries d set state = u.state, next_attempt_at = coalesce(u.next_at, d.next_attempt_at),
-           last_answer = u.answer, sent_at = u.sent_at, lease_until = null
-    from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[], $6::timestamptz[])
-         as u(id, state, next_at, answer, sent_at, lease)
-    where d.id = u.id and d.state = 'sending' and d.lease_until = u.lease
+           last_answer = u.answer, sent_at = u.sent_at, attempts = q.attempts
+    from u, (select * from settled union all select * from retried) q
+    where d.id = u.id and q.delivery_id = u.id
     returning d.id
 )
 select record_events(array_agg(e.id), array_agg(e.tenant), array_agg(e.stream), array_agg(e.type),
@@ -93,6 +118,15 @@ from unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::text[], $12::t
      as e(delivery_id, id, tenant, stream, type, envelope)
 join recorded r on r.id = e.delivery_id
 """
+
+
+def _claimed(column: str) -> str:
+    """A claimed row's column: the log's, but state, attempts and next attempt as the claim leaves them."""
+    return {
+        "state": "'sending' as state",
+        "attempts": "t.attempts",
+        "next_attempt_at": "t.due_at as next_attempt_at",
+    }.get(column, f"d.{column}")
 
 
 def _json(value: Any) -> str:
@@ -207,13 +241,14 @@ class Store:
         self, *, tenant: str, cause_event_id: UUID, meeting_id: UUID, template: str, now: datetime
     ) -> int:
         status = await self.conn.execute(
-            "insert into deliveries (tenant, cause_event_id, channel, recipient_key, template, transactional,"
-            " locale, address, registration_id, meeting_id, personal, next_attempt_at, created_at)"
+            "with inserted as (insert into deliveries (tenant, cause_event_id, channel, recipient_key, template,"
+            " transactional, locale, address, registration_id, meeting_id, personal, next_attempt_at, created_at)"
             " select tenant, $2, 'email', recipient_key, $4, true, locale, address, registration_id, meeting_id,"
             " jsonb_build_object('name', name), $5, $5"
             " from registrations where tenant = $1 and meeting_id = $3 and status in ('confirmed', 'checked_in')"
             " and address is not null"
-            " on conflict (cause_event_id, recipient_key, channel) do nothing",
+            " on conflict (cause_event_id, recipient_key, channel) do nothing"
+            f" returning id, channel, next_attempt_at, state) {QUEUE}",
             tenant,
             cause_event_id,
             meeting_id,
@@ -381,13 +416,15 @@ class Store:
             await self._blank_deliveries("recipient_key = any($2)", tenant, [k["recipient_key"] for k in keys])
 
     async def _blank_deliveries(self, where: str, tenant: str, values: list[Any]) -> None:
-        # What was not sent yet cannot be sent without its address: it is given up, not left to fail forever.
+        # What was not sent yet cannot be sent without its address: it is given up (and leaves the send queue, so
+        # that a sender's outcome for a mail on the wire meanwhile is not recorded), not left to fail forever.
         await self.conn.execute(
-            "update deliveries set address = null, personal = '{}'::jsonb,"
-            " state = case when state in ('queued', 'failed', 'sending') then 'given_up' else state end,"
-            " last_answer = case when state in ('queued', 'failed', 'sending') then 'erased before sending'"
-            " else last_answer end, lease_until = null"
-            f" where tenant = $1 and channel = 'email' and {where}",
+            "with blanked as (update deliveries set address = null, personal = '{}'::jsonb,"
+            " state = case when state in ('queued', 'failed') then 'given_up' else state end,"
+            " last_answer = case when state in ('queued', 'failed') then 'erased before sending'"
+            " else last_answer end"
+            f" where tenant = $1 and channel = 'email' and {where} returning id)"
+            " delete from send_queue where delivery_id in (select id from blanked)",
             tenant,
             values,
         )
@@ -419,7 +456,7 @@ class Store:
         )
         deliveries = await self.conn.fetch(
             "select id, cause_event_id, template, transactional, locale, address, registration_id, subscription_id,"
-            " meeting_id, survey_id, personal, state, attempts, created_at, sent_at from deliveries"
+            " meeting_id, survey_id, personal, state, attempts, created_at, sent_at from delivery_log"
             " where tenant = $1 and channel = 'email' and (lower(address) = lower($2) or recipient_key = $3)"
             " order by created_at, id",
             tenant,
@@ -505,7 +542,7 @@ class Store:
     async def _deliveries_where(self, tenant: str, where: str, value: Any, limit: int = 500) -> list[Any]:
         return list(
             await self.conn.fetch(
-                f"select {DELIVERY_COLUMNS} from deliveries where tenant = $1 and {where}"
+                f"select {DELIVERY_COLUMNS} from delivery_log where tenant = $1 and {where}"
                 " order by created_at, id limit $3",
                 tenant,
                 value,
@@ -527,17 +564,22 @@ class Store:
 
     async def delivery(self, tenant: str, delivery_id: UUID) -> Any:
         return await self.conn.fetchrow(
-            f"select {DELIVERY_COLUMNS} from deliveries where tenant = $1 and id = $2", tenant, delivery_id
+            f"select {DELIVERY_COLUMNS} from delivery_log where tenant = $1 and id = $2", tenant, delivery_id
         )
 
     async def requeue(self, tenant: str, delivery_id: UUID, now: datetime) -> Any:
         """Due again at once with a fresh count of attempts (the whole retry schedule again); the last answer
         stays until the new outcome. Only a delivery that is not queued or being sent already."""
         return await self.conn.fetchrow(
-            "update deliveries set state = 'queued', attempts = 0, next_attempt_at = $3, lease_until = null,"
+            "with requeued as (update deliveries set state = 'queued', attempts = 0, next_attempt_at = $3,"
             " resends = resends + 1, resent_at = $3"
             " where tenant = $1 and id = $2 and state in ('sent', 'failed', 'given_up')"
-            f" returning {DELIVERY_COLUMNS}",
+            " and not exists (select 1 from send_queue where delivery_id = $2 and lease_until is not null)"
+            f" returning {DELIVERY_COLUMNS}),"
+            # A failed delivery is still in the queue, due later: due now, its attempts counted from zero.
+            " queued as (insert into send_queue (delivery_id, channel, due_at) select id, channel, next_attempt_at"
+            " from requeued on conflict (delivery_id) do update set due_at = excluded.due_at, attempts = 0)"
+            " select * from requeued",
             tenant,
             delivery_id,
             now,
@@ -548,18 +590,22 @@ class Store:
     async def claim(
         self, channel: str, now: datetime, lease_until: datetime, limit: int, max_attempts: int = 1_000_000
     ) -> list[Any]:
-        """Take due deliveries (and ones whose sender's lease ran out) for sending: 'sending' until the lease
-        ends. Each kind is found through its own partial index in its order, taken-over leases first: one
-        condition with OR made PostgreSQL sort every due row for each claim (8.6 ms at 10,000 queued mails)."""
+        """Take due deliveries (and ones whose sender's lease ran out) for sending: a lease in the send queue
+        until it ends, the claim counted as an attempt; the log's row is not written. Each kind is found through
+        its own partial index in its order, taken-over leases first: one condition with OR made PostgreSQL sort
+        every due row for each claim (8.6 ms at 10,000 queued mails)."""
         return list(
             await self.conn.fetch(
-                "with leased as (select id from deliveries where channel = $1 and state = 'sending'"
+                "with leased as (select delivery_id from send_queue where channel = $1 and lease_until is not null"
                 "   and lease_until < $2 and attempts < $5 order by lease_until limit $4 for update skip locked),"
-                " due as (select id from deliveries where channel = $1 and state in ('queued', 'failed')"
-                "   and next_attempt_at <= $2 order by next_attempt_at limit $4 for update skip locked)"
-                " update deliveries d set state = 'sending', lease_until = $3, attempts = d.attempts + 1"
-                " where d.id in (select id from (select id from leased union all select id from due) c limit $4)"
-                f" returning {', '.join('d.' + c.strip() for c in DELIVERY_COLUMNS.split(','))}",
+                " due as (select delivery_id from send_queue where channel = $1 and lease_until is null"
+                "   and due_at <= $2 order by due_at limit $4 for update skip locked),"
+                " taken as (update send_queue q set lease_until = $3, attempts = q.attempts + 1"
+                "   where q.delivery_id in (select delivery_id from"
+                "     (select delivery_id from leased union all select delivery_id from due) c limit $4)"
+                "   returning q.delivery_id, q.attempts, q.due_at)"
+                f" select {', '.join(_claimed(c.strip()) for c in DELIVERY_COLUMNS.split(','))}"
+                " from taken t join deliveries d on d.id = t.delivery_id",
                 channel,
                 now,
                 lease_until,
@@ -572,11 +618,13 @@ class Store:
         """Mails whose lease ran out on the last allowed attempt: given up, their outcome unknown."""
         return list(
             await self.conn.fetch(
-                "update deliveries set state = 'given_up', lease_until = null,"
+                "with gone as (delete from send_queue where delivery_id in (select delivery_id from send_queue"
+                " where channel = 'email' and lease_until is not null and lease_until < $1 and attempts >= $2"
+                " for update skip locked) returning delivery_id, attempts)"
+                " update deliveries d set state = 'given_up', attempts = g.attempts,"
                 " last_answer = 'outcome unknown: the sender stopped during the last attempt'"
-                " where id in (select id from deliveries where channel = 'email' and state = 'sending'"
-                " and lease_until < $1 and attempts >= $2 for update skip locked)"
-                " returning id, tenant, cause_event_id, template",
+                " from gone g where d.id = g.delivery_id"
+                " returning d.id, d.tenant, d.cause_event_id, d.template",
                 now,
                 max_attempts,
             )
@@ -585,9 +633,8 @@ class Store:
     async def release(self, ids: list[UUID], lease_until: datetime) -> None:
         """Rows claimed and not sent: due again at once, the claim's attempt not counted."""
         await self.conn.execute(
-            "update deliveries set state = case when attempts > 1 then 'failed' else 'queued' end,"
-            " attempts = attempts - 1, lease_until = null"
-            " where id = any($1) and state = 'sending' and lease_until = $2",
+            "update send_queue set attempts = attempts - 1, lease_until = null"
+            " where delivery_id = any($1) and lease_until = $2",
             ids,
             lease_until,
         )
@@ -636,10 +683,11 @@ class Store:
         self, tenant: str, cause_event_id: UUID, type_: str, body: dict[str, Any], endpoint_ids: list[UUID], now: Any
     ) -> None:
         await self.conn.executemany(
-            "insert into deliveries (tenant, cause_event_id, channel, recipient_key, template, transactional,"
-            " endpoint_id, body, next_attempt_at, created_at)"
+            "with inserted as (insert into deliveries (tenant, cause_event_id, channel, recipient_key, template,"
+            " transactional, endpoint_id, body, next_attempt_at, created_at)"
             " values ($1, $2, 'webhook', $3, $4, true, $5, $6, $7, $7)"
-            " on conflict (cause_event_id, recipient_key, channel) do nothing",
+            " on conflict (cause_event_id, recipient_key, channel) do nothing"
+            f" returning id, channel, next_attempt_at, state) {QUEUE}",
             [(tenant, cause_event_id, f"endpoint:{eid}", type_, eid, _json(body), now) for eid in endpoint_ids],
         )
 
@@ -649,10 +697,15 @@ class Store:
 
     async def record_webhook_outcomes(self, updates: list[tuple[Any, ...]], disable: list[UUID]) -> None:
         """``updates``: (id, state, next attempt, answer, sent at) per delivery; ``disable``: endpoints that are
-        gone (410)."""
+        gone (410). As for mails, only of rows still leased in the send queue."""
         await self.conn.executemany(
-            "update deliveries set state = $2, next_attempt_at = $3, last_answer = $4, sent_at = $5,"
-            " lease_until = null where id = $1 and state = 'sending'",
+            "with settled as (delete from send_queue where delivery_id = $1 and lease_until is not null"
+            "   and $2 <> 'failed' returning delivery_id, attempts),"
+            " retried as (update send_queue set lease_until = null, due_at = $3 where delivery_id = $1"
+            "   and lease_until is not null and $2 = 'failed' returning delivery_id, attempts)"
+            " update deliveries d set state = $2, next_attempt_at = $3, last_answer = $4, sent_at = $5,"
+            " attempts = q.attempts from (select * from settled union all select * from retried) q"
+            " where d.id = q.delivery_id",
             updates,
         )
         if disable:

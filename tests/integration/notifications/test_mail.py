@@ -221,19 +221,19 @@ async def test_a_crash_mid_send_resends_once_and_never_beyond_the_attempt_limit(
             smtp.start()  # the failed rows wait a minute or more: nothing goes out until they are altered below
             # As a sender that died after claiming would leave them:
             await svc.ctx.pool.execute(
-                "update deliveries set state = 'sending', lease_until = now() - interval '1 second',"
-                " attempts = case when address = 'exhausted@example.org' then 3 else 1 end"
-                " where address <> 'leased@example.org'"
+                "update send_queue q set lease_until = now() - interval '1 second',"
+                " attempts = case when d.address = 'exhausted@example.org' then 3 else 1 end"
+                " from deliveries d where d.id = q.delivery_id and d.address <> 'leased@example.org'"
             )
             await svc.ctx.pool.execute(
-                "update deliveries set state = 'sending', lease_until = now() + interval '1 hour', attempts = 1"
-                " where address = 'leased@example.org'"
+                "update send_queue q set lease_until = now() + interval '1 hour', attempts = 1"
+                " from deliveries d where d.id = q.delivery_id and d.address = 'leased@example.org'"
             )
             await eventually(
                 lambda: svc.rows("select 1 from deliveries where state in ('sent', 'given_up') having count(*) = 2"),
                 what="settled",
             )
-            rows = {r["address"]: r for r in await svc.rows("select * from deliveries")}
+            rows = {r["address"]: r for r in await svc.rows("select * from delivery_log")}
             assert rows["crashed@example.org"]["state"] == "sent"
             assert rows["exhausted@example.org"]["state"] == "given_up"
             assert rows["exhausted@example.org"]["last_answer"].startswith("outcome unknown")
