@@ -389,14 +389,15 @@ class WebhookSender:
 
     async def send_due(self) -> int:
         s, now = self.settings, self.ctx.clock.now()
+        lease_until = now + timedelta(seconds=s.lease_seconds)
         async with self.uows() as uow:
-            rows = await uow.store.claim("webhook", now, now + timedelta(seconds=s.lease_seconds), s.sender_batch_size)
+            rows = await uow.store.claim("webhook", now, lease_until, s.sender_batch_size)
         if not rows:
             return 0
         async with self.uows.reading() as store:
             endpoints = await store.endpoints(list({r["endpoint_id"] for r in rows}))
         results = await asyncio.gather(*(self._send(r, endpoints.get(r["endpoint_id"])) for r in rows))
-        await self._record(rows, results)
+        await self._record(rows, results, lease_until)
         return len(rows)
 
     async def _send(self, row: Any, endpoint: Any) -> tuple[Answer, bool]:
@@ -423,7 +424,7 @@ class WebhookSender:
             return Answer(False, False, f"{response.status_code} redirect not followed"), False
         return domain.webhook_answer(response.status_code, response.reason_phrase)
 
-    async def _record(self, rows: list[Any], results: list[tuple[Answer, bool]]) -> None:
+    async def _record(self, rows: list[Any], results: list[tuple[Answer, bool]], lease_until: datetime) -> None:
         now = self.ctx.clock.now()
         updates: list[tuple[Any, ...]] = []
         events: list[Pending] = []
@@ -438,7 +439,7 @@ class WebhookSender:
             if gone:
                 disable.append(row["endpoint_id"])
             if a.ok:
-                updates.append((row["id"], "sent", now, a.text, now))
+                updates.append((row["id"], "sent", now, a.text, now, lease_until))
                 events.append(Pending(NotificationSentV1(**common), row["tenant"]))
                 continue
             delay = (
@@ -447,7 +448,7 @@ class WebhookSender:
                 else domain.webhook_retry_delay(row["attempts"], self.settings.webhook_retry_schedule)
             )
             state = "given_up" if delay is None else "failed"
-            updates.append((row["id"], state, now + timedelta(seconds=delay or 0), a.text, None))
+            updates.append((row["id"], state, now + timedelta(seconds=delay or 0), a.text, None, lease_until))
             events.append(
                 Pending(NotificationFailedV1(**common, permanent=delay is None, reason=a.text), row["tenant"])
             )

@@ -88,12 +88,11 @@ select count(*) as inserted, count(*) filter (where state = 'given_up') as given
 from inserted
 """
 
-# The outcomes of a few mails and their events in one statement (one round trip, atomic on its own), only of the
-# rows still under their worker's lease (one whose lease ran out may have been taken over, one erased meanwhile
-# has left the queue): a mail sent or given up leaves the queue, a failed one is due again without a lease; the
-# log's row takes the outcome and the count of attempts. The events are written through the bus's own writer,
-# which also wakes the relay.
-_RECORD_MAILS = """
+# The outcomes of a few deliveries (mails or webhooks), only of the rows still under their sender's lease (one
+# whose lease ran out may have been taken over, one erased meanwhile has left the queue): sent or given up leaves
+# the queue, failed is due again without a lease; the log's row takes the outcome and the count of attempts.
+# ``recorded`` names the rows written.
+_SETTLE = """
 with u as (
     select * from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[],
                          $6::timestamptz[]) as u(id, state, next_at, answer, sent_at, lease)
@@ -112,12 +111,20 @@ with u as (
     where d.id = u.id and q.delivery_id = u.id
     returning d.id
 )
+"""
+
+# The outcomes of a few mails and their events in one statement (one round trip, atomic on its own); the events
+# only of the rows recorded, written through the bus's own writer, which also wakes the relay.
+_RECORD_MAILS = (
+    _SETTLE
+    + """
 select record_events(array_agg(e.id), array_agg(e.tenant), array_agg(e.stream), array_agg(e.type),
                      array_agg(null::text), array_agg(e.envelope), $13)
 from unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[])
      as e(delivery_id, id, tenant, stream, type, envelope)
 join recorded r on r.id = e.delivery_id
 """
+)
 
 
 def _claimed(column: str) -> str:
@@ -696,17 +703,10 @@ class Store:
         return {e["id"]: e for e in rows}
 
     async def record_webhook_outcomes(self, updates: list[tuple[Any, ...]], disable: list[UUID]) -> None:
-        """``updates``: (id, state, next attempt, answer, sent at) per delivery; ``disable``: endpoints that are
-        gone (410). As for mails, only of rows still leased in the send queue."""
-        await self.conn.executemany(
-            "with settled as (delete from send_queue where delivery_id = $1 and lease_until is not null"
-            "   and $2 <> 'failed' returning delivery_id, attempts),"
-            " retried as (update send_queue set lease_until = null, due_at = $3 where delivery_id = $1"
-            "   and lease_until is not null and $2 = 'failed' returning delivery_id, attempts)"
-            " update deliveries d set state = $2, next_attempt_at = $3, last_answer = $4, sent_at = $5,"
-            " attempts = q.attempts from (select * from settled union all select * from retried) q"
-            " where d.id = q.delivery_id",
-            updates,
+        """``updates``: (id, state, next attempt, answer, sent at, lease) per delivery, as for mails; ``disable``:
+        endpoints that are gone (410)."""
+        await self.conn.execute(
+            _SETTLE + "select count(*) from recorded", *[list(column) for column in zip(*updates, strict=True)]
         )
         if disable:
             await self.conn.execute(
