@@ -285,6 +285,49 @@ def profiler(pid: int, out: str) -> subprocess.Popen[bytes] | None:
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def spies(args: Any, phase: str, processes: Any) -> list[subprocess.Popen[bytes] | None]:
+    """With ``--profile``: py-spy on each (process, name) for ``phase``, into ``{profile}/{phase}-{name}.txt``."""
+    if not args.profile:
+        return []
+    return [profiler(p.pid, f"{args.profile}/{phase}-{n}.txt") for p, n in processes]
+
+
+def stop(spying: list[subprocess.Popen[bytes] | None]) -> None:
+    for spy in spying:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
+
+
+async def statements(db_url: str, reset: bool) -> list[str]:
+    """The database's statements by PostgreSQL's time since the last ``reset`` (pg_stat_statements, where the
+    server loads it), the eight dearest: calls, rows per call, mean and total time."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        if "pg_stat_statements" not in await conn.fetchval("show shared_preload_libraries"):
+            return ["statements: the server does not load pg_stat_statements (shared_preload_libraries)"]
+        if reset:
+            # The view is the server's; the scratch database needs the extension to read it.
+            await conn.execute("create extension if not exists pg_stat_statements")
+            await conn.execute("select pg_stat_statements_reset()")
+            return []
+        rows = await conn.fetch(
+            "select calls, rows, total_exec_time, query from pg_stat_statements"
+            " where dbid = (select oid from pg_database where datname = current_database())"
+            " order by total_exec_time desc limit 8"
+        )
+    finally:
+        await conn.close()
+    lines = ["PostgreSQL statements of the half load (pg_stat_statements, by total time):"]
+    for r in rows:
+        query = " ".join(r["query"].split())[:90]
+        lines.append(
+            f"  {r['calls']:>6} calls, {r['rows'] / max(r['calls'], 1):5.1f} rows, "
+            f"{r['total_exec_time'] / max(r['calls'], 1):6.3f} ms mean, {r['total_exec_time']:7.0f} ms: {query}"
+        )
+    return lines
+
+
 def breakdown(path: str) -> dict[tuple[str, str], int]:
     """Samples per (activity, layer) from py-spy's collapsed stacks."""
     counts: dict[tuple[str, str], int] = {}
@@ -300,7 +343,7 @@ def breakdown(path: str) -> dict[tuple[str, str], int]:
     return counts
 
 
-def breakdown_lines(process: str, counts: dict[tuple[str, str], int], registrations: int) -> list[str]:
+def breakdown_lines(process: str, counts: dict[tuple[str, str], int]) -> list[str]:
     total = sum(counts.values())
     if not total:
         return [f"profile {process}: no samples (py-spy not installed or not permitted)"]
@@ -400,20 +443,13 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
             meter.begin()
             rush_started = time.monotonic()
             before = await sink.count()
-            spies = []
-            if args.profile:
-                spies = [
-                    profiler(p.pid, f"{args.profile}/{n}.txt")
-                    for p, n in ((reg, "registration"), (notif, "notifications"))
-                ]
+            services = ((reg, "registration"), (notif, "notifications"))
+            spying = spies(args, "rush", services)
             rush = await load(reg_port, registrations(rush_meeting, "rush", args.rush), connections=args.clients)
             arrived = await sink.wait_for(before + args.rush, args.mail_timeout)
             used = meter.used() | {"load generator": rush["cpu_seconds"]}
             rush_seconds = time.monotonic() - rush_started
-            for spy in spies:
-                if spy is not None:
-                    spy.send_signal(signal.SIGINT)
-                    spy.wait(30)
+            stop(spying)
             accepted = await sink.accepted()
             rush_mail = mail_delays("rush", rush, accepted)
             last_post = max(rush["answered_at"])
@@ -447,19 +483,23 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
             )
 
             for process in ("registration", "notifications") if args.profile else ():
-                lines += breakdown_lines(process, breakdown(f"{args.profile}/{process}.txt"), args.rush)
+                lines += breakdown_lines(f"{process} (rush)", breakdown(f"{args.profile}/rush-{process}.txt"))
 
             # 3. half load, open loop
             half_rate = rate / 2
             n_half = max(1, int(half_rate * args.half_seconds))
             health_half = await load(reg_port, healthz(n_half), connections=args.clients, rate=half_rate)
             before = await sink.count()
+            if args.profile:
+                await statements(db_url, reset=True)
+            spying = spies(args, "half", services)
             meter.begin()
             half_started = time.monotonic()
             half = await load(
                 reg_port, registrations(half_meeting, "half", n_half), connections=args.clients, rate=half_rate
             )
             await sink.wait_for(before + n_half, args.mail_timeout)
+            stop(spying)
             half_used = meter.used() | {"load generator": half["cpu_seconds"]}
             half_seconds = time.monotonic() - half_started
             half_mail = mail_delays("half", half, await sink.accepted())
@@ -469,6 +509,10 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
                 f"mail after answer {ms(half_mail)}, {generator_share(half)}"
             )
             lines.append(cpu_line("half load", half_used, n_half, half_seconds))
+            for process in ("registration", "notifications") if args.profile else ():
+                lines += breakdown_lines(f"{process} (half load)", breakdown(f"{args.profile}/half-{process}.txt"))
+            if args.profile:
+                lines += await statements(db_url, reset=False)
 
             lines.append(
                 f"mail_p50_after_post_ms: {statistics.median(idle_mail) * 1000:.0f} "
@@ -513,7 +557,11 @@ def arguments() -> argparse.Namespace:
     )
     ap.add_argument("--warm", type=int, default=100, help="warm-up registrations (and mails)")
     ap.add_argument("--mail-timeout", type=float, default=600.0)
-    ap.add_argument("--profile", help="a folder: sample both services with py-spy during the rush, print a breakdown")
+    ap.add_argument(
+        "--profile",
+        help="a folder: sample both services with py-spy during the rush and the half load, print a breakdown "
+        "and the half load's dearest PostgreSQL statements",
+    )
     ap.add_argument(
         "--sink-kind",
         choices=("lean", "aiosmtpd"),

@@ -223,11 +223,11 @@ class MailWorker:
         #: When to look for mails whose last attempt's lease ran out next (``time.monotonic()``).
         self._abandon_due = 0.0
 
-    async def _claim(self, now: datetime, lease_until: datetime) -> list[Any]:
+    async def _claim(self, now: datetime, lease_until: datetime) -> tuple[list[Any], Lookups]:
         """Give up the mails whose last allowed attempt ran out of its lease (this is what bounds resends after
-        crashes: their outcome is unknown, and they are not tried again), then claim a batch. Leases run for
-        minutes, so looking for run-out ones every few seconds finds them as soon; the claim alone is one
-        statement, atomic on its own, and a busy worker claims many times a second."""
+        crashes: their outcome is unknown, and they are not tried again), then claim a batch with what its mails
+        refer to. Leases run for minutes, so looking for run-out ones every few seconds finds them as soon; the
+        claim alone is one statement, atomic on its own, and a busy worker claims many times a second."""
         s = self.settings
         if time.monotonic() >= self._abandon_due:
             self._abandon_due = time.monotonic() + min(ABANDON_CHECK_SECONDS, s.lease_seconds)
@@ -251,20 +251,18 @@ class MailWorker:
                         ]
                     )
         async with self.uows.reading() as store:
-            return await store.claim("email", now, lease_until, s.sender_batch_size, s.email_max_attempts)
+            return await store.claim_mails(now, lease_until, s.sender_batch_size, s.email_max_attempts)
 
     async def send_due(self) -> int:
         """Claim a few deliveries and send them one after another, each outcome recorded before the next mail
         goes out; returns the number of deliveries handled."""
         s, now = self.settings, self.ctx.clock.now()
         lease_until = now + timedelta(seconds=s.lease_seconds)
-        rows = await self._claim(now, lease_until)
+        rows, lookups = await self._claim(now, lease_until)
         if not rows:
             return 0
         if len(rows) >= s.sender_batch_size:
             self.turns.notify()
-        async with self.uows.reading() as store:
-            lookups = await store.lookups(rows)
         # A mail started this close to the lease's end might still be on the wire when another sender takes
         # the row over: what is left then goes back to the queue instead.
         margin = timedelta(seconds=min(2 * s.smtp_timeout_seconds, s.lease_seconds / 2))
