@@ -13,8 +13,8 @@ from typing import Literal
 
 import qrcode
 import qrcode.constants
-from PIL import Image
-from qrcode.exceptions import DataOverflowError
+import zxingcpp
+from PIL import Image, ImageOps
 from qrcode.image.svg import SvgPathImage
 
 ErrorCorrection = Literal["L", "M", "Q", "H"]
@@ -29,49 +29,32 @@ LEVELS = {
 BORDER = 4
 
 
-#: The version (size) last fitted per data length and error correction. Codes made in bulk have one length
-#: (ticket codes): finding the version writes the data once more, a fifth of the time to make a code.
-_VERSIONS: dict[tuple[int, ErrorCorrection], int] = {}
-
-
-def _build(data: str, ec: ErrorCorrection, border: int, mask: int | None = None) -> qrcode.QRCode:
-    def code(version: int | None) -> qrcode.QRCode:
-        q = qrcode.QRCode(version=version, error_correction=LEVELS[ec], border=border, box_size=10, mask_pattern=mask)
-        q.add_data(data)
-        return q
-
-    key = (len(data), ec)
-    if (version := _VERSIONS.get(key)) is not None:
-        q = code(version)
-        try:
-            # Data of this length in a denser mode (digits only, say) would fit a smaller version; it still
-            # reads the same in this one.
-            q.make(fit=False)
-            return q
-        except DataOverflowError:
-            pass  # this data needs a larger version than the last of its length
-    q = code(None)
+def _build(data: str, ec: ErrorCorrection, border: int) -> qrcode.QRCode:
+    q = qrcode.QRCode(error_correction=LEVELS[ec], border=border, box_size=10)
+    q.add_data(data)
     q.make(fit=True)
-    _VERSIONS[key] = q.version
     return q
 
 
-def png(
-    data: str, *, size: int = 709, ec: ErrorCorrection = "M", border: int = BORDER, mask: int | None = None
-) -> bytes:
+def png(data: str, *, size: int = 709, ec: ErrorCorrection = "M", border: int = BORDER) -> bytes:
     """A PNG at most ``size`` pixels wide, one bit a pixel.
 
-    ``mask``: the mask pattern (0-7). Unset, the one the standard's penalty rules rate best, which costs
-    trying all eight (three quarters of the time to make a code); readers decode every mask, so where codes are
-    made in bulk and read up close, a fixed one saves that (ticket mails: ``mails.ticket_qr``)."""
-    q = _build(data, ec, border, mask)
-    modules = q.get_matrix()  # quiet zone included
-    n = len(modules)
-    # One byte a module, scaled up by whole pixels in C: drawing module by module costs more than the code.
-    image = Image.frombytes("L", (n, n), bytes(0 if dark else 255 for row in modules for dark in row))
-    box = max(1, size // n)
+    Made by ZXing-C++ (``zxing-cpp``, the library the door's scanner reads with): every ticket mail carries a code
+    of its own, and a ticket's PNG took 2.4–2.6 ms through ``qrcode`` with a fixed mask, 0.9 ms this way with the
+    mask chosen by the standard's rules (2026-12-03, the benchmark machine), most of it PIL writing the PNG.
+    Posters' SVGs are made once each and stay with ``qrcode`` (``svg``)."""
+    code = zxingcpp.create_barcode(data, zxingcpp.BarcodeFormat.QRCode, ec_level=ec)
+    bitmap = code.to_image(scale=1, add_quiet_zones=False)  # one byte a module: 0 dark, 255 light
+    n = int(bitmap.shape[0])
+    # (Its stubs do not declare the buffer protocol the image has.)
+    modules = bytes(memoryview(bitmap))  # type: ignore[arg-type]
+    # Black and white at one pixel a module, then the quiet zone and whole pixels a module, all in C: dithering
+    # a scaled grey image to one bit (PIL's default) cost more than making the code.
+    image = Image.frombuffer("L", (n, n), modules, "raw", "L", 0, 1).convert("1", dither=Image.Dither.NONE)
+    image = ImageOps.expand(image, border, fill=255)
+    box = max(1, size // (n + 2 * border))
     buf = io.BytesIO()
-    image.resize((n * box, n * box), Image.Resampling.NEAREST).convert("1").save(buf, "PNG")
+    image.resize(((n + 2 * border) * box,) * 2, Image.Resampling.NEAREST).save(buf, "PNG")
     return buf.getvalue()
 
 

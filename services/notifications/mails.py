@@ -83,13 +83,10 @@ def _block(tpl: Template, name: str, context: dict[str, Any]) -> str:
 
 def ticket_qr(code: str) -> bytes:
     """The ticket's QR code as a PNG for the mail: 270 pixels wide for a ticket code, with a narrow quiet zone
-    (the mail's white background continues it). A fixed mask: a rush of registrations makes a code per seat,
-    and the door's scanner reads it from a screen or a printout held up close."""
-    return qr.png(code, size=TICKET_QR_PIXELS, border=2, mask=TICKET_QR_MASK)
+    (the mail's white background continues it)."""
+    return qr.png(code, size=TICKET_QR_PIXELS, border=2)
 
 
-#: Any of the eight reads alike; this one is fixed so that a ticket's code is made without trying them all.
-TICKET_QR_MASK = 2
 #: Six pixels a module for a ticket code (140 characters: a version 6 code, 41 modules, and the border).
 TICKET_QR_PIXELS = 270
 
