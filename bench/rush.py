@@ -328,6 +328,28 @@ async def statements(db_url: str, reset: bool) -> list[str]:
     return lines
 
 
+async def maintenance(db_url: str) -> dict[str, tuple[int, int]]:
+    """Autovacuum and autoanalyze runs so far per table of the scratch database (``pg_stat_all_tables``)."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        rows = await conn.fetch(
+            "select schemaname || '.' || relname as name, autovacuum_count, autoanalyze_count"
+            " from pg_stat_all_tables where schemaname not in ('pg_catalog', 'information_schema', 'pg_toast')"
+        )
+    finally:
+        await conn.close()
+    return {r["name"]: (r["autovacuum_count"], r["autoanalyze_count"]) for r in rows}
+
+
+def maintenance_line(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> str:
+    runs = [
+        f"{name} ({v - before.get(name, (0, 0))[0]} vacuum, {a - before.get(name, (0, 0))[1]} analyze)"
+        for name, (v, a) in sorted(after.items())
+        if (v, a) != before.get(name, (0, 0))
+    ]
+    return f"autovacuum during the half load: {', '.join(runs) if runs else 'none'}"
+
+
 def breakdown(path: str) -> dict[tuple[str, str], int]:
     """Samples per (activity, layer) from py-spy's collapsed stacks."""
     counts: dict[tuple[str, str], int] = {}
@@ -492,6 +514,7 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
             before = await sink.count()
             if args.profile:
                 await statements(db_url, reset=True)
+                vacuumed = await maintenance(db_url)
             spying = spies(args, "half", services)
             meter.begin()
             half_started = time.monotonic()
@@ -513,6 +536,7 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
                 lines += breakdown_lines(f"{process} (half load)", breakdown(f"{args.profile}/half-{process}.txt"))
             if args.profile:
                 lines += await statements(db_url, reset=False)
+                lines.append(maintenance_line(vacuumed, await maintenance(db_url)))
 
             lines.append(
                 f"mail_p50_after_post_ms: {statistics.median(idle_mail) * 1000:.0f} "
