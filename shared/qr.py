@@ -40,7 +40,7 @@ def png(data: str, *, size: int = 709, ec: ErrorCorrection = "M", border: int = 
     """A PNG at most ``size`` pixels wide, one bit a pixel.
 
     Made by ZXing-C++ (``zxing-cpp``, the library the door's scanner reads with): every ticket mail carries a code
-    of its own, and a ticket's PNG took 2.4–2.6 ms through ``qrcode`` with a fixed mask, 0.9 ms this way with the
+    of its own, and a ticket's PNG took 2.4 to 2.6 ms through ``qrcode`` with a fixed mask, 0.9 ms this way with the
     mask chosen by the standard's rules (2026-12-03, the benchmark machine), most of it PIL writing the PNG.
     Posters' SVGs are made once each and stay with ``qrcode`` (``svg``)."""
     code = zxingcpp.create_barcode(data, zxingcpp.BarcodeFormat.QRCode, ec_level=ec)
