@@ -584,7 +584,7 @@ def arguments() -> argparse.Namespace:
     ap.add_argument(
         "--profile",
         help="a folder: sample both services with py-spy during the rush and the half load, print a breakdown "
-        "and the half load's dearest PostgreSQL statements",
+        "and the half load's dearest PostgreSQL statements and autovacuum runs",
     )
     ap.add_argument(
         "--sink-kind",
