@@ -6,9 +6,10 @@ Delivery guarantee (the trade-off chosen): a claimed row gets a lease in the sen
 *before* SMTP, committed; right after the server's answer to that one mail, its outcome and the NotificationSent/Failed
 event are committed (the outcomes of a process's workers share one statement: a commit waits a few
 milliseconds for the answers to the other mails already on the wire, see ``Recorder``), and only then does the
-worker put its next mail on the wire. If the process dies, the only rows whose mail may have been
-accepted without the outcome being recorded are the ones on the wire at that moment, at most one per SMTP
-connection; their lease runs out and they are sent again (**at least once**), with the same ``Message-ID`` so
+worker put the mail ``unrecorded_mails_per_connection`` (2) after it on the wire: the next one goes while it
+commits. If the process dies, the only rows whose mail may have been accepted without the outcome being
+recorded are the ones out at that moment, at most ``unrecorded_mails_per_connection`` per SMTP connection;
+their lease runs out and they are sent again (**at least once**), with the same ``Message-ID`` so
 mail clients can fold the copy, bounded by ``email_max_attempts`` (each claim counts as an attempt). Rows
 claimed but not yet sent wait for the lease and then go out once. We prefer this to at-most-once because the
 messages that matter most (a ticket, a cancelled meeting) must not be lost silently.
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -118,7 +120,8 @@ class Recorder:
         self.ctx = ctx
         self.settings = settings
         self.uows = ctx.uows(Store)
-        self._waiting: list[tuple[tuple[Any, datetime, Answer], asyncio.Future[None]]] = []
+        #: Outcomes to commit next: (row, lease, answer), the future their worker waits on, the worker.
+        self._waiting: list[tuple[tuple[Any, datetime, Answer], asyncio.Future[None], object]] = []
         self._lock = asyncio.Lock()
         #: The workers whose mail's content is on the wire: their outcomes follow within an SMTP answer's time.
         self._on_wire: set[object] = set()
@@ -136,7 +139,7 @@ class Recorder:
         """Queue an outcome of ``worker`` at once (so that a commit waiting for it sees it) and commit it: the
         task ends when it is committed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(((row, lease_until, answer), done))
+        self._waiting.append(((row, lease_until, answer), done, worker))
         self.off_wire(worker)
         return asyncio.create_task(self._committed(done))
 
@@ -146,21 +149,24 @@ class Recorder:
                 await self._linger()
                 batch, self._waiting = self._waiting, []
                 try:
-                    await self._commit([item for item, _ in batch])
+                    await self._commit([item for item, _, _worker in batch])
                 except BaseException as exc:
-                    for _, fut in batch:
+                    for _, fut, _worker in batch:
                         if not fut.done():
                             fut.set_exception(exc)
                     raise
-                for _, fut in batch:
+                for _, fut, _worker in batch:
                     if not fut.done():
                         fut.set_result(None)
         await done
 
     async def _linger(self) -> None:
-        """Wait up to ``outcome_linger_seconds`` while other mails are on the wire, or until they all landed."""
+        """Wait up to ``outcome_linger_seconds`` while workers without an outcome in this commit have a mail on
+        the wire, or until they all answered. A worker with an outcome here already may have sent its next mail
+        (``unrecorded_mails_per_connection``): that one's answer goes in the next commit, not waited for, so the
+        wire does not run dry while a commit waits."""
         deadline = time.monotonic() + self.settings.outcome_linger_seconds
-        while self._on_wire and (left := deadline - time.monotonic()) > 0:
+        while (self._on_wire - {worker for *_, worker in self._waiting}) and (left := deadline - time.monotonic()) > 0:
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), left)
@@ -266,7 +272,10 @@ class MailWorker:
         # A mail started this close to the lease's end might still be on the wire when another sender takes
         # the row over: what is left then goes back to the queue instead.
         margin = timedelta(seconds=min(2 * s.smtp_timeout_seconds, s.lease_seconds / 2))
-        recording: asyncio.Task[None] | None = None
+        #: The outcomes of this connection's last mails, oldest first, until they are committed: a mail's content
+        #: waits for the outcome ``unrecorded_mails_per_connection`` mails back, so that many are out at most.
+        committing: deque[asyncio.Task[None]] = deque()
+        depth = max(1, s.unrecorded_mails_per_connection)
         #: The next row's mail, prepared, and its envelope where it went out with the last mail's content.
         ahead: tuple[Prepared, Opened | Answer | None] | None = None
         sending = time.perf_counter()
@@ -281,18 +290,24 @@ class MailWorker:
                     return i
                 prepared, opened = ahead if ahead is not None else (self._prepare(row, lookups), None)
                 following = self._prepare(rows[i + 1], lookups) if i + 1 < len(rows) else None
+                recording = committing.popleft() if len(committing) >= depth else None
                 answer, next_opened = await self._transmit(row, prepared, opened, following, recording)
                 ahead = (following, next_opened) if following is not None else None
-                recording = None
                 MAILS.labels("sent" if answer.ok else "failed" if answer.permanent else "retry").inc()
-                recording = self.recorder.record(row, lease_until, answer, self)
+                committing.append(self.recorder.record(row, lease_until, answer, self))
         finally:
             self.recorder.off_wire(self)  # stopped in the middle of a mail: no outcome of it will come
             if ahead is not None and isinstance(ahead[1], Opened):
                 await self.smtp.abort(ahead[1])  # an envelope sent for a mail that will not follow here
-            if recording is not None:
-                await recording
+            failed: BaseException | None = None
+            for task in committing:  # every one awaited, so that no failure goes unseen
+                try:
+                    await task
+                except BaseException as exc:
+                    failed = failed or exc
             MAIL_BATCH_SECONDS.observe(time.perf_counter() - sending)
+            if failed is not None:
+                raise failed
         return len(rows)
 
     def _prepare(self, row: Any, lookups: Lookups) -> Prepared:
@@ -319,8 +334,9 @@ class MailWorker:
         following: Prepared | None,
         recording: asyncio.Task[None] | None,
     ) -> tuple[Answer, Opened | Answer | None]:
-        """Send one mail, its content only once ``recording`` (the last mail's outcome) is committed; a failure
-        of that commit ends the batch (raised), with this mail's envelope given back undelivered. ``opened``:
+        """Send one mail, its content only once ``recording`` (the outcome of the mail
+        ``unrecorded_mails_per_connection`` back) is committed; a failure of that commit ends the batch (raised),
+        with this mail's envelope given back undelivered. ``opened``:
         its envelope, where it went out with the last mail's content. The next mail's envelope (``following``)
         goes in the same write as this one's content where the server pipelines; returned is this mail's
         answer and the next mail's envelope as far as it went."""
@@ -389,7 +405,7 @@ class WebhookSender:
         s, now = self.settings, self.ctx.clock.now()
         lease_until = now + timedelta(seconds=s.lease_seconds)
         async with self.uows() as uow:
-            rows = await uow.store.claim("webhook", now, lease_until, s.sender_batch_size)
+            rows = await uow.store.claim("webhook", now, lease_until, s.webhook_batch_size)
         if not rows:
             return 0
         async with self.uows.reading() as store:

@@ -1,5 +1,6 @@
 """The outcome recorder's group commit: a commit waits for the mails other workers have on the wire, for at
-most ``outcome_linger_seconds``, and not at all when no other mail is on the wire."""
+most ``outcome_linger_seconds``, and not at all when no other mail is on the wire, nor for the next mail of a
+worker whose outcome it holds already."""
 
 from __future__ import annotations
 
@@ -62,3 +63,16 @@ async def test_the_wait_ends_after_the_linger_or_when_the_other_worker_stops() -
     rec.off_wire(slow)  # stopped in the middle of its mail: no outcome will follow
     await asyncio.wait_for(waiting, 1)
     assert rec.batches == [["b"]]
+
+
+async def test_a_commit_does_not_wait_for_the_next_mail_of_a_worker_it_holds_an_outcome_of() -> None:
+    rec = Commits(linger=5.0)
+    first, second = object(), object()
+    rec.on_wire(second)
+    one = rec.record({"id": "a"}, LEASE, SENT, first)
+    rec.on_wire(first)  # its next mail, sent while "a" commits (unrecorded_mails_per_connection = 2)
+    await asyncio.sleep(0.05)
+    assert rec.batches == [] and not one.done()  # still waiting for the second worker's answer
+    two = rec.record({"id": "b"}, LEASE, SENT, second)
+    await asyncio.wait_for(asyncio.gather(one, two), 1)  # the first worker's next answer is not waited for
+    assert rec.batches == [["a", "b"]]
