@@ -21,6 +21,7 @@ that delivery's outcome and nobody else's: the worker records it and carries on 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -161,12 +162,17 @@ class Recorder:
         await done
 
     async def _linger(self) -> None:
-        """Wait up to ``outcome_linger_seconds`` while workers without an outcome in this commit have a mail on
-        the wire, or until they all answered. A worker with an outcome here already may have sent its next mail
-        (``unrecorded_mails_per_connection``): that one's answer goes in the next commit, not waited for, so the
-        wire does not run dry while a commit waits."""
+        """Wait up to ``outcome_linger_seconds`` while a worker has a mail on the wire that does not wait for
+        this commit, or until they all answered. A worker may have ``unrecorded_mails_per_connection`` outcomes
+        out: one with fewer in this commit sends its next mail meanwhile, and its answer comes in time to join;
+        one with that many waits for this commit before its next mail, so waiting for it would only keep its
+        connection idle."""
         deadline = time.monotonic() + self.settings.outcome_linger_seconds
-        while (self._on_wire - {worker for *_, worker in self._waiting}) and (left := deadline - time.monotonic()) > 0:
+        depth = max(1, self.settings.unrecorded_mails_per_connection)
+        while (left := deadline - time.monotonic()) > 0:
+            held = collections.Counter(worker for *_, worker in self._waiting)
+            if not any(held[worker] < depth for worker in self._on_wire):
+                return
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), left)

@@ -1,6 +1,6 @@
 """The outcome recorder's group commit: a commit waits for the mails other workers have on the wire, for at
-most ``outcome_linger_seconds``, and not at all when no other mail is on the wire, nor for the next mail of a
-worker whose outcome it holds already."""
+most ``outcome_linger_seconds``, and not at all when no other mail is on the wire, nor for a worker's mail that
+waits for this commit itself."""
 
 from __future__ import annotations
 
@@ -65,14 +65,14 @@ async def test_the_wait_ends_after_the_linger_or_when_the_other_worker_stops() -
     assert rec.batches == [["b"]]
 
 
-async def test_a_commit_does_not_wait_for_the_next_mail_of_a_worker_it_holds_an_outcome_of() -> None:
-    rec = Commits(linger=5.0)
-    first, second = object(), object()
-    rec.on_wire(second)
-    one = rec.record({"id": "a"}, LEASE, SENT, first)
-    rec.on_wire(first)  # its next mail, sent while "a" commits (unrecorded_mails_per_connection = 2)
+async def test_a_commit_waits_for_a_workers_next_mail_until_that_worker_waits_for_the_commit() -> None:
+    rec = Commits(linger=5.0)  # two mails of a connection may be out unrecorded (the default)
+    worker = object()
+    one = rec.record({"id": "a"}, LEASE, SENT, worker)
+    rec.on_wire(worker)  # its next mail, which does not wait for "a" to be committed
     await asyncio.sleep(0.05)
-    assert rec.batches == [] and not one.done()  # still waiting for the second worker's answer
-    two = rec.record({"id": "b"}, LEASE, SENT, second)
-    await asyncio.wait_for(asyncio.gather(one, two), 1)  # the first worker's next answer is not waited for
+    assert rec.batches == [] and not one.done()  # waiting for that mail's answer
+    two = rec.record({"id": "b"}, LEASE, SENT, worker)
+    rec.on_wire(worker)  # as if its third went out: that one waits for "a", so the commit does not wait for it
+    await asyncio.wait_for(asyncio.gather(one, two), 1)
     assert rec.batches == [["a", "b"]]
