@@ -25,7 +25,6 @@ import collections
 import contextlib
 import logging
 import time
-from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -168,7 +167,7 @@ class Recorder:
         one with that many waits for this commit before its next mail, so waiting for it would only keep its
         connection idle."""
         deadline = time.monotonic() + self.settings.outcome_linger_seconds
-        depth = max(1, self.settings.unrecorded_mails_per_connection)
+        depth = self.settings.unrecorded_mails_per_connection
         while (left := deadline - time.monotonic()) > 0:
             held = collections.Counter(worker for *_, worker in self._waiting)
             if not any(held[worker] < depth for worker in self._on_wire):
@@ -280,8 +279,8 @@ class MailWorker:
         margin = timedelta(seconds=min(2 * s.smtp_timeout_seconds, s.lease_seconds / 2))
         #: The outcomes of this connection's last mails, oldest first, until they are committed: a mail's content
         #: waits for the outcome ``unrecorded_mails_per_connection`` mails back, so that many are out at most.
-        committing: deque[asyncio.Task[None]] = deque()
-        depth = max(1, s.unrecorded_mails_per_connection)
+        committing: collections.deque[asyncio.Task[None]] = collections.deque()
+        depth = s.unrecorded_mails_per_connection
         #: The next row's mail, prepared, and its envelope where it went out with the last mail's content.
         ahead: tuple[Prepared, Opened | Answer | None] | None = None
         sending = time.perf_counter()

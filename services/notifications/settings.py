@@ -33,7 +33,7 @@ class NotificationSettings(BaseSettings):
     #: crash at most this many per connection are sent again. With 1 the connection idles while each outcome
     #: commits; with 2 the next mail goes to the server meanwhile (a fan-out of 20,000 mails on two cores took
     #: 11.9 and 12.9 s instead of 13.5-16.1, alternated, with claims of 50; docs/notifications.md).
-    unrecorded_mails_per_connection: int = 2
+    unrecorded_mails_per_connection: int = Field(2, ge=1)
     from_address: str = "beteiligung@example.org"
     from_name: str = "civic"
 

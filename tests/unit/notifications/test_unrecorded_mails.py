@@ -79,8 +79,12 @@ class Worker(MailWorker):
         return WireAddress(f"{row['id']}@example.org", False), row["id"].encode()
 
 
-async def _settled(server: Server) -> list[str]:
-    """What went out once the worker has nothing more it may send."""
+async def _settled(server: Server, at_least: int) -> list[str]:
+    """What went out once ``at_least`` contents have and the worker then sent nothing more for a moment."""
+    async with asyncio.timeout(2):
+        while len(server.contents) < at_least:
+            server.changed.clear()
+            await server.changed.wait()
     while True:
         server.changed.clear()
         try:
@@ -93,11 +97,11 @@ async def test_with_two_the_next_content_waits_for_the_outcome_two_mails_back() 
     server, commits = Server(), Commits()
     worker = Worker(2, [{"id": f"m{i}"} for i in range(1, 5)], server, commits)
     sending = asyncio.create_task(worker.send_due())
-    assert await _settled(server) == ["m1", "m2"]  # m3 waits for m1's outcome
+    assert await _settled(server, 2) == ["m1", "m2"]  # m3 waits for m1's outcome
     commits.commit("m2")
-    assert await _settled(server) == ["m1", "m2"]  # m2's outcome is not the one m3 waits for
+    assert await _settled(server, 2) == ["m1", "m2"]  # m2's outcome is not the one m3 waits for
     commits.commit("m1")
-    assert await _settled(server) == ["m1", "m2", "m3", "m4"]  # m4 waited for m2's, committed already
+    assert await _settled(server, 4) == ["m1", "m2", "m3", "m4"]  # m4 waited for m2's, committed already
     assert not sending.done()  # the batch ends only when every outcome is committed
     commits.commit("m3")
     commits.commit("m4")
@@ -108,9 +112,9 @@ async def test_with_one_each_content_waits_for_the_last_outcome() -> None:
     server, commits = Server(), Commits()
     worker = Worker(1, [{"id": f"m{i}"} for i in range(1, 4)], server, commits)
     sending = asyncio.create_task(worker.send_due())
-    assert await _settled(server) == ["m1"]
+    assert await _settled(server, 1) == ["m1"]
     commits.commit("m1")
-    assert await _settled(server) == ["m1", "m2"]
+    assert await _settled(server, 2) == ["m1", "m2"]
     commits.commit("m2")
     commits.commit("m3")
     assert await asyncio.wait_for(sending, 1) == 3
