@@ -442,13 +442,18 @@ class Store:
     async def _blank_deliveries(self, where: str, tenant: str, values: list[Any]) -> None:
         # What was not sent yet cannot be sent without its address: it is given up (and leaves the send queue, so
         # that a sender's outcome for a mail on the wire meanwhile is not recorded), not left to fail forever.
+        # The queue's rows first, then the log's: the order an outcome's statement (``_SETTLE``) locks them in, so
+        # that an erasure and the outcome of the same mail wait for each other instead of deadlocking (as they did
+        # when the log's rows came first).
+        scope = f"tenant = $1 and channel = 'email' and {where}"
         await self.conn.execute(
-            "with blanked as (update deliveries set address = null, personal = '{}'::jsonb,"
+            f"delete from send_queue where delivery_id in (select id from deliveries where {scope})", tenant, values
+        )
+        await self.conn.execute(
+            "update deliveries set address = null, personal = '{}'::jsonb,"
             " state = case when state in ('queued', 'failed') then 'given_up' else state end,"
             " last_answer = case when state in ('queued', 'failed') then 'erased before sending'"
-            " else last_answer end"
-            f" where tenant = $1 and channel = 'email' and {where} returning id)"
-            " delete from send_queue where delivery_id in (select id from blanked)",
+            f" else last_answer end where {scope}",
             tenant,
             values,
         )
@@ -594,11 +599,14 @@ class Store:
     async def requeue(self, tenant: str, delivery_id: UUID, now: datetime) -> Any:
         """Due again at once with a fresh count of attempts (the whole retry schedule again); the last answer
         stays until the new outcome. Only a delivery that is not queued or being sent already."""
+        # The queue's row (where there is one) is locked before the log's, the order an outcome's statement
+        # locks them in (``_SETTLE``; see ``_blank_deliveries``).
         return await self.conn.fetchrow(
-            "with requeued as (update deliveries set state = 'queued', attempts = 0, next_attempt_at = $3,"
+            "with held as (select lease_until from send_queue where delivery_id = $2 for update),"
+            " requeued as (update deliveries set state = 'queued', attempts = 0, next_attempt_at = $3,"
             " resends = resends + 1, resent_at = $3"
             " where tenant = $1 and id = $2 and state in ('sent', 'failed', 'given_up')"
-            " and not exists (select 1 from send_queue where delivery_id = $2 and lease_until is not null)"
+            " and not exists (select 1 from held where lease_until is not null)"
             f" returning {DELIVERY_COLUMNS}),"
             # A failed delivery is still in the queue, due later: due now, its attempts counted from zero.
             " queued as (insert into send_queue (delivery_id, channel, due_at) select id, channel, next_attempt_at"
