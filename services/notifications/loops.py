@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from prometheus_client import Counter, Histogram
@@ -108,20 +108,30 @@ def loops(ctx: ServiceContext) -> list[Loop]:
 # -- mail ---------------------------------------------------------------------------------------------------
 
 
+class _Waiting(NamedTuple):
+    """An outcome waiting for the recorder's next commit: what to write, the future its worker waits on, and
+    the worker (its other outcomes in the same commit decide whether the commit waits for its next mail)."""
+
+    item: tuple[Any, datetime, Answer]
+    done: asyncio.Future[None]
+    worker: object
+
+
 class Recorder:
     """Records outcomes for the mail workers of a process: each worker waits until its own outcome is
     committed, and outcomes that arrive while a commit is in flight go together in the next (a group commit).
 
     Like PostgreSQL's ``commit_delay`` with ``commit_siblings``, a commit waits a moment (``linger``) for the
-    answers of the other workers' mails already on the wire, so that a rush commits several outcomes per
-    statement instead of one each; with no other mail on the wire (one mail at a time) it does not wait."""
+    answers of the mails already on the wire that do not wait for it (the other workers', and a worker's next
+    one while it may have another outcome out), so that a rush commits several outcomes per statement instead
+    of one each; with no such mail on the wire it does not wait."""
 
     def __init__(self, ctx: ServiceContext, settings: NotificationSettings) -> None:
         self.ctx = ctx
         self.settings = settings
         self.uows = ctx.uows(Store)
-        #: Outcomes to commit next: (row, lease, answer), the future their worker waits on, the worker.
-        self._waiting: list[tuple[tuple[Any, datetime, Answer], asyncio.Future[None], object]] = []
+        #: Outcomes to commit next.
+        self._waiting: list[_Waiting] = []
         self._lock = asyncio.Lock()
         #: The workers whose mail's content is on the wire: their outcomes follow within an SMTP answer's time.
         self._on_wire: set[object] = set()
@@ -139,7 +149,7 @@ class Recorder:
         """Queue an outcome of ``worker`` at once (so that a commit waiting for it sees it) and commit it: the
         task ends when it is committed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(((row, lease_until, answer), done, worker))
+        self._waiting.append(_Waiting((row, lease_until, answer), done, worker))
         self.off_wire(worker)
         return asyncio.create_task(self._committed(done))
 
@@ -149,15 +159,15 @@ class Recorder:
                 await self._linger()
                 batch, self._waiting = self._waiting, []
                 try:
-                    await self._commit([item for item, _, _worker in batch])
+                    await self._commit([w.item for w in batch])
                 except BaseException as exc:
-                    for _, fut, _worker in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
+                    for w in batch:
+                        if not w.done.done():
+                            w.done.set_exception(exc)
                     raise
-                for _, fut, _worker in batch:
-                    if not fut.done():
-                        fut.set_result(None)
+                for w in batch:
+                    if not w.done.done():
+                        w.done.set_result(None)
         await done
 
     async def _linger(self) -> None:
@@ -169,7 +179,7 @@ class Recorder:
         deadline = time.monotonic() + self.settings.outcome_linger_seconds
         depth = self.settings.unrecorded_mails_per_connection
         while (left := deadline - time.monotonic()) > 0:
-            held = collections.Counter(worker for *_, worker in self._waiting)
+            held = collections.Counter(w.worker for w in self._waiting)
             if not any(held[worker] < depth for worker in self._on_wire):
                 return
             self._arrived.clear()
