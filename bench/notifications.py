@@ -13,7 +13,10 @@ processes, the sink, PostgreSQL, Redis), so a reader can see whether the sink or
 Last line: ``mail_vs_smtp_sink: <ratio>``.
 
     DATABASE_URL=... REDIS_URL=... python -m bench.notifications [--count 50000] [--connections 16]
-        [--processes 2] [--sink-kind aiosmtpd|lean]
+        [--processes 2] [--sink-kind aiosmtpd|lean] [--notifications-nice N]
+
+``--notifications-nice N`` runs the service's processes at a lower CPU weight than the sink's (as
+``bench-rush`` can), for comparing what a lower weight for the mail senders changes.
 """
 
 from __future__ import annotations
@@ -122,6 +125,7 @@ async def service_rate(
     connections: int,
     processes: int,
     sink_pid: int,
+    nice: int = 0,
 ) -> float:
     """Mails per second of the notifications service, run as ``civic serve`` runs it (uvicorn, ``processes``
     worker processes sharing the consumer group and the queue, ``connections`` SMTP connections each), from the
@@ -138,7 +142,7 @@ async def service_rate(
     outbox = Outbox("registration")
     redis = Redis.from_url(redis_url)
     with server(
-        database_url, prefix, http_port, "notifications", redis_url=redis_url, env=env, workers=processes
+        database_url, prefix, http_port, "notifications", redis_url=redis_url, env=env, workers=processes, nice=nice
     ) as proc:
         await wait_ready(f"http://127.0.0.1:{http_port}")
         conn = await asyncpg.connect(database_url, server_settings={"search_path": "notifications"})
@@ -257,6 +261,9 @@ async def main() -> None:
         default="aiosmtpd",
         help="the SMTP sink: aiosmtpd (the target's) or bench.smtpsink (answers as a production server does)",
     )
+    parser.add_argument(
+        "--notifications-nice", type=int, default=0, help="the service's processes at this nice level (0: as the rest)"
+    )
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--skip-baseline", action="store_true", help="for profiling the service alone")
     args = parser.parse_args()
@@ -282,10 +289,14 @@ async def main() -> None:
         baseline = 1.0 if args.skip_baseline else await sink_rate(port, args.count, args.connections)
         sink_share = (cpu_seconds(sink.pid) - sink_cpu0) / (time.perf_counter() - t0)
         url = with_database(admin_url, name)
-        rate = await service_rate(url, redis_url, prefix, port, args.count, args.connections, args.processes, sink.pid)
+        rate = await service_rate(
+            url, redis_url, prefix, port, args.count, args.connections, args.processes, sink.pid,
+            args.notifications_nice,
+        )  # fmt: skip
         print(
             f"mails: {args.count}, notifications processes: {args.processes} with {args.connections} SMTP "
-            f"connections each, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+            f"connections each{f', at nice {args.notifications_nice}' if args.notifications_nice else ''}, "
+            f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
         )
         print(
             f"smtp_sink_plain_aiosmtplib: {baseline:.0f} mails/s (one process, {args.connections} connections; "

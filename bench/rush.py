@@ -203,6 +203,14 @@ def ms(values: list[float]) -> str:
     return f"p50 {statistics.median(values) * 1000:.1f} ms, p99 {pct(values, 0.99) * 1000:.1f} ms"
 
 
+def by_thirds(values: list[float]) -> str:
+    """p99 of the answers in each third of an open-loop run (its requests in the order they were wanted): where in
+    the run the slow answers came, e.g. while the first registrations' ticket mails are being made."""
+    third = max(1, len(values) // 3)
+    parts = [values[:third], values[third : 2 * third], values[2 * third :]]
+    return ", ".join(f"{pct(part, 0.99) * 1000:.0f}" for part in parts if part)
+
+
 def registrations(meeting_id: str, run: str, n: int) -> list[dict[str, Any]]:
     return [
         {
@@ -531,6 +539,7 @@ async def measure(args: Any, db_url: str, prefix: str) -> list[str]:
                 f"half load: {n_half} registrations open loop at {half_rate:.0f}/s: answers {ms(half['latencies'])}, "
                 f"mail after answer {ms(half_mail)}, {generator_share(half)}"
             )
+            lines.append(f"half load: answers p99 by third of the run {by_thirds(half['latencies'])} ms")
             lines.append(cpu_line("half load", half_used, n_half, half_seconds))
             for process in ("registration", "notifications") if args.profile else ():
                 lines += breakdown_lines(f"{process} (half load)", breakdown(f"{args.profile}/half-{process}.txt"))

@@ -10,6 +10,7 @@ import sys
 
 import asyncpg
 
+from bench.rush import by_thirds
 from shared.settings import Settings
 
 
@@ -31,6 +32,7 @@ async def test_rush_harness_runs_every_phase_and_cleans_up(settings: Settings) -
     ]
     assert "outcome {'confirmed': 5, 'waitlisted': 15} (as expected)" in stdout
     assert "mails 20 of 20" in stdout
+    assert re.search(r"half load: answers p99 by third of the run \d+, \d+, \d+ ms", stdout)
     database = re.search(r"scratch database (\S+)", stdout)
     assert database is not None
     conn = await asyncpg.connect(settings.database_url)
@@ -38,3 +40,10 @@ async def test_rush_harness_runs_every_phase_and_cleans_up(settings: Settings) -
         assert not await conn.fetchval("select exists (select 1 from pg_database where datname = $1)", database[1])
     finally:
         await conn.close()
+
+
+def test_the_half_loads_slow_third_shows_where_it_came() -> None:
+    # In the order the requests were wanted: a slow middle, a fast start and end.
+    latencies = [0.001] * 30 + [0.050] * 30 + [0.002] * 30
+    assert by_thirds(latencies) == "1, 50, 2"
+    assert by_thirds([0.003]) == "3"
