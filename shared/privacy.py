@@ -105,17 +105,18 @@ async def own_key(conn: Conn | asyncpg.Pool, key_id: UUID) -> bytes | None:
 
 async def producer_key(conn: Conn, producer: str, key_id: UUID, tenant: str) -> bytes:
     """A key from another service's keyring (the reader must have been granted it); KeyGone if deleted."""
-    value = await conn.fetchval(f'select key from "{producer}".{KEYRING} where id = $1 and tenant = $2', key_id, tenant)
-    if value is None:
+    keys = await producer_keys(conn, producer, [(key_id, tenant)])
+    if key_id not in keys:
         raise KeyGone(str(key_id))
-    return bytes(value)
+    return keys[key_id]
 
 
 async def producer_keys(conn: Conn, producer: str, wanted: Sequence[tuple[UUID, str]]) -> dict[UUID, bytes]:
-    """``producer_key`` for several (key id, tenant) pairs in one round trip; a key that is gone is absent."""
+    """``producer_key`` for several (key id, tenant) pairs in one round trip; a key that is gone is absent.
+
+    Through the producer's ``read_keys`` (its migration says why a function), which reads its keyring."""
     rows = await conn.fetch(
-        f'select k.id, k.key from unnest($1::uuid[], $2::text[]) as w(id, tenant) join "{producer}".{KEYRING} k'
-        " on k.id = w.id and k.tenant = w.tenant",
+        f'select id, key from "{producer}".read_keys($1::uuid[], $2::text[])',
         [key_id for key_id, _ in wanted],
         [tenant for _, tenant in wanted],
     )

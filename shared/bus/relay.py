@@ -145,9 +145,7 @@ class Relay:
                 log.debug("fewer replicas than wanted confirmed a batch", extra={"replicas": replies[-1]})
             parsed = [parse_entry_id(i) for i in xadds]
             await conn.execute(
-                "update outbox o set published_at = now(), stream_ms = u.ms, stream_seq = u.seq "
-                "from unnest($1::bigint[], $2::bigint[], $3::bigint[]) as u(position, ms, seq) "
-                "where o.position = u.position",
+                "select mark_published($1::bigint[], $2::bigint[], $3::bigint[])",  # see its migration
                 [r["position"] for r in rows],
                 [p[0] for p in parsed],
                 [p[1] for p in parsed],
