@@ -339,12 +339,7 @@ class Store:
 
     async def set_tickets(self, ids: list[UUID], codes: list[str]) -> None:
         """The tickets of registrations confirmed by ``decide_and_register`` in this transaction."""
-        await self.conn.execute(
-            "update registrations r set ticket_code = t.code from unnest($1::uuid[], $2::text[]) as t(id, code) "
-            "where r.id = t.id",
-            ids,
-            codes,
-        )
+        await self.conn.execute("select set_tickets($1::uuid[], $2::text[])", ids, codes)  # see its migration
 
     async def counts(self, meeting_id: UUID, slot_id: UUID | None = None, *, whole: bool = False) -> Counts:
         """Seats taken and people waiting, for one slot (or the meeting without slots), or the ``whole`` meeting.

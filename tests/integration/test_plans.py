@@ -4,7 +4,8 @@ PostgreSQL settles on a generic plan for a prepared statement after five executi
 next ANALYZE; made while the table was small it is a sequential scan, which later reads the whole table for a
 few rows. The relay's mark (``mark_published``) and the keyring's reads (``read_keys``) run as functions
 planned at each call (their migrations say why); the inline statements they replaced are the controls, so a
-check that could not fail would show here.
+check that could not fail would show here. Registration's ``set_tickets`` is the same kind of function; the
+check-in tests use the tickets it sets.
 """
 
 from __future__ import annotations
