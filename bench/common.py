@@ -18,12 +18,17 @@ import httpx
 from civic.devservers import free_port
 
 __all__ = [
-    "ADMIN_URL", "REDIS_URL", "CpuMeter", "OffersPipelining", "checkpoint", "cpu_by_command", "cpu_seconds",
-    "free_port", "load", "server", "stopping", "wait_ready", "with_database",
+    "ADMIN_URL", "NOTIFICATIONS_NICE", "REDIS_URL", "CpuMeter", "OffersPipelining", "checkpoint", "cpu_by_command",
+    "cpu_seconds", "free_port", "load", "server", "stopping", "wait_ready", "with_database",
 ]  # fmt: skip
 
 ADMIN_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+#: The notifications processes' CPU weight as deployed: a tenth of the other processes' (docker-compose.yml's
+#: ``cpu_shares``, deploy/k8s's CPU requests), so that answering a person comes before sending a mail. On one
+#: machine's processes that is ``nice 10`` (a weight of 110 against 1,024).
+NOTIFICATIONS_NICE = 10
 
 
 class OffersPipelining:

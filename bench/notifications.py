@@ -15,8 +15,9 @@ Last line: ``mail_vs_smtp_sink: <ratio>``.
     DATABASE_URL=... REDIS_URL=... python -m bench.notifications [--count 50000] [--connections 16]
         [--processes 2] [--sink-kind aiosmtpd|lean] [--notifications-nice N]
 
-``--notifications-nice N`` runs the service's processes at a lower CPU weight than the sink's (as
-``bench-rush`` can), for comparing what a lower weight for the mail senders changes.
+The service's processes run at the CPU weight it is deployed with, a tenth of the others'
+(``bench.common.NOTIFICATIONS_NICE``, as ``bench-rush`` runs them): on this machine the sink stands for the
+mail server, which in production has cores of its own. ``--notifications-nice 0`` runs them at the sink's.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from redis.asyncio import Redis
 
 from bench.common import (
     ADMIN_URL,
+    NOTIFICATIONS_NICE,
     REDIS_URL,
     CpuMeter,
     OffersPipelining,
@@ -262,7 +264,10 @@ async def main() -> None:
         help="the SMTP sink: aiosmtpd (the target's) or bench.smtpsink (answers as a production server does)",
     )
     parser.add_argument(
-        "--notifications-nice", type=int, default=0, help="the service's processes at this nice level (0: as the rest)"
+        "--notifications-nice",
+        type=int,
+        default=NOTIFICATIONS_NICE,
+        help="the service's processes' nice level: their CPU weight below the sink's, as deployed (0: the same)",
     )
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--skip-baseline", action="store_true", help="for profiling the service alone")

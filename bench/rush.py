@@ -56,6 +56,7 @@ from aiosmtplib.email import flatten_message
 
 from bench.common import (
     ADMIN_URL,
+    NOTIFICATIONS_NICE,
     REDIS_URL,
     CpuMeter,
     OffersPipelining,
@@ -585,8 +586,8 @@ def arguments() -> argparse.Namespace:
     ap.add_argument(
         "--notifications-nice",
         type=int,
-        default=0,
-        help="CPU weight of the notifications processes below registration's (nice), as cpu_shares would set it",
+        default=NOTIFICATIONS_NICE,
+        help="the notifications processes' nice level: their CPU weight below the others', as deployed (0: the same)",
     )
     ap.add_argument("--warm", type=int, default=100, help="warm-up registrations (and mails)")
     ap.add_argument("--mail-timeout", type=float, default=600.0)
@@ -615,10 +616,11 @@ async def main(args: argparse.Namespace) -> None:
         lines = await measure(args, with_database(ADMIN_URL, name), prefix)
     finally:
         await drop_scratch(name, prefix)
+    niced = f", at nice {args.notifications_nice}" if args.notifications_nice else ""
     print(
         f"setup: registration ({args.workers} uvicorn worker{'s' if args.workers > 1 else ''}) and notifications "
         f"({args.notification_processes} processes, each with relay, consumer and {args.smtp_connections} mail "
-        f"senders) as separate processes, an SMTP server ({SINK_NAMES[args.sink_kind]}) "
+        f"senders{niced}) as separate processes, an SMTP server ({SINK_NAMES[args.sink_kind]}) "
         f"and bench.loadgen in processes of their own, {os.cpu_count()} cores, load average "
         f"{os.getloadavg()[0]:.1f}; scratch database {name} (dropped)"
     )
