@@ -1,5 +1,5 @@
 -- The tickets of the registrations a batch confirmed, set in the batch's transaction once they are signed
--- (services/registration/use_cases/registrations.py: decide_in_turn).
+-- (services/registration/use_cases/registrations.py: decide_and_write).
 --
 -- A function so that its statement is planned at every call with the registrations table as large as it is then
 -- (and kept to custom plans where PostgreSQL caches a SQL function's plan): as a prepared statement, the generic
