@@ -359,13 +359,14 @@ class Mails:
         # Stable per delivery: a resend after a crash carries the same id, so mail clients can fold duplicates.
         return f"<{row['id']}@{self.settings.from_address.partition('@')[2] or 'civic'}>"
 
-    def compose(self, row: Any, lookups: Lookups, personal: dict[str, Any], to: str | None = None) -> Message:
-        """The mail of one delivery, built through the ``email`` package."""
+    def compose(
+        self, row: Any, rendered: Rendered, attachments: Attachments | None, unsubscribe: str | None, *, to: str
+    ) -> Message:
+        """The mail of one delivery, built through the ``email`` package from what ``_render`` made of it."""
         s = self.settings
-        rendered, attachments, unsubscribe = self._render(row, lookups, personal)
         return build_email(
             rendered,
-            to=to or row["address"],
+            to=to,
             from_address=s.from_address,
             from_name=s.from_name,
             message_id=self.message_id(row),
@@ -436,10 +437,11 @@ class Mails:
                     text=rendered.text,
                     html=rendered.html,
                 )
+            # Built from what was rendered above: a ticket's QR code and calendar file are made once a mail.
             if to.isascii():
-                return to_bytes(self.compose(row, lookups, personal, to))
+                return to_bytes(self.compose(row, rendered, attachments, unsubscribe, to=to))
             # An SMTPUTF8 mail carries the address in UTF-8 as it stands (RFC 6532), not as an encoded word.
-            return to_bytes(self.compose(row, lookups, personal, RECIPIENT_SLOT)).replace(
+            return to_bytes(self.compose(row, rendered, attachments, unsubscribe, to=RECIPIENT_SLOT)).replace(
                 RECIPIENT_SLOT.encode(), to.encode(), 1
             )
         proto = self.prototypes.get(key)
